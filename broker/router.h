@@ -1,0 +1,56 @@
+/*
+ * router.h: subscriptions, pattern matching and queue groups.
+ *
+ * The router indexes subscriptions by pattern (a trie of tokens with `*` and
+ * `>` edges) and answers, for a channel, which subscriptions a message goes
+ * to: every matching subscription outside a queue group, and exactly one
+ * member of each queue group (grouped by queue name across all matching
+ * patterns, as NATS does), chosen in turn.  It does not own subscriptions:
+ * the connection that made one embeds its struct sub and removes it before
+ * freeing it.  Pure data structure: no I/O, tested without sockets.
+ */
+#ifndef IPCBUS_ROUTER_H
+#define IPCBUS_ROUTER_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+struct router;
+struct router_node;
+
+struct sub {
+	void *owner;       /* the connection (opaque to the router) */
+	uint64_t sid;      /* the client's subscription id */
+	char *pattern;     /* NUL-terminated, valid (chan_valid_pattern) */
+	size_t pattern_len;
+	char *queue;       /* NUL-terminated queue group name, or NULL */
+	/* router-private */
+	struct router_node *node;
+	struct sub *next, *prev; /* in the node's list */
+};
+
+/* New empty router; NULL when out of memory. */
+struct router *router_new(void);
+
+/* Free the index (not the subscriptions).  NULL does nothing. */
+void router_free(struct router *r);
+
+/* Index s (borrowed until router_remove).  0 or -ENOMEM. */
+int router_add(struct router *r, struct sub *s);
+
+/* Remove s from the index; it must have been added. */
+void router_remove(struct router *r, struct sub *s);
+
+/* The subscriptions a message on channel (a valid name, not NUL-terminated)
+ * goes to.  *out points to an array owned by the router, valid until the
+ * next router call.  Returns the count (0 when nobody listens), or -ENOMEM. */
+long router_match(struct router *r, const char *channel, size_t len, struct sub ***out);
+
+/* 1 when at least one subscription matches channel (request/reply's "no
+ * responders" question; bridges will answer it too), else 0. */
+int router_has_interest(struct router *r, const char *channel, size_t len);
+
+/* Number of subscriptions indexed. */
+size_t router_count(const struct router *r);
+
+#endif

@@ -1,0 +1,1 @@
+# client/cli/: see Makefile.am

@@ -1,0 +1,100 @@
+/*
+ * chan.c: validation and matching of channel names and patterns.
+ */
+#include <config.h>
+
+#include <string.h>
+
+#include "chan.h"
+#include "ipcbus.h"
+
+static int chan_tokch(unsigned char c)
+{
+	return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
+	       c == '_' || c == '-';
+}
+
+/* Validate; wild = 1 allows `*` and a final `>`. */
+static int chan_check(const char *s, size_t len, int wild)
+{
+	size_t i = 0, tok = 0;
+
+	if (!s || len == 0 || len > CHAN_MAX)
+		return IPCBUS_ECHANNEL;
+	while (i <= len) {
+		size_t start = i;
+		while (i < len && s[i] != '.')
+			i++;
+		size_t n = i - start;
+		const char *t = s + start;
+		if (n == 0)
+			return IPCBUS_ECHANNEL; /* empty token */
+		if (wild && n == 1 && (t[0] == '*' || t[0] == '>')) {
+			if (t[0] == '>' && i != len)
+				return IPCBUS_ECHANNEL; /* '>' only last */
+		} else {
+			size_t j = 0;
+			if (tok == 0 && t[0] == '$') {
+				if (n == 1)
+					return IPCBUS_ECHANNEL;
+				j = 1;
+			}
+			for (; j < n; j++)
+				if (!chan_tokch((unsigned char)t[j]))
+					return IPCBUS_ECHANNEL;
+		}
+		tok++;
+		i++; /* past the '.' (or past the end) */
+	}
+	return 0;
+}
+
+int chan_valid_name(const char *s, size_t len)
+{
+	return chan_check(s, len, 0);
+}
+
+int chan_valid_pattern(const char *s, size_t len)
+{
+	return chan_check(s, len, 1);
+}
+
+int chan_is_system(const char *s, size_t len)
+{
+	return len > 0 && s[0] == '$';
+}
+
+int chan_is_inbox(const char *s, size_t len)
+{
+	return len >= 6 && memcmp(s, "_INBOX", 6) == 0 && (len == 6 || s[6] == '.');
+}
+
+int chan_match(const char *pat, size_t plen, const char *name, size_t nlen)
+{
+	size_t pi = 0, ni = 0;
+	int first = 1;
+
+	for (;;) {
+		size_t ps = pi, ns = ni;
+		while (pi < plen && pat[pi] != '.')
+			pi++;
+		while (ni < nlen && name[ni] != '.')
+			ni++;
+		size_t pn = pi - ps, nn = ni - ns;
+		int wild = pn == 1 && (pat[ps] == '*' || pat[ps] == '>');
+		if (first && wild && (chan_is_system(name, nlen) || chan_is_inbox(name, nlen)))
+			return 0;
+		if (pn == 1 && pat[ps] == '>')
+			return ns < nlen || nn > 0; /* one or more tokens left */
+		if (ns >= nlen && nn == 0)
+			return 0; /* name ended, pattern did not */
+		if (!(pn == 1 && pat[ps] == '*') && (pn != nn || memcmp(pat + ps, name + ns, pn)))
+			return 0;
+		first = 0;
+		int pend = pi >= plen, nend = ni >= nlen;
+		if (pend || nend)
+			return pend && nend;
+		pi++;
+		ni++;
+	}
+}

@@ -1,0 +1,34 @@
+/*
+ * chan.h: channel names and subscription patterns (DESIGN.md, Semantics).
+ *
+ * A channel is tokens of [A-Za-z0-9_-] separated by '.', at most 255 bytes.
+ * The first token may begin with '$' (the broker's own channels) or be
+ * `_INBOX` (reply inboxes).  A pattern may use `*` for one token and `>` as
+ * its last token for one or more tokens; a wildcard in the first token does
+ * not match `$...` or `_INBOX...` channels.
+ */
+#ifndef IPCBUS_CHAN_H
+#define IPCBUS_CHAN_H
+
+#include <stddef.h>
+
+#define CHAN_MAX 255
+
+/* 0 when s[0..len) is a valid channel name, else IPCBUS_ECHANNEL. */
+int chan_valid_name(const char *s, size_t len);
+
+/* 0 when s[0..len) is a valid pattern, else IPCBUS_ECHANNEL. */
+int chan_valid_pattern(const char *s, size_t len);
+
+/* 1 when the channel is reserved for the broker ($...): clients may not
+ * publish on it. */
+int chan_is_system(const char *s, size_t len);
+
+/* 1 when the first token is _INBOX. */
+int chan_is_inbox(const char *s, size_t len);
+
+/* 1 when the valid pattern matches the valid channel name.  The router uses
+ * its own index; this is the reference the tests compare it with. */
+int chan_match(const char *pat, size_t plen, const char *name, size_t nlen);
+
+#endif

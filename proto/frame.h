@@ -1,0 +1,134 @@
+/*
+ * frame.h: the wire format of ipcbus frames.
+ *
+ * A frame is one `ipcbus.Frame` protobuf message (proto/ipcbus.proto).  On
+ * byte streams each frame is preceded by its length as a varint, exactly like
+ * protobuf's writeDelimitedTo(); on datagram transports one datagram is one
+ * frame.
+ *
+ * The hot frames (PUB, MSG) are read and written here directly in the
+ * protobuf wire format, without allocation: frame_decode() fills a view whose
+ * pointers point into the input bytes, and frame_encode() writes a frame from
+ * such a view.  Both are checked against the protobuf-c generated code by the
+ * unit tests and fuzzed.  The nested messages (Hello, Welcome, Error) stay
+ * bytes here and are packed and unpacked by protobuf-c (frame_pack_* below).
+ */
+#ifndef IPCBUS_FRAME_H
+#define IPCBUS_FRAME_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "ipcbus.pb-c.h"
+
+#define FRAME_VARINT_MAX 10
+
+/* Field numbers of ipcbus.Frame (keep in step with ipcbus.proto). */
+enum {
+	FRAME_F_TYPE = 1,
+	FRAME_F_ID = 2,
+	FRAME_F_CHANNEL = 3,
+	FRAME_F_REPLY_TO = 4,
+	FRAME_F_PAYLOAD = 5,
+	FRAME_F_HEADERS = 6,
+	FRAME_F_SID = 7,
+	FRAME_F_QUEUE = 8,
+	FRAME_F_HELLO = 9,
+	FRAME_F_WELCOME = 10,
+	FRAME_F_ERROR = 11,
+};
+
+/* A byte range inside a frame (or, when encoding, anywhere). */
+struct frame_bytes {
+	const uint8_t *p;
+	size_t len;
+	int set; /* the field was present (an empty value is still present) */
+};
+
+/* A decoded frame: a view into the bytes it was decoded from. */
+struct frame {
+	int type;         /* IPCBUS__FRAME_TYPE__*; 0 when missing */
+	int has_id, has_sid;
+	uint64_t id;
+	uint64_t sid;
+	struct frame_bytes channel, reply_to, payload, queue;
+	struct frame_bytes hello, welcome, error; /* nested messages, packed */
+	/* headers: counted here, read with frame_header_next() */
+	uint32_t nheaders;
+	size_t header_bytes; /* sum of key and value lengths */
+	const uint8_t *body; /* the whole frame, for frame_header_next() */
+	size_t body_len;
+};
+
+struct frame_header {
+	const uint8_t *key;
+	size_t key_len;
+	const uint8_t *value;
+	size_t value_len;
+};
+
+/* Encode v as a varint at p (FRAME_VARINT_MAX bytes of room).  Returns the
+ * number of bytes written. */
+size_t frame_varint_put(uint8_t *p, uint64_t v);
+
+/* Length of v as a varint. */
+size_t frame_varint_len(uint64_t v);
+
+/* Decode a varint from p[0..len).  Returns the bytes used, 0 when more bytes
+ * are needed, -1 when it is malformed (over 10 bytes). */
+int frame_varint_get(const uint8_t *p, size_t len, uint64_t *v);
+
+/* Find the first length-delimited frame in p[0..len).
+ *   > 0: a whole frame is there: *body and *body_len are set, the return
+ *        value is how many bytes it takes with its prefix;
+ *     0: more bytes are needed; *need is the total the frame will take once
+ *        its length is known (else 0), already checked against max;
+ *   IPCBUS_EFRAME: the announced length is over max (nothing is allocated);
+ *   IPCBUS_EPROTO: the length prefix is malformed. */
+long frame_split(const uint8_t *p, size_t len, size_t max,
+		 const uint8_t **body, size_t *body_len, size_t *need);
+
+/* Decode one frame body into *f (a view into body).  Checks the wire format
+ * of every field, that `type` is present, and that every header has a key
+ * and a value.  Unknown fields are skipped as protobuf says.  0 or
+ * IPCBUS_EPROTO. */
+int frame_decode(const uint8_t *body, size_t len, struct frame *f);
+
+/* Iterate over the headers of a decoded frame: *pos starts at 0.  Returns 1
+ * and *h, or 0 at the end. */
+int frame_header_next(const struct frame *f, size_t *pos, struct frame_header *h);
+
+/* Encoded size of f with the given headers (f->nheaders is ignored). */
+size_t frame_size(const struct frame *f, const struct frame_header *h, size_t nh);
+
+/* Write f at dst (frame_size() bytes); returns the bytes written. */
+size_t frame_encode(const struct frame *f, const struct frame_header *h, size_t nh,
+		    uint8_t *dst);
+
+/* Append f to b with its length prefix.  0, -ENOBUFS, -ENOMEM. */
+int frame_append(struct buf *b, const struct frame *f, const struct frame_header *h,
+		 size_t nh);
+
+/* The per-subscription part of a MSG: the length prefix of the whole frame
+ * and the sid field, to be written in front of a shared body of body_len
+ * bytes (frame_encode() of the MSG without sid).  out needs 2 *
+ * FRAME_VARINT_MAX + 1 bytes.  Returns the bytes written. */
+size_t frame_sid_prefix(uint8_t *out, uint64_t sid, size_t body_len);
+
+/* Nested messages, through protobuf-c.  The _append functions pack the
+ * message and append a whole frame of the given type to b. */
+int frame_append_hello(struct buf *b, uint64_t id, const Ipcbus__Hello *h);
+int frame_append_welcome(struct buf *b, uint64_t id, const Ipcbus__Welcome *w);
+int frame_append_error(struct buf *b, uint64_t id, int code, int fatal, const char *text);
+
+/* Unpack nested messages of a decoded frame with protobuf-c (NULL when
+ * absent or malformed).  Free with the matching protobuf-c free_unpacked. */
+Ipcbus__Hello *frame_unpack_hello(const struct frame *f);
+Ipcbus__Welcome *frame_unpack_welcome(const struct frame *f);
+Ipcbus__Error *frame_unpack_error(const struct frame *f);
+
+/* Name of a frame type ("PUB"), for logs and error texts. */
+const char *frame_type_name(int type);
+
+#endif

@@ -1,0 +1,21 @@
+# proto/: the schema, generated protobuf-c code and the framing shared by the
+# broker and the client library.
+noinst_LTLIBRARIES += proto/libipcbusproto.la
+proto_libipcbusproto_la_SOURCES = \
+	proto/buf.c proto/buf.h \
+	proto/frame.c proto/frame.h \
+	proto/chan.c proto/chan.h \
+	proto/url.c proto/url.h
+nodist_proto_libipcbusproto_la_SOURCES = proto/ipcbus.pb-c.c proto/ipcbus.pb-c.h
+proto_libipcbusproto_la_LIBADD = $(PROTOBUF_C_LIBS)
+EXTRA_DIST += proto/ipcbus.proto
+
+BUILT_SOURCES += proto/ipcbus.pb-c.c proto/ipcbus.pb-c.h
+CLEANFILES += proto/ipcbus.pb-c.c proto/ipcbus.pb-c.h
+
+# protoc-c writes both files at once; the .h depends on the .c.
+proto/ipcbus.pb-c.c: $(srcdir)/proto/ipcbus.proto
+	$(AM_V_GEN)$(MKDIR_P) proto && \
+	$(PROTOC_C) --proto_path=$(srcdir)/proto --c_out=proto $(srcdir)/proto/ipcbus.proto
+proto/ipcbus.pb-c.h: proto/ipcbus.pb-c.c
+	@:

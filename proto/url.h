@@ -1,0 +1,50 @@
+/*
+ * url.h: transport URLs (DESIGN.md, Transports) and default addresses.
+ *
+ *   unix:///abs/path.sock[?mode=0660&group=NAME]
+ *   tcp://[TOKEN@]host:port     udp://[TOKEN@]host:port   ([::1] for IPv6)
+ *   sysv://KEY                  shm://KEY
+ * KEY: 0x1234, a decimal number, /path (ftok(path, 1)) or /path:ID.
+ */
+#ifndef IPCBUS_URL_H
+#define IPCBUS_URL_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+#include <sys/un.h>
+
+enum url_kind { URL_UNIX = 1, URL_TCP, URL_UDP, URL_SYSV, URL_SHM };
+
+struct url {
+	enum url_kind kind;
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)]; /* unix */
+	char host[256];                                           /* tcp, udp */
+	uint16_t port;
+	char token[256]; /* percent-decoded; has_token */
+	int has_token;
+	long key;      /* sysv, shm: the key (from ftok for paths) */
+	char keyspec[256]; /* sysv, shm: the KEY as written */
+	unsigned mode; /* unix listen: ?mode= (has_mode) */
+	int has_mode;
+	char group[64]; /* unix listen: ?group= */
+};
+
+/* Parse s into *u.  0, or IPCBUS_EURL with a reason in err. */
+int url_parse(const char *s, struct url *u, char *err, size_t errlen);
+
+/* Parse a SysV KEY (0x.., decimal, /path, /path:ID); 0 or IPCBUS_EURL. */
+int url_parse_key(const char *s, long *key, char *err, size_t errlen);
+
+/* The broker's default listen URL for this user (DESIGN.md, Default
+ * address).  0 or -ENAMETOOLONG. */
+int url_default_listen(char *out, size_t n);
+
+/* The URL a client uses without -u: $IPCBUS_URL, else the user's broker
+ * socket when it exists, else the system broker's.  0 or -ENAMETOOLONG. */
+int url_default_client(char *out, size_t n);
+
+/* Scheme name of a kind ("unix"). */
+const char *url_scheme(enum url_kind kind);
+
+#endif
