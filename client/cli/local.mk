@@ -1,1 +1,13 @@
-# client/cli/: see Makefile.am
+# client/cli/: the ipcbus command.  Only ipcbus.h is used from the library.
+bin_PROGRAMS += client/ipcbus
+client_ipcbus_SOURCES = \
+	client/cli/cli.h \
+	client/cli/main.c \
+	client/cli/common.c \
+	client/cli/pub.c \
+	client/cli/sub.c \
+	client/cli/req.c \
+	client/cli/bench.c \
+	client/cli/reply.c \
+	client/cli/exec.c client/cli/exec.h
+client_ipcbus_LDADD = client/libipcbus.la -lm

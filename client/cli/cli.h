@@ -1,0 +1,46 @@
+/*
+ * cli.h: what the subcommands of the ipcbus command share.
+ *
+ * Each subcommand is one file with one entry point; main.c dispatches on
+ * argv[1].  Exit codes are DESIGN.md's.
+ */
+#ifndef IPCBUS_CLI_H
+#define IPCBUS_CLI_H
+
+#include "ipcbus.h"
+
+enum {
+	CLI_OK = 0,
+	CLI_ERROR = 1,
+	CLI_USAGE = 2,
+	CLI_TIMEOUT = 3,
+	CLI_NO_RESPONDERS = 4,
+	CLI_DISCONNECTED = 5,
+	CLI_ERROR_REPLY = 6,
+};
+
+/* Entry points: argv[0] is the subcommand's name. */
+int cmd_pub(int argc, char **argv);
+int cmd_sub(int argc, char **argv);
+int cmd_req(int argc, char **argv);
+int cmd_reply(int argc, char **argv);
+int cmd_bench(int argc, char **argv);
+
+/* Map a library error code to the CLI's exit code. */
+int cli_exit_code(int err);
+
+/* Print "ipcbus SUB: message" on stderr (printf format). */
+void cli_err(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
+
+/* Parse "KEY=VALUE" (split at the first '=') into h, pointing into s.
+ * 0, or -1 when there is no '=' or the key is empty. */
+int cli_parse_header(const char *s, ipcbus_header *h);
+
+/* Parse a non-negative integer option value; 0 or -1. */
+int cli_parse_long(const char *s, long min, long max, long *out);
+
+/* Connect for a subcommand: url may be NULL (default address).  Prints a
+ * clear error and returns NULL when no broker is reachable. */
+ipcbus *cli_connect(const char *sub, const char *url, const char *name);
+
+#endif
