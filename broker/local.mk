@@ -1,1 +1,19 @@
-# broker/: see Makefile.am
+# broker/: the daemon.  Everything but main.c is a convenience library, so
+# the tests link the modules directly.
+noinst_LTLIBRARIES += broker/libipcbusd.la
+broker_libipcbusd_la_SOURCES = \
+	broker/broker.c broker/broker.h \
+	broker/conf.c broker/conf.h \
+	broker/conn.c broker/conn.h \
+	broker/handle.c \
+	broker/log.c broker/log.h \
+	broker/loop.c broker/loop.h \
+	broker/router.c broker/router.h \
+	broker/transport.c broker/transport.h \
+	broker/tr_stream.c \
+	broker/tr_unix.c
+broker_libipcbusd_la_LIBADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)
+
+sbin_PROGRAMS += broker/ipcbusd
+broker_ipcbusd_SOURCES = broker/main.c
+broker_ipcbusd_LDADD = broker/libipcbusd.la

@@ -328,6 +328,61 @@ int frame_append(struct buf *b, const struct frame *f, const struct frame_header
 	return 0;
 }
 
+/* Bytes of all header fields of f as encoded (key, length and message). */
+static size_t frame_headers_raw_size(const struct frame *f)
+{
+	size_t n = 0, pos = 0;
+	while (pos < f->body_len) {
+		size_t start = pos;
+		uint32_t field;
+		int wt;
+		uint64_t v = 0;
+		const uint8_t *b = NULL;
+		if (frame_field(f->body, f->body_len, &pos, &field, &wt, &v, &b) < 0)
+			break;
+		if (field == FRAME_F_HEADERS)
+			n += pos - start;
+	}
+	return n;
+}
+
+size_t frame_msg_size(const struct frame *pub)
+{
+	struct frame m = {.type = IPCBUS__FRAME_TYPE__MSG, .channel = pub->channel,
+			  .reply_to = pub->reply_to, .payload = pub->payload};
+	size_t n = frame_size(&m, NULL, 0);
+	if (pub->nheaders)
+		n += frame_headers_raw_size(pub);
+	return n;
+}
+
+size_t frame_msg_encode(const struct frame *pub, uint8_t *dst)
+{
+	uint8_t *d = dst;
+
+	d = frame_put_varint_field(d, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__MSG);
+	d = frame_put_fb(d, FRAME_F_CHANNEL, &pub->channel);
+	d = frame_put_fb(d, FRAME_F_REPLY_TO, &pub->reply_to);
+	if (pub->nheaders) {
+		size_t pos = 0;
+		while (pos < pub->body_len) {
+			size_t start = pos;
+			uint32_t field;
+			int wt;
+			uint64_t v = 0;
+			const uint8_t *b = NULL;
+			if (frame_field(pub->body, pub->body_len, &pos, &field, &wt, &v, &b) < 0)
+				break;
+			if (field == FRAME_F_HEADERS) {
+				memcpy(d, pub->body + start, pos - start);
+				d += pos - start;
+			}
+		}
+	}
+	d = frame_put_fb(d, FRAME_F_PAYLOAD, &pub->payload);
+	return (size_t)(d - dst);
+}
+
 size_t frame_sid_prefix(uint8_t *out, uint64_t sid, size_t body_len)
 {
 	size_t total = body_len + 1 + frame_varint_len(sid);
@@ -375,7 +430,9 @@ int frame_append_error(struct buf *b, uint64_t id, int code, int fatal, const ch
 	Ipcbus__Error e = IPCBUS__ERROR__INIT;
 	e.code = (Ipcbus__ErrCode)code;
 	e.has_fatal = 1;
-	e.fatal = fatal != 0;
+	e.fatal = fatal >= 2;
+	e.has_closing = 1;
+	e.closing = fatal >= 1;
 	if (text) {
 		e.has_text = 1;
 		e.text.data = (uint8_t *)(uintptr_t)text;

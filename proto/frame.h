@@ -120,6 +120,7 @@ size_t frame_sid_prefix(uint8_t *out, uint64_t sid, size_t body_len);
  * message and append a whole frame of the given type to b. */
 int frame_append_hello(struct buf *b, uint64_t id, const Ipcbus__Hello *h);
 int frame_append_welcome(struct buf *b, uint64_t id, const Ipcbus__Welcome *w);
+/* fatal: 0 recoverable, 1 closing (may reconnect), 2 fatal (never reconnect) */
 int frame_append_error(struct buf *b, uint64_t id, int code, int fatal, const char *text);
 
 /* Unpack nested messages of a decoded frame with protobuf-c (NULL when
@@ -132,3 +133,10 @@ Ipcbus__Error *frame_unpack_error(const struct frame *f);
 const char *frame_type_name(int type);
 
 #endif
+
+/* The shared body of the MSG that delivers a decoded PUB: type MSG, the
+ * PUB's channel, reply_to, headers (copied as encoded) and payload, without
+ * sid.  frame_msg_size() bytes; frame_msg_encode() returns the bytes written.
+ * Each subscriber's copy is frame_sid_prefix() followed by this body. */
+size_t frame_msg_size(const struct frame *pub);
+size_t frame_msg_encode(const struct frame *pub, uint8_t *dst);

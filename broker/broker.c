@@ -1,0 +1,379 @@
+/*
+ * broker.c: the broker's lifecycle (init, run, drain, fini), accepting
+ * connections, the keepalive timer and the before-sleep flush.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/resource.h>
+#include <sys/signalfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "conn.h"
+#include "ipcbus.h"
+#include "router.h"
+#include "transport.h"
+
+/* Descriptors beyond max-connections: listeners, signalfd, epoll, logs. */
+#define BROKER_SPARE_FDS 64
+
+void broker_mark_dirty(struct broker *b, struct conn *c)
+{
+	if (c->dirty)
+		return;
+	c->dirty = 1;
+	c->dirty_next = b->dirty;
+	b->dirty = c;
+}
+
+void broker_mark_closing(struct broker *b, struct conn *c)
+{
+	c->close_next = b->closing;
+	b->closing = c;
+	/* no more input; the last output goes out in before-sleep */
+	loop_mod(b->loop, &c->watch, 0);
+	broker_mark_dirty(b, c);
+}
+
+static void broker_conn_event(void *arg, uint32_t events)
+{
+	struct conn *c = arg;
+
+	if (c->state == CONN_CLOSING)
+		return;
+	if (events & EPOLLOUT)
+		conn_flush(c);
+	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+		c->ops->read_ready(c);
+}
+
+/* Refuse a connection over max-connections: tell it why, best effort and
+ * without blocking, and close it.  Logged at most once a second. */
+static void broker_refuse(struct broker *b, int fd)
+{
+	struct buf out;
+	char text[128];
+	static const int closing = 1;
+
+	snprintf(text, sizeof text, "the broker is full (max-connections %llu)",
+		 (unsigned long long)b->cfg.max_connections);
+	buf_init(&out, 4096);
+	if (frame_append_error(&out, 0, IPCBUS__ERR_CODE__E_MAX_CONNECTIONS, closing, text) == 0 &&
+	    send(fd, buf_rptr(&out), buf_len(&out), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* the peer learns from the close alone */
+	}
+	buf_fini(&out);
+	close(fd);
+	b->refused++;
+	uint64_t now = loop_now(b->loop);
+	if (now - b->refused_logged >= 1000) {
+		log_warn(&b->log, "refused %llu connection(s): %s", (unsigned long long)b->refused, text);
+		b->refused = 0;
+		b->refused_logged = now;
+	}
+}
+
+void broker_accept(struct broker *b, int fd, const struct conn_ops *ops, struct listener *l)
+{
+	if (b->nconns >= b->cfg.max_connections) {
+		broker_refuse(b, fd);
+		return;
+	}
+	struct conn *c = conn_new(b, fd, ops, l);
+	if (!c) {
+		log_error(&b->log, "out of memory accepting a connection");
+		return;
+	}
+	if (loop_add(b->loop, &c->watch, fd, EPOLLIN, broker_conn_event, c) < 0) {
+		log_error(&b->log, "cannot watch a new connection: %s", strerror(errno));
+		conn_free(c);
+		return;
+	}
+	c->next = b->conns;
+	if (b->conns)
+		b->conns->prev = c;
+	b->conns = c;
+	b->nconns++;
+	b->stats.conns_total++;
+}
+
+static void broker_unlink_conn(struct broker *b, struct conn *c)
+{
+	if (c->prev)
+		c->prev->next = c->next;
+	else
+		b->conns = c->next;
+	if (c->next)
+		c->next->prev = c->prev;
+	b->nconns--;
+}
+
+/* Before sleeping: write every connection's output once, then free the
+ * connections closed during this turn (after their last words). */
+static void broker_before_sleep(void *arg)
+{
+	struct broker *b = arg;
+
+	while (b->dirty) {
+		struct conn *c = b->dirty;
+		b->dirty = c->dirty_next;
+		c->dirty = 0;
+		c->dirty_next = NULL;
+		if (c->state == CONN_CLOSING)
+			c->ops->flush(c); /* best effort, never waits */
+		else
+			conn_flush(c);
+	}
+	while (b->closing) {
+		struct conn *c = b->closing;
+		b->closing = c->close_next;
+		loop_del(b->loop, &c->watch);
+		broker_unlink_conn(b, c);
+		conn_free(c);
+	}
+	if (b->stopping && (b->pending == 0 || !b->conns))
+		loop_stop(b->loop);
+}
+
+static void broker_keepalive(void *arg)
+{
+	struct broker *b = arg;
+	uint64_t now = loop_clock_ms();
+	uint64_t iv = b->cfg.ping_interval;
+
+	for (struct conn *c = b->conns; c; c = c->next) {
+		if (c->state == CONN_CLOSING)
+			continue;
+		if (c->ping_sent) {
+			if (now - c->ping_sent >= iv && now - c->last_rx >= iv)
+				conn_error(c, 0, IPCBUS__ERR_CODE__E_IDLE, 1,
+					   "no answer to keepalive PING for %llu ms",
+					   (unsigned long long)(now - c->ping_sent));
+			else if (c->last_rx > c->ping_sent)
+				c->ping_sent = 0; /* it talked: alive */
+		} else if (now - c->last_rx >= iv) {
+			struct frame ping = {.type = IPCBUS__FRAME_TYPE__PING, .has_id = 1,
+					     .id = ++c->ping_id};
+			if (conn_send(c, &ping) == 0)
+				c->ping_sent = now;
+		}
+	}
+	loop_timer_set(b->loop, &b->keepalive, iv / 2 ? iv / 2 : 1, broker_keepalive, b);
+}
+
+static void broker_drain_timeout(void *arg)
+{
+	struct broker *b = arg;
+	log_warn(&b->log, "drain-timeout reached with %llu bytes unsent; stopping",
+		 (unsigned long long)b->pending);
+	loop_stop(b->loop);
+}
+
+static void broker_close_listeners(struct broker *b)
+{
+	while (b->listeners) {
+		struct listener *l = b->listeners;
+		b->listeners = l->next;
+		l->tr->unlisten(l);
+		free(l);
+	}
+}
+
+static void broker_stop(struct broker *b, int sig)
+{
+	if (b->stopping)
+		return;
+	b->stopping = 1;
+	log_info(&b->log, "%s: stopping (draining for at most %llu ms)", strsignal(sig),
+		 (unsigned long long)b->cfg.drain_timeout);
+	broker_close_listeners(b);
+	/* read no more; what is queued goes out until the drain deadline */
+	for (struct conn *c = b->conns; c; c = c->next)
+		if (c->state != CONN_CLOSING)
+			loop_mod(b->loop, &c->watch, c->want_write ? EPOLLOUT : 0);
+	loop_timer_set(b->loop, &b->drain, b->cfg.drain_timeout, broker_drain_timeout, b);
+}
+
+static void broker_signal(void *arg, uint32_t events)
+{
+	struct broker *b = arg;
+	struct signalfd_siginfo si;
+	(void)events;
+
+	while (read(b->sigfd, &si, sizeof si) == (ssize_t)sizeof si) {
+		switch (si.ssi_signo) {
+		case SIGTERM:
+		case SIGINT:
+			broker_stop(b, (int)si.ssi_signo);
+			break;
+		case SIGHUP:
+			log_info(&b->log, "SIGHUP: configuration reload is not supported in this version; ignored");
+			break;
+		}
+	}
+}
+
+static int broker_signals(struct broker *b)
+{
+	sigset_t set;
+
+	signal(SIGPIPE, SIG_IGN);
+	sigemptyset(&set);
+	sigaddset(&set, SIGTERM);
+	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGHUP);
+	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
+		return -errno;
+	b->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
+	if (b->sigfd < 0)
+		return -errno;
+	return loop_add(b->loop, &b->sigwatch, b->sigfd, EPOLLIN, broker_signal, b);
+}
+
+/* Raise RLIMIT_NOFILE to what max-connections needs, not blindly to the hard
+ * limit; warn when the hard limit is lower. */
+static void broker_nofile(struct broker *b)
+{
+	struct rlimit rl;
+	if (getrlimit(RLIMIT_NOFILE, &rl) < 0)
+		return;
+	b->nofile_soft = (unsigned long)rl.rlim_cur;
+	rlim_t want = (rlim_t)(b->cfg.max_connections + BROKER_SPARE_FDS);
+	if (rl.rlim_cur >= want)
+		return;
+	rlim_t got = rl.rlim_max != RLIM_INFINITY && rl.rlim_max < want ? rl.rlim_max : want;
+	rl.rlim_cur = got;
+	if (setrlimit(RLIMIT_NOFILE, &rl) < 0 || got < want)
+		log_warn(&b->log, "open files limited to %llu: fewer than max-connections (%llu) can connect",
+			 (unsigned long long)got, (unsigned long long)b->cfg.max_connections);
+}
+
+static int broker_pidfile(struct broker *b)
+{
+	if (!b->cfg.pidfile)
+		return 0;
+	char tmp[4200];
+	snprintf(tmp, sizeof tmp, "%s.tmp", b->cfg.pidfile);
+	FILE *f = fopen(tmp, "we");
+	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 ||
+	    rename(tmp, b->cfg.pidfile) < 0) {
+		int rc = -errno;
+		log_error(&b->log, "pidfile %s: %s", b->cfg.pidfile, strerror(errno));
+		unlink(tmp);
+		return rc ? rc : -EIO;
+	}
+	return 0;
+}
+
+int broker_init(struct broker *b, struct conf *cfg)
+{
+	int rc;
+	uint8_t rnd[8];
+
+	struct log lg = b->log; /* main() may have opened it already */
+	memset(b, 0, sizeof *b);
+	b->log = lg;
+	b->cfg = *cfg;
+	memset(cfg, 0, sizeof *cfg); /* taken */
+	b->sigfd = -1;
+	b->ready_fd = -1;
+	buf_init(&b->scratch, (size_t)(b->cfg.max_payload + b->cfg.max_header_bytes + 1024));
+	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
+		memset(rnd, 0, sizeof rnd);
+	for (size_t i = 0; i < sizeof rnd; i++)
+		snprintf(b->server_id + 2 * i, 3, "%02x", rnd[i]);
+	broker_nofile(b);
+	if ((rc = loop_new(&b->loop)) < 0) {
+		log_error(&b->log, "epoll: %s", strerror(-rc));
+		return rc;
+	}
+	loop_before_sleep(b->loop, broker_before_sleep, b);
+	if (!(b->router = router_new())) {
+		log_error(&b->log, "out of memory");
+		return -ENOMEM;
+	}
+	if ((rc = broker_signals(b)) < 0) {
+		log_error(&b->log, "signals: %s", strerror(-rc));
+		return rc;
+	}
+	for (size_t i = 0; i < b->cfg.nlisten; i++) {
+		struct url u;
+		char err[512];
+		const struct transport *tr;
+		struct listener *l;
+		if (url_parse(b->cfg.listen[i], &u, err, sizeof err) < 0) {
+			log_error(&b->log, "%s", err);
+			return IPCBUS_EURL;
+		}
+		if (!(tr = transport_find(u.kind))) {
+			log_error(&b->log, "%s: %s:// is not supported in this version",
+				  b->cfg.listen[i], url_scheme(u.kind));
+			return IPCBUS_EURL;
+		}
+		if ((rc = tr->listen(b, &u, &l, err, sizeof err)) < 0) {
+			log_error(&b->log, "cannot listen on %s: %s", b->cfg.listen[i], err);
+			return rc;
+		}
+		l->next = b->listeners;
+		b->listeners = l;
+		log_info(&b->log, "listening on %s", b->cfg.listen[i]);
+	}
+	if ((rc = broker_pidfile(b)) < 0)
+		return rc;
+	if (b->cfg.ping_interval)
+		loop_timer_set(b->loop, &b->keepalive, b->cfg.ping_interval / 2, broker_keepalive, b);
+	log_info(&b->log, "ready (ipcbusd %s, protocol %d, pid %d)", PACKAGE_VERSION,
+		 IPCBUS_PROTOCOL_VERSION, (int)getpid());
+	return 0;
+}
+
+int broker_run(struct broker *b)
+{
+	if (b->ready_fd >= 0) {
+		char ok = 1;
+		if (write(b->ready_fd, &ok, 1) < 0) {
+		}
+		close(b->ready_fd);
+		b->ready_fd = -1;
+	}
+	int rc = loop_run(b->loop);
+	if (rc < 0)
+		log_error(&b->log, "event loop: %s", strerror(-rc));
+	return rc;
+}
+
+void broker_fini(struct broker *b)
+{
+	if (b->loop) {
+		broker_close_listeners(b);
+		/* flush what can go without waiting, then free */
+		for (struct conn *c = b->conns; c; c = c->next)
+			if (c->state != CONN_CLOSING)
+				conn_close(c, "broker stopping");
+		broker_before_sleep(b);
+		loop_timer_cancel(b->loop, &b->keepalive);
+		loop_timer_cancel(b->loop, &b->drain);
+		if (b->sigfd >= 0) {
+			loop_del(b->loop, &b->sigwatch);
+			close(b->sigfd);
+		}
+	}
+	if (b->cfg.pidfile)
+		unlink(b->cfg.pidfile);
+	router_free(b->router);
+	loop_free(b->loop);
+	buf_fini(&b->scratch);
+	log_info(&b->log, "stopped");
+	conf_fini(&b->cfg);
+	b->loop = NULL;
+	b->router = NULL;
+}

@@ -1,0 +1,289 @@
+/*
+ * conf.c: the configuration file reader (see ipcbus.conf(5)).
+ *
+ * One directive per line.  '#' at the start of a line or after white space
+ * starts a comment; a value with spaces or '#' is double-quoted (\" and \\
+ * inside).  An unknown directive, a bad value or a single-valued directive
+ * given twice is an error, reported as FILE:LINE: reason.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdarg.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "conf.h"
+#include "ipcbus.h"
+#include "url.h"
+
+#define CONF_MAX_WORDS 8
+
+void conf_init(struct conf *c)
+{
+	memset(c, 0, sizeof *c);
+	c->max_payload = 1 << 20;
+	c->max_header_bytes = 64 << 10;
+	c->max_pending = 64 << 20;
+	c->max_subscriptions = 10000;
+	c->max_connections = 10000;
+	c->max_memory = (uint64_t)1 << 30;
+	c->drain_timeout = 5000;
+	c->ping_interval = 30000;
+	c->slow_consumer = SLOW_DROP;
+}
+
+void conf_fini(struct conf *c)
+{
+	for (size_t i = 0; i < c->nlisten; i++)
+		free(c->listen[i]);
+	free(c->pidfile);
+	free(c->log);
+	conf_init(c);
+}
+
+static int conf_fail(char *why, size_t whylen, const char *fmt, ...)
+	__attribute__((format(printf, 3, 4)));
+
+static int conf_fail(char *why, size_t whylen, const char *fmt, ...)
+{
+	va_list ap;
+	va_start(ap, fmt);
+	vsnprintf(why, whylen, fmt, ap);
+	va_end(ap);
+	return -1;
+}
+
+int conf_parse_size(const char *s, uint64_t *out)
+{
+	char *end;
+	uint64_t mul = 1;
+
+	if (!*s || *s == '-' || *s == '+' || *s == ' ')
+		return -1;
+	errno = 0;
+	unsigned long long v = strtoull(s, &end, 10);
+	if (errno || end == s)
+		return -1;
+	if (*end) {
+		switch (*end) {
+		case 'k': case 'K': mul = 1ULL << 10; break;
+		case 'M': mul = 1ULL << 20; break;
+		case 'G': mul = 1ULL << 30; break;
+		default: return -1;
+		}
+		if (end[1])
+			return -1;
+	}
+	if (v > UINT64_MAX / mul)
+		return -1;
+	*out = v * mul;
+	return 0;
+}
+
+/* Split line into words in place.  Returns the count, or -1 with why. */
+static int conf_split(char *line, char **w, char *why, size_t whylen)
+{
+	int n = 0;
+	char *p = line;
+
+	for (;;) {
+		while (*p == ' ' || *p == '\t' || *p == '\r')
+			p++;
+		if (!*p || *p == '#')
+			return n;
+		if (n == CONF_MAX_WORDS)
+			return conf_fail(why, whylen, "too many values");
+		if (*p == '"') {
+			char *o = ++p;
+			w[n++] = o;
+			for (;;) {
+				if (!*p)
+					return conf_fail(why, whylen, "unterminated quote");
+				if (*p == '"')
+					break;
+				if (*p == '\\' && (p[1] == '"' || p[1] == '\\'))
+					p++;
+				*o++ = *p++;
+			}
+			p++;
+			if (*p && *p != ' ' && *p != '\t' && *p != '\r')
+				return conf_fail(why, whylen, "text right after a closing quote");
+			*o = 0;
+			if (*p)
+				p++;
+		} else {
+			w[n++] = p;
+			while (*p && *p != ' ' && *p != '\t' && *p != '\r')
+				p++;
+			if (*p)
+				*p++ = 0;
+		}
+	}
+}
+
+int conf_add_listen(struct conf *c, const char *u, char *why, size_t whylen)
+{
+	struct url url;
+	char err[300];
+
+	if (url_parse(u, &url, err, sizeof err) < 0)
+		return conf_fail(why, whylen, "%s", err);
+	if (url.kind != URL_UNIX)
+		return conf_fail(why, whylen, "%s: %s:// listeners are not supported in this version (unix:// only)",
+				 u, url_scheme(url.kind));
+	for (size_t i = 0; i < c->nlisten; i++)
+		if (strcmp(c->listen[i], u) == 0)
+			return conf_fail(why, whylen, "%s is listed twice", u);
+	if (c->nlisten == CONF_MAX_LISTEN)
+		return conf_fail(why, whylen, "more than %d listen URLs", CONF_MAX_LISTEN);
+	c->listen[c->nlisten] = strdup(u);
+	if (!c->listen[c->nlisten])
+		return conf_fail(why, whylen, "out of memory");
+	c->nlisten++;
+	return 0;
+}
+
+struct conf_num {
+	const char *name;
+	size_t off;
+	uint64_t min, max;
+	const char *unit;
+};
+
+#define CONF_OFF(f) offsetof(struct conf, f)
+static const struct conf_num conf_nums[] = {
+	{"max-payload", CONF_OFF(max_payload), 1, 256ULL << 20, "bytes"},
+	{"max-header-bytes", CONF_OFF(max_header_bytes), 64, 16ULL << 20, "bytes"},
+	{"max-pending", CONF_OFF(max_pending), 64ULL << 10, 64ULL << 30, "bytes"},
+	{"max-subscriptions", CONF_OFF(max_subscriptions), 1, 10000000, ""},
+	{"max-connections", CONF_OFF(max_connections), 1, 1000000, ""},
+	{"max-memory", CONF_OFF(max_memory), 1ULL << 20, 1ULL << 40, "bytes"},
+	{"drain-timeout", CONF_OFF(drain_timeout), 0, 3600000, "ms"},
+	{"ping-interval", CONF_OFF(ping_interval), 0, 86400000, "ms"},
+};
+
+static const char *const conf_unsupported[] = {
+	"bridge", "sysv-in", "sysv-out", "shm-in", "shm-out",
+	"fifo-in", "fifo-out", "allow", "token",
+};
+
+/* Mark a single-valued directive seen (bit i); -1 when it was already. */
+static int conf_once(struct conf *c, unsigned bit, const char *name, char *why, size_t whylen)
+{
+	if (c->seen & (1u << bit))
+		return conf_fail(why, whylen, "%s given twice", name);
+	c->seen |= 1u << bit;
+	return 0;
+}
+
+static int conf_string(char **dst, const char *v, char *why, size_t whylen)
+{
+	char *s = strdup(v);
+	if (!s)
+		return conf_fail(why, whylen, "out of memory");
+	free(*dst);
+	*dst = s;
+	return 0;
+}
+
+int conf_line(struct conf *c, char *line, char *why, size_t whylen)
+{
+	char *w[CONF_MAX_WORDS];
+	int n = conf_split(line, w, why, whylen);
+	const size_t nnums = sizeof conf_nums / sizeof conf_nums[0];
+
+	if (n <= 0)
+		return n;
+	for (size_t i = 0; i < sizeof conf_unsupported / sizeof conf_unsupported[0]; i++)
+		if (strcmp(w[0], conf_unsupported[i]) == 0)
+			return conf_fail(why, whylen, "%s is not supported in this version", w[0]);
+	if (strcmp(w[0], "listen") == 0) {
+		if (n != 2)
+			return conf_fail(why, whylen, "listen takes one URL");
+		return conf_add_listen(c, w[1], why, whylen);
+	}
+	for (size_t i = 0; i < nnums; i++) {
+		const struct conf_num *d = &conf_nums[i];
+		uint64_t v;
+		if (strcmp(w[0], d->name))
+			continue;
+		if (n != 2)
+			return conf_fail(why, whylen, "%s takes one value", d->name);
+		if (conf_parse_size(w[1], &v) < 0)
+			return conf_fail(why, whylen, "%s: '%s' is not a number (k, M, G suffixes allowed)",
+					 d->name, w[1]);
+		if (v < d->min || v > d->max)
+			return conf_fail(why, whylen, "%s: %s is out of range (%llu to %llu%s%s)", d->name,
+					 w[1], (unsigned long long)d->min, (unsigned long long)d->max,
+					 *d->unit ? " " : "", d->unit);
+		if (strcmp(d->name, "ping-interval") == 0 && v > 0 && v < 50)
+			return conf_fail(why, whylen, "ping-interval: 0 (off) or at least 50 ms");
+		if (conf_once(c, (unsigned)i, d->name, why, whylen) < 0)
+			return -1;
+		*(uint64_t *)(void *)((char *)c + d->off) = v;
+		return 0;
+	}
+	if (strcmp(w[0], "slow-consumer") == 0) {
+		if (n != 2 || (strcmp(w[1], "drop") && strcmp(w[1], "disconnect")))
+			return conf_fail(why, whylen, "slow-consumer takes drop or disconnect");
+		if (conf_once(c, nnums, w[0], why, whylen) < 0)
+			return -1;
+		c->slow_consumer = strcmp(w[1], "drop") == 0 ? SLOW_DROP : SLOW_DISCONNECT;
+		return 0;
+	}
+	if (strcmp(w[0], "pidfile") == 0) {
+		if (n != 2 || w[1][0] != '/')
+			return conf_fail(why, whylen, "pidfile takes an absolute path");
+		if (conf_once(c, nnums + 1, w[0], why, whylen) < 0)
+			return -1;
+		return conf_string(&c->pidfile, w[1], why, whylen);
+	}
+	if (strcmp(w[0], "log") == 0) {
+		if (n != 2 || (strcmp(w[1], "stderr") && strcmp(w[1], "syslog") && w[1][0] != '/'))
+			return conf_fail(why, whylen, "log takes stderr, syslog or an absolute path");
+		if (conf_once(c, nnums + 2, w[0], why, whylen) < 0)
+			return -1;
+		return conf_string(&c->log, w[1], why, whylen);
+	}
+	return conf_fail(why, whylen, "unknown directive '%s'", w[0]);
+}
+
+int conf_load(struct conf *c, const char *path, FILE *err)
+{
+	FILE *f = fopen(path, "re");
+	char *line = NULL;
+	size_t cap = 0;
+	ssize_t n;
+	int errors = 0;
+	unsigned lineno = 0;
+
+	if (!f) {
+		int rc = -errno;
+		fprintf(err, "%s: %s\n", path, strerror(-rc));
+		return rc;
+	}
+	while ((n = getline(&line, &cap, f)) >= 0) {
+		char why[512];
+		lineno++;
+		if (n > 0 && line[n - 1] == '\n')
+			line[--n] = 0;
+		if (memchr(line, 0, (size_t)n)) {
+			fprintf(err, "%s:%u: a NUL byte in the line\n", path, lineno);
+			errors++;
+			continue;
+		}
+		if (conf_line(c, line, why, sizeof why) < 0) {
+			fprintf(err, "%s:%u: %s\n", path, lineno, why);
+			errors++;
+		}
+	}
+	free(line);
+	fclose(f);
+	if (c->max_memory < c->max_pending) {
+		fprintf(err, "%s: max-memory (%llu) is less than max-pending (%llu)\n", path,
+			(unsigned long long)c->max_memory, (unsigned long long)c->max_pending);
+		errors++;
+	}
+	return errors;
+}

@@ -1,0 +1,53 @@
+/*
+ * conf.h: the configuration: built-in defaults, the file (ipcbus.conf(5))
+ * and the command line on top.
+ */
+#ifndef IPCBUS_CONF_H
+#define IPCBUS_CONF_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+
+#define CONF_MAX_LISTEN 32
+
+enum { SLOW_DROP = 0, SLOW_DISCONNECT = 1 };
+
+struct conf {
+	char *listen[CONF_MAX_LISTEN]; /* URLs, owned */
+	size_t nlisten;
+	uint64_t max_payload;      /* 1 MiB */
+	uint64_t max_header_bytes; /* 64 KiB */
+	uint64_t max_pending;      /* 64 MiB */
+	uint64_t max_subscriptions; /* 10,000 */
+	uint64_t max_connections;  /* 10,000 */
+	uint64_t max_memory;       /* 1 GiB */
+	uint64_t drain_timeout;    /* ms, 5000 */
+	uint64_t ping_interval;    /* ms, 30000; 0 disables keepalive */
+	int slow_consumer;         /* SLOW_DROP */
+	char *pidfile;             /* owned, or NULL */
+	char *log;                 /* "stderr", "syslog" or a path; owned, or NULL */
+	/* which single-valued directives the file set (to refuse repeats) */
+	uint32_t seen;
+};
+
+/* Built-in defaults. */
+void conf_init(struct conf *c);
+void conf_fini(struct conf *c);
+
+/* Read a configuration file into c.  Each error is printed to err as
+ * "FILE:LINE: reason".  Returns the number of errors (0: good), or -errno
+ * when the file cannot be read (also printed). */
+int conf_load(struct conf *c, const char *path, FILE *err);
+
+/* Parse one line (without its newline): the unit the file reader and the
+ * tests use.  0, or -1 with the reason in why. */
+int conf_line(struct conf *c, char *line, char *why, size_t whylen);
+
+/* Add a listen URL (from -l or the file).  0 or -1 with why. */
+int conf_add_listen(struct conf *c, const char *url, char *why, size_t whylen);
+
+/* Parse a size with an optional k, M or G suffix (powers of 1024).  0/-1. */
+int conf_parse_size(const char *s, uint64_t *out);
+
+#endif

@@ -1,0 +1,300 @@
+/*
+ * handle.c: one function per frame type, dispatched from one switch.
+ *
+ * Recoverable errors (a bad channel, a payload over the limit...) answer
+ * with ERR carrying the frame's id and keep the connection; protocol
+ * violations answer with a fatal ERR and close it.  Either way nothing else
+ * is affected.
+ */
+#include <config.h>
+
+#include <stdlib.h>
+#include <string.h>
+
+#include "broker.h"
+#include "chan.h"
+#include "conn.h"
+#include "ipcbus.h"
+#include "router.h"
+
+/* Printable prefix of user bytes for error texts (channel names). */
+static const char *handle_show(const struct frame_bytes *fb, char *out, size_t n)
+{
+	size_t k = 0;
+	for (size_t i = 0; i < fb->len && k + 5 < n; i++) {
+		unsigned char ch = fb->p[i];
+		if (ch >= 0x20 && ch < 0x7f && ch != '\\') {
+			out[k++] = (char)ch;
+		} else {
+			static const char hex[] = "0123456789abcdef";
+			out[k++] = '\\';
+			out[k++] = 'x';
+			out[k++] = hex[ch >> 4];
+			out[k++] = hex[ch & 15];
+		}
+	}
+	if (fb->len > 0 && k + 5 >= n && k >= 3)
+		memcpy(out + k - 3, "...", 3);
+	out[k] = 0;
+	return out;
+}
+
+static void handle_hello(struct conn *c, const struct frame *f)
+{
+	struct broker *b = c->b;
+
+	if (c->state != CONN_HELLO) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2, "HELLO sent twice");
+		return;
+	}
+	Ipcbus__Hello *h = frame_unpack_hello(f);
+	if (!h) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2,
+			   "HELLO without a valid hello message");
+		return;
+	}
+	if (h->version != IPCBUS_PROTOCOL_VERSION) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_VERSION, 2,
+			   "protocol version %u is not supported: this broker speaks version %d",
+			   h->version, IPCBUS_PROTOCOL_VERSION);
+		ipcbus__hello__free_unpacked(h, NULL);
+		return;
+	}
+	if (h->has_name) {
+		size_t n = 0;
+		for (size_t i = 0; i < h->name.len && n + 1 < sizeof c->name; i++) {
+			unsigned char ch = h->name.data[i];
+			c->name[n++] = ch >= 0x21 && ch < 0x7f ? (char)ch : '_';
+		}
+		c->name[n] = 0;
+	}
+	if (h->has_pid && !c->has_cred)
+		c->pid = (pid_t)h->pid;
+	ipcbus__hello__free_unpacked(h, NULL);
+	if (c->has_cred)
+		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d uid %u)",
+			 (unsigned long long)c->id, c->name, c->name[0] ? " " : "", (int)c->pid,
+			 (unsigned)c->uid);
+	else
+		snprintf(c->desc, sizeof c->desc, "client %llu (%s)", (unsigned long long)c->id,
+			 c->name);
+
+	Ipcbus__Welcome w = IPCBUS__WELCOME__INIT;
+	w.version = IPCBUS_PROTOCOL_VERSION;
+	w.has_server_id = 1;
+	w.server_id.data = (uint8_t *)b->server_id;
+	w.server_id.len = strlen(b->server_id);
+	w.has_max_payload = 1;
+	w.max_payload = b->cfg.max_payload;
+	w.has_max_header_bytes = 1;
+	w.max_header_bytes = b->cfg.max_header_bytes;
+	w.has_max_subscriptions = 1;
+	w.max_subscriptions = (uint32_t)b->cfg.max_subscriptions;
+	w.has_ping_interval_ms = 1;
+	w.ping_interval_ms = (uint32_t)b->cfg.ping_interval;
+	w.has_client_id = 1;
+	w.client_id = c->id;
+	size_t before = buf_len(&c->out);
+	if (frame_append_welcome(&c->out, f->id, &w) < 0) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	b->pending += buf_len(&c->out) - before;
+	broker_mark_dirty(b, c);
+	c->state = CONN_OPEN;
+	log_debug(&b->log, "%s connected", c->desc);
+}
+
+static void handle_pub(struct conn *c, const struct frame *f)
+{
+	struct broker *b = c->b;
+	const struct conf *cfg = &b->cfg;
+	char show[80];
+	struct sub **subs;
+
+	if (!f->channel.set || chan_valid_name((const char *)f->channel.p, f->channel.len) < 0) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID_CHANNEL, 0,
+			   "invalid channel name '%s'", handle_show(&f->channel, show, sizeof show));
+		return;
+	}
+	if (chan_is_system((const char *)f->channel.p, f->channel.len)) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PERMISSION, 0,
+			   "'%s' is reserved for the broker: clients may subscribe, not publish",
+			   handle_show(&f->channel, show, sizeof show));
+		return;
+	}
+	if (f->reply_to.set &&
+	    chan_valid_name((const char *)f->reply_to.p, f->reply_to.len) < 0) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID_CHANNEL, 0,
+			   "invalid reply channel '%s'", handle_show(&f->reply_to, show, sizeof show));
+		return;
+	}
+	if (f->payload.len > cfg->max_payload) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PAYLOAD_TOO_BIG, 0,
+			   "payload of %zu bytes is over max-payload (%llu)", f->payload.len,
+			   (unsigned long long)cfg->max_payload);
+		return;
+	}
+	if (f->header_bytes > cfg->max_header_bytes) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_HEADERS_TOO_BIG, 0,
+			   "headers of %zu bytes are over max-header-bytes (%llu)", f->header_bytes,
+			   (unsigned long long)cfg->max_header_bytes);
+		return;
+	}
+	if (f->has_sid || f->queue.set || f->hello.set || f->welcome.set || f->error.set) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
+			   "PUB with a field that belongs to another frame type");
+		return;
+	}
+	c->msgs_in++;
+	b->stats.msgs_in++;
+	long n = router_match(b->router, (const char *)f->channel.p, f->channel.len, &subs);
+	if (n <= 0) {
+		if (n == 0 && f->reply_to.set) {
+			b->stats.no_responders++;
+			conn_error(c, f->id, IPCBUS__ERR_CODE__E_NO_RESPONDERS, 0,
+				   "no responders on '%s'", handle_show(&f->channel, show, sizeof show));
+		}
+		return;
+	}
+	/* encode the MSG once; each subscriber gets its sid in front of it */
+	size_t len = frame_msg_size(f);
+	if (buf_reserve(&b->scratch, len) < 0) {
+		log_error(&b->log, "out of memory encoding a message of %zu bytes", len);
+		return;
+	}
+	uint8_t *body = buf_wptr(&b->scratch);
+	frame_msg_encode(f, body);
+	for (long i = 0; i < n; i++)
+		conn_deliver(subs[i]->owner, subs[i]->sid, body, len);
+}
+
+static int handle_queue_valid(const struct frame_bytes *q)
+{
+	if (q->len == 0 || q->len > 255)
+		return 0;
+	for (size_t i = 0; i < q->len; i++) {
+		unsigned char ch = q->p[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+static char *handle_strdup(const struct frame_bytes *fb)
+{
+	char *s = malloc(fb->len + 1);
+	if (s) {
+		memcpy(s, fb->p, fb->len);
+		s[fb->len] = 0;
+	}
+	return s;
+}
+
+static void handle_sub(struct conn *c, const struct frame *f)
+{
+	struct broker *b = c->b;
+	char show[80];
+
+	if (!f->has_sid) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0, "SUB without a sid");
+		return;
+	}
+	if (!f->channel.set ||
+	    chan_valid_pattern((const char *)f->channel.p, f->channel.len) < 0) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID_CHANNEL, 0,
+			   "invalid pattern '%s'", handle_show(&f->channel, show, sizeof show));
+		return;
+	}
+	if (f->queue.set && !handle_queue_valid(&f->queue)) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
+			   "invalid queue group '%s' (1-255 of A-Z a-z 0-9 _ - .)",
+			   handle_show(&f->queue, show, sizeof show));
+		return;
+	}
+	if (conn_sub_find(c, f->sid)) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_DUPLICATE_SID, 0,
+			   "subscription id %llu is in use", (unsigned long long)f->sid);
+		return;
+	}
+	if (c->nsubs >= b->cfg.max_subscriptions) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_TOO_MANY_SUBS, 0,
+			   "over max-subscriptions (%llu)", (unsigned long long)b->cfg.max_subscriptions);
+		return;
+	}
+	struct sub *s = calloc(1, sizeof *s);
+	if (!s)
+		goto nomem;
+	s->owner = c;
+	s->sid = f->sid;
+	s->pattern = handle_strdup(&f->channel);
+	s->pattern_len = f->channel.len;
+	s->queue = f->queue.set ? handle_strdup(&f->queue) : NULL;
+	if (!s->pattern || (f->queue.set && !s->queue))
+		goto fail;
+	if (router_add(b->router, s) < 0)
+		goto fail;
+	if (conn_sub_add(c, s) < 0) {
+		router_remove(b->router, s);
+		goto fail;
+	}
+	return;
+fail:
+	free(s->pattern);
+	free(s->queue);
+	free(s);
+nomem:
+	log_error(&b->log, "%s: out of memory for a subscription", c->desc);
+	conn_error(c, f->id, IPCBUS__ERR_CODE__E_TOO_MANY_SUBS, 0, "broker out of memory");
+}
+
+static void handle_unsub(struct conn *c, const struct frame *f)
+{
+	struct sub *s = f->has_sid ? conn_sub_find(c, f->sid) : NULL;
+	if (!s) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_UNKNOWN_SID, 0,
+			   "no subscription with id %llu", (unsigned long long)f->sid);
+		return;
+	}
+	conn_sub_del(c, s);
+	router_remove(c->b->router, s);
+	free(s->pattern);
+	free(s->queue);
+	free(s);
+}
+
+static void handle_ping(struct conn *c, const struct frame *f)
+{
+	struct frame pong = {.type = IPCBUS__FRAME_TYPE__PONG, .has_id = f->has_id, .id = f->id};
+	conn_send(c, &pong);
+}
+
+static void handle_pong(struct conn *c, const struct frame *f)
+{
+	(void)f;
+	c->ping_sent = 0;
+}
+
+void handle_frame(struct conn *c, const struct frame *f)
+{
+	if (c->state == CONN_HELLO && f->type != IPCBUS__FRAME_TYPE__HELLO) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_NO_HELLO, 2,
+			   "%s frame before HELLO: a connection starts with HELLO",
+			   frame_type_name(f->type));
+		return;
+	}
+	switch (f->type) {
+	case IPCBUS__FRAME_TYPE__HELLO: handle_hello(c, f); break;
+	case IPCBUS__FRAME_TYPE__PUB: handle_pub(c, f); break;
+	case IPCBUS__FRAME_TYPE__SUB: handle_sub(c, f); break;
+	case IPCBUS__FRAME_TYPE__UNSUB: handle_unsub(c, f); break;
+	case IPCBUS__FRAME_TYPE__PING: handle_ping(c, f); break;
+	case IPCBUS__FRAME_TYPE__PONG: handle_pong(c, f); break;
+	default:
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2,
+			   "a client may not send %s frames (type %d)", frame_type_name(f->type),
+			   f->type);
+		break;
+	}
+}

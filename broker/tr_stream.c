@@ -1,0 +1,159 @@
+/*
+ * tr_stream.c: the code every byte-stream transport shares (unix, tcp):
+ * accepting, reading into the connection's input buffer and splitting
+ * frames, writing its output.  The transports themselves only add their
+ * addressing (tr_unix.c).
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include "broker.h"
+#include "conn.h"
+#include "ipcbus.h"
+#include "transport.h"
+
+/* Per connection and turn: so one fire hose cannot starve the others. */
+#define STREAM_READ_BUDGET (256 << 10)
+#define STREAM_READ_CHUNK (64 << 10)
+/* Accepts per turn, and the pause after EMFILE. */
+#define STREAM_ACCEPT_BATCH 64
+#define STREAM_EMFILE_PAUSE_MS 100
+
+/* Split and handle every complete frame in c->in. */
+static int stream_frames(struct conn *c)
+{
+	size_t max = conn_frame_max(c);
+
+	while (c->state != CONN_CLOSING && buf_len(&c->in) > 0) {
+		const uint8_t *body;
+		size_t len, need;
+		long n = frame_split(buf_rptr(&c->in), buf_len(&c->in), max, &body, &len, &need);
+		if (n == IPCBUS_EFRAME) {
+			uint64_t announced = 0;
+			frame_varint_get(buf_rptr(&c->in), buf_len(&c->in), &announced);
+			conn_error(c, 0, IPCBUS__ERR_CODE__E_FRAME_TOO_BIG, 2,
+				   "frame of %llu bytes is over the frame limit (%zu: max-payload + max-header-bytes + 1 KiB)",
+				   (unsigned long long)announced, max);
+			return -1;
+		}
+		if (n < 0) {
+			conn_error(c, 0, IPCBUS__ERR_CODE__E_PROTOCOL, 2, "malformed frame length");
+			return -1;
+		}
+		if (n == 0) {
+			/* make room for the whole frame now that its length is
+			 * known and checked */
+			if (need && buf_reserve(&c->in, need - buf_len(&c->in)) < 0) {
+				conn_close(c, "out of memory for input");
+				return -1;
+			}
+			return 0;
+		}
+		conn_frame(c, body, len);
+		buf_consume(&c->in, (size_t)n);
+	}
+	return 0;
+}
+
+static void stream_read_ready(struct conn *c)
+{
+	size_t total = 0;
+
+	while (c->state != CONN_CLOSING && total < STREAM_READ_BUDGET) {
+		if (buf_room(&c->in) < 4096 && buf_reserve(&c->in, STREAM_READ_CHUNK) < 0) {
+			/* the buffer is at its bound: only a frame in progress
+			 * can be there, and it fits by construction */
+			if (buf_room(&c->in) == 0) {
+				conn_close(c, "input buffer full");
+				return;
+			}
+		}
+		ssize_t n = read(c->fd, buf_wptr(&c->in), buf_room(&c->in));
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN)
+				conn_close(c, strerror(errno));
+			break;
+		}
+		if (n == 0) {
+			conn_close(c, "closed by the client");
+			break;
+		}
+		buf_commit(&c->in, (size_t)n);
+		total += (size_t)n;
+		if (stream_frames(c) < 0)
+			break;
+		if ((size_t)n < STREAM_READ_CHUNK / 2)
+			break; /* drained, most likely: epoll says when there is more */
+	}
+	if (buf_len(&c->in) == 0)
+		buf_shrink(&c->in, 1 << 20);
+}
+
+static int stream_flush(struct conn *c)
+{
+	while (buf_len(&c->out) > 0) {
+		ssize_t n = send(c->fd, buf_rptr(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN)
+				return 1;
+			return -errno;
+		}
+		conn_sent(c, (size_t)n);
+	}
+	return 0;
+}
+
+static void stream_close(struct conn *c)
+{
+	close(c->fd);
+	c->fd = -1;
+}
+
+const struct conn_ops stream_conn_ops = {
+	.read_ready = stream_read_ready,
+	.flush = stream_flush,
+	.close = stream_close,
+};
+
+static void stream_accept_resume(void *arg)
+{
+	struct listener *l = arg;
+	loop_mod(l->b->loop, &l->watch, EPOLLIN);
+}
+
+void stream_accept(void *arg, uint32_t events)
+{
+	struct listener *l = arg;
+	(void)events;
+
+	for (int i = 0; i < STREAM_ACCEPT_BATCH; i++) {
+		int fd = accept4(l->fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+		if (fd < 0) {
+			if (errno == EINTR || errno == ECONNABORTED)
+				continue;
+			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
+			    errno == ENOMEM) {
+				/* pause the listener instead of spinning on a
+				 * pending connection we cannot take */
+				log_warn(&l->b->log, "accept on %s: %s; not accepting for %d ms",
+					 l->url.path, strerror(errno), STREAM_EMFILE_PAUSE_MS);
+				loop_mod(l->b->loop, &l->watch, 0);
+				loop_timer_set(l->b->loop, &l->retry, STREAM_EMFILE_PAUSE_MS,
+					       stream_accept_resume, l);
+			} else if (errno != EAGAIN) {
+				log_warn(&l->b->log, "accept: %s", strerror(errno));
+			}
+			return;
+		}
+		broker_accept(l->b, fd, &stream_conn_ops, l);
+	}
+}

@@ -1,0 +1,78 @@
+/*
+ * transport.h: the interface every transport implements.
+ *
+ * A transport has two small tables.  struct transport opens and closes a
+ * listener for its URL scheme.  struct conn_ops moves bytes for one
+ * connection: read_ready() takes what arrived and hands each complete frame
+ * to conn_frame(); flush() writes the connection's queued output (c->out, a
+ * stream of length-delimited frames).  So every transport shares the
+ * protocol, the limits and the router, whatever the medium:
+ *
+ *   - stream transports (unix, tcp, fifo) share tr_stream.c: read into
+ *     c->in, split frames, write c->out; tr_unix.c only adds addressing;
+ *   - datagram transports (udp) turn one datagram into one conn_frame() and
+ *     send one frame per datagram in flush();
+ *   - SysV queues and shared-memory rings cannot be polled: a thread per
+ *     endpoint blocks in msgrcv/semop and hands frames to the loop through a
+ *     struct loop_async; read_ready() then drains what the thread queued.
+ */
+#ifndef IPCBUS_TRANSPORT_H
+#define IPCBUS_TRANSPORT_H
+
+#include <stddef.h>
+
+#include "loop.h"
+#include "url.h"
+
+struct broker;
+struct conn;
+struct listener;
+
+struct conn_ops {
+	/* The connection's descriptor is readable: read at most the broker's
+	 * per-turn budget and call conn_frame() for each complete frame (it
+	 * stops early once the connection is closing).  On EOF or a read
+	 * error, call conn_close(). */
+	void (*read_ready)(struct conn *c);
+	/* Write queued output (c->out).  Returns 0 when all was written, 1
+	 * when some is left (the caller watches for writability), or -errno
+	 * (the caller closes the connection). */
+	int (*flush)(struct conn *c);
+	/* Release the transport's resources (close the descriptor). */
+	void (*close)(struct conn *c);
+};
+
+struct transport {
+	const char *scheme;
+	/* Open a listener for u and watch it.  0, or -errno / IPCBUS_E* with
+	 * a reason in err.  The listener is linked into the broker. */
+	int (*listen)(struct broker *b, const struct url *u, struct listener **out, char *err,
+		      size_t errlen);
+	/* Stop listening and remove what listen created (a socket file). */
+	void (*unlisten)(struct listener *l);
+};
+
+struct listener {
+	const struct transport *tr;
+	struct broker *b;
+	struct url url;
+	struct loop_watch watch;
+	struct loop_timer retry; /* accept paused after EMFILE */
+	int fd;
+	dev_t dev; /* the socket file we created, to unlink only ours */
+	ino_t ino;
+	struct listener *next;
+};
+
+/* The transports, by scheme: NULL when the scheme has none (yet). */
+const struct transport *transport_find(enum url_kind kind);
+
+extern const struct transport transport_unix;
+
+/* Stream code shared by unix and tcp (tr_stream.c). */
+extern const struct conn_ops stream_conn_ops;
+/* Accept what is pending on l (a listening stream socket) and hand each
+ * socket to broker_accept(); pauses the listener on EMFILE/ENFILE. */
+void stream_accept(void *arg, uint32_t events);
+
+#endif
