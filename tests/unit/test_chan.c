@@ -1,0 +1,162 @@
+/*
+ * test_chan.c: channel names and patterns: what is valid (DESIGN.md,
+ * Semantics) and what matches what, on the edge cases where NATS, MQTT and
+ * a careless implementation disagree.
+ */
+#include <config.h>
+
+#include <stdio.h>
+#include <string.h>
+
+#include "chan.h"
+#include "chan_cases.h"
+#include "ipcbus.h"
+#include "unit.h"
+
+struct valid_case {
+	const char *s;
+	int name, pattern; /* 1 when valid as such */
+};
+
+static const struct valid_case valid_cases[] = {
+	{"a", 1, 1},
+	{"a.b.c", 1, 1},
+	{"A-z_0.9", 1, 1},
+	{"-", 1, 1},
+	{"_", 1, 1},
+	{"", 0, 0},
+	{".", 0, 0},
+	{".a", 0, 0},
+	{"a.", 0, 0},
+	{"a..b", 0, 0}, /* an empty token: `*` can never match one */
+	{"..", 0, 0},
+	{"$SYS", 1, 1},
+	{"$SYS.x", 1, 1},
+	{"$a", 1, 1},
+	{"$", 0, 0},
+	{"$.a", 0, 0},
+	{"$$a", 0, 0},
+	{"a.$b", 0, 0}, /* '$' only begins the first token */
+	{"a$", 0, 0},
+	{"_INBOX", 1, 1},
+	{"_INBOX.abc", 1, 1},
+	{"*", 0, 1},
+	{">", 0, 1},
+	{"a.*", 0, 1},
+	{"*.a", 0, 1},
+	{"a.>", 0, 1},
+	{"*.>", 0, 1},
+	{"*.*.*", 0, 1},
+	{"$SYS.>", 0, 1},
+	{"$SYS.*", 0, 1},
+	{">.a", 0, 0}, /* '>' only last */
+	{"a.>.b", 0, 0},
+	{">.>", 0, 0},
+	{"a*", 0, 0},
+	{"*a", 0, 0},
+	{"a.b*", 0, 0},
+	{"a>", 0, 0},
+	{">a", 0, 0},
+	{"**", 0, 0},
+	{">>", 0, 0},
+	{"$*", 0, 0},
+	{"$>", 0, 0},
+	{"a b", 0, 0},
+	{"a/b", 0, 0},
+	{"a+b", 0, 0},
+	{"a#", 0, 0},
+	{"a\tb", 0, 0},
+	{"caf\xc3\xa9", 0, 0},
+	{"\xff", 0, 0},
+};
+
+static void test_valid_table(void)
+{
+	for (size_t i = 0; i < UNIT_NELEM(valid_cases); i++) {
+		const struct valid_case *c = &valid_cases[i];
+		size_t n = strlen(c->s);
+		int name = chan_valid_name(c->s, n) == 0;
+		int pat = chan_valid_pattern(c->s, n) == 0;
+		if (name != c->name || pat != c->pattern)
+			fprintf(stderr, "\"%s\": name %d (want %d), pattern %d (want %d)\n", c->s,
+				name, c->name, pat, c->pattern);
+		CU_ASSERT_EQUAL(name, c->name);
+		CU_ASSERT_EQUAL(pat, c->pattern);
+	}
+	/* the error is the documented code */
+	CU_ASSERT_EQUAL(chan_valid_name("a..b", 4), IPCBUS_ECHANNEL);
+	CU_ASSERT_EQUAL(chan_valid_pattern(">.a", 3), IPCBUS_ECHANNEL);
+	CU_ASSERT_EQUAL(chan_valid_name(NULL, 0), IPCBUS_ECHANNEL);
+}
+
+static void test_nul(void)
+{
+	CU_ASSERT_NOT_EQUAL(chan_valid_name("a\0b", 3), 0);
+	CU_ASSERT_NOT_EQUAL(chan_valid_name("a\0", 2), 0);
+	CU_ASSERT_NOT_EQUAL(chan_valid_name("\0", 1), 0);
+	CU_ASSERT_NOT_EQUAL(chan_valid_pattern("a.\0", 3), 0);
+	CU_ASSERT_NOT_EQUAL(chan_valid_pattern("*\0", 2), 0);
+	/* the length counts, not a NUL terminator */
+	CU_ASSERT_EQUAL(chan_valid_name("ab.c", 2), 0);
+	CU_ASSERT_NOT_EQUAL(chan_valid_name("ab.c", 3), 0);
+}
+
+static void test_length(void)
+{
+	char s[CHAN_MAX + 2];
+
+	memset(s, 'a', sizeof s);
+	CU_ASSERT_EQUAL(chan_valid_name(s, CHAN_MAX), 0);
+	CU_ASSERT_NOT_EQUAL(chan_valid_name(s, CHAN_MAX + 1), 0);
+	CU_ASSERT_EQUAL(chan_valid_pattern(s, CHAN_MAX), 0);
+	CU_ASSERT_NOT_EQUAL(chan_valid_pattern(s, CHAN_MAX + 1), 0);
+	/* 255 bytes of one-letter tokens: 128 tokens, still valid */
+	for (size_t i = 1; i < CHAN_MAX; i += 2)
+		s[i] = '.';
+	CU_ASSERT_EQUAL(chan_valid_name(s, CHAN_MAX), 0);
+	CU_ASSERT_NOT_EQUAL(chan_valid_name(s, CHAN_MAX + 1), 0);
+	s[CHAN_MAX - 1] = '>';
+	CU_ASSERT_EQUAL(chan_valid_pattern(s, CHAN_MAX), 0);
+	CU_ASSERT_NOT_EQUAL(chan_valid_name(s, CHAN_MAX), 0);
+}
+
+static void test_match_table(void)
+{
+	for (size_t i = 0; i < UNIT_NELEM(chan_match_cases); i++) {
+		const struct chan_match_case *c = &chan_match_cases[i];
+		size_t pn = strlen(c->pat), nn = strlen(c->name);
+		/* the table itself must hold valid input only */
+		CU_ASSERT_EQUAL(chan_valid_pattern(c->pat, pn), 0);
+		CU_ASSERT_EQUAL(chan_valid_name(c->name, nn), 0);
+		int m = chan_match(c->pat, pn, c->name, nn);
+		if (m != c->match)
+			fprintf(stderr, "chan_match(\"%s\", \"%s\") = %d, want %d\n", c->pat,
+				c->name, m, c->match);
+		CU_ASSERT_EQUAL(m, c->match);
+	}
+}
+
+static void test_system_inbox(void)
+{
+	CU_ASSERT_TRUE(chan_is_system("$SYS", 4));
+	CU_ASSERT_TRUE(chan_is_system("$SYS.x", 6));
+	CU_ASSERT_FALSE(chan_is_system("SYS", 3));
+	CU_ASSERT_FALSE(chan_is_system("", 0));
+	CU_ASSERT_TRUE(chan_is_inbox("_INBOX", 6));
+	CU_ASSERT_TRUE(chan_is_inbox("_INBOX.abc", 10));
+	CU_ASSERT_FALSE(chan_is_inbox("_INBOXY", 7));
+	CU_ASSERT_FALSE(chan_is_inbox("_INBO", 5));
+	CU_ASSERT_FALSE(chan_is_inbox("a._INBOX", 8));
+}
+
+int main(void)
+{
+	static const struct unit_case cases[] = {
+		{"valid names and patterns", test_valid_table},
+		{"NUL bytes", test_nul},
+		{"255 bytes", test_length},
+		{"match table", test_match_table},
+		{"system and inbox channels", test_system_inbox},
+	};
+	return unit_run("chan", cases, UNIT_NELEM(cases));
+}
