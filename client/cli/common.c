@@ -1,0 +1,168 @@
+/*
+ * common.c: what every subcommand of the ipcbus command shares: exit codes,
+ * error messages, option parsing and connecting.
+ *
+ * The command uses only the public API of ipcbus.h, like any other program,
+ * so the CLI doubles as a check that the library is usable from outside.
+ */
+#include <config.h>
+
+#include <ctype.h>
+#include <errno.h>
+#include <limits.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+
+int cli_exit_code(int err)
+{
+	switch (err) {
+	case 0:
+		return CLI_OK;
+	case IPCBUS_ETIMEOUT:
+		return CLI_TIMEOUT;
+	case IPCBUS_ENORESPONDERS:
+		return CLI_NO_RESPONDERS;
+	case IPCBUS_EDISCONNECTED:
+		return CLI_DISCONNECTED;
+	default:
+		return CLI_ERROR;
+	}
+}
+
+void cli_err(const char *sub, const char *fmt, ...)
+{
+	va_list ap;
+	char line[4096];
+	int n, m;
+
+	/* One write, so lines of concurrent processes (bench) do not interleave. */
+	n = snprintf(line, sizeof(line), "ipcbus%s%s: ", sub ? " " : "", sub ? sub : "");
+	va_start(ap, fmt);
+	m = vsnprintf(line + n, sizeof(line) - (size_t)n - 1, fmt, ap);
+	va_end(ap);
+	if (m < 0)
+		m = 0;
+	n += m;
+	if ((size_t)n > sizeof(line) - 2)
+		n = (int)sizeof(line) - 2;
+	line[n++] = '\n';
+	fflush(stdout);
+	if (write(STDERR_FILENO, line, (size_t)n) < 0) {
+		/* nowhere left to report it */
+	}
+}
+
+int cli_parse_header(const char *s, ipcbus_header *h)
+{
+	const char *eq = strchr(s, '=');
+
+	if (!eq || eq == s)
+		return -1;
+	h->key = s;
+	h->key_len = (size_t)(eq - s);
+	h->value = eq + 1;
+	h->value_len = strlen(eq + 1);
+	return 0;
+}
+
+int cli_parse_long(const char *s, long min, long max, long *out)
+{
+	char *end;
+	long v;
+
+	/* strtol() takes leading blanks and a sign; an option value is digits. */
+	if (!s || !isdigit((unsigned char)s[0]))
+		return -1;
+	errno = 0;
+	v = strtol(s, &end, 10);
+	if (errno || *end != '\0' || v < min || v > max)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* The address ipcbus_connect() uses for url NULL, for error messages only:
+ * the library owns the real rule (DESIGN.md, Default address). */
+static void common_default_url(char *out, size_t n)
+{
+	const char *env = getenv("IPCBUS_URL");
+	const char *xdg = getenv("XDG_RUNTIME_DIR");
+	char path[4096];
+	struct stat st;
+
+	if (env && *env) {
+		snprintf(out, n, "%s", env);
+		return;
+	}
+	if (xdg && *xdg)
+		snprintf(path, sizeof(path), "%s/ipcbus/ipcbus.sock", xdg);
+	else
+		snprintf(path, sizeof(path), "/tmp/ipcbus-%u/ipcbus.sock", (unsigned)getuid());
+	if (getuid() == 0 || stat(path, &st) != 0)
+		snprintf(path, sizeof(path), "/run/ipcbus/ipcbus.sock");
+	snprintf(out, n, "unix://%s", path);
+}
+
+/* Notes on stderr while the library reconnects: stdout stays data only. */
+static void common_on_event(void *arg, int event, int err, const char *text)
+{
+	const char *sub = arg;
+	const char *why = text && *text ? text : ipcbus_strerror(err);
+
+	switch (event) {
+	case IPCBUS_EV_DISCONNECTED:
+		cli_err(sub, "connection lost (%s)", why);
+		break;
+	case IPCBUS_EV_RECONNECTED:
+		cli_err(sub, "reconnected");
+		break;
+	default:
+		/* Refusals and the final close are reported by the command
+		 * from the return codes, with their context. */
+		break;
+	}
+}
+
+ipcbus *cli_connect(const char *sub, const char *url, const char *name)
+{
+	ipcbus_opts opts = IPCBUS_OPTS_INIT;
+	ipcbus *c = NULL;
+	char shown[4200];
+	int r;
+
+	opts.name = name ? name : sub;
+	opts.on_event = common_on_event;
+	opts.event_arg = (void *)sub;
+	r = ipcbus_connect(&c, url, &opts);
+	if (r == 0)
+		return c;
+	if (url)
+		snprintf(shown, sizeof(shown), "%s", url);
+	else
+		common_default_url(shown, sizeof(shown));
+	switch (r) {
+	case IPCBUS_EURL:
+		cli_err(sub, "invalid URL '%s'", shown);
+		break;
+	case -ENOENT:
+	case -ECONNREFUSED:
+	case IPCBUS_ETIMEOUT:
+	case -ETIMEDOUT:
+	case IPCBUS_EDISCONNECTED:
+	case -EHOSTUNREACH:
+	case -ENETUNREACH:
+		cli_err(sub, "cannot connect to %s: %s (is ipcbusd running?)", shown,
+			ipcbus_strerror(r));
+		break;
+	default:
+		cli_err(sub, "cannot connect to %s: %s", shown, ipcbus_strerror(r));
+		break;
+	}
+	return NULL;
+}
