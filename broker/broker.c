@@ -41,7 +41,6 @@ void broker_mark_closing(struct broker *b, struct conn *c)
 	b->closing = c;
 	/* no more input; the last output goes out in before-sleep */
 	loop_mod(b->loop, &c->watch, 0);
-	broker_mark_dirty(b, c);
 }
 
 static void broker_conn_event(void *arg, uint32_t events)
@@ -49,7 +48,7 @@ static void broker_conn_event(void *arg, uint32_t events)
 	struct conn *c = arg;
 
 	if (c->state == CONN_CLOSING)
-		return;
+		return; /* writable again: broker_reap() writes in before-sleep */
 	if (events & EPOLLOUT)
 		conn_flush(c);
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
@@ -117,8 +116,40 @@ static void broker_unlink_conn(struct broker *b, struct conn *c)
 	b->nconns--;
 }
 
-/* Before sleeping: write every connection's output once, then free the
- * connections closed during this turn (after their last words). */
+static void broker_linger_expired(void *arg)
+{
+	(void)arg; /* the before-sleep step that follows does the work */
+}
+
+/* Closed connections: write what is queued (the ERR that says why) and free
+ * them once it is out, or once they lingered CONN_LINGER_MS. */
+static void broker_reap(struct broker *b)
+{
+	uint64_t now = loop_now(b->loop);
+	uint64_t wait = 0;
+
+	for (struct conn **pp = &b->closing; *pp;) {
+		struct conn *c = *pp;
+		int rc = buf_len(&c->out) ? c->ops->flush(c) : 0;
+		uint64_t age = now - c->closed_at;
+		if (rc == 1 && age < CONN_LINGER_MS) {
+			loop_mod(b->loop, &c->watch, EPOLLOUT);
+			if (!wait || CONN_LINGER_MS - age < wait)
+				wait = CONN_LINGER_MS - age;
+			pp = &c->close_next;
+			continue;
+		}
+		*pp = c->close_next;
+		loop_del(b->loop, &c->watch);
+		broker_unlink_conn(b, c);
+		conn_free(c);
+	}
+	if (wait && !b->linger.armed)
+		loop_timer_set(b->loop, &b->linger, wait, broker_linger_expired, b);
+}
+
+/* Before sleeping: write every connection's output once, then deal with
+ * the connections closed during this turn. */
 static void broker_before_sleep(void *arg)
 {
 	struct broker *b = arg;
@@ -128,18 +159,10 @@ static void broker_before_sleep(void *arg)
 		b->dirty = c->dirty_next;
 		c->dirty = 0;
 		c->dirty_next = NULL;
-		if (c->state == CONN_CLOSING)
-			c->ops->flush(c); /* best effort, never waits */
-		else
+		if (c->state != CONN_CLOSING)
 			conn_flush(c);
 	}
-	while (b->closing) {
-		struct conn *c = b->closing;
-		b->closing = c->close_next;
-		loop_del(b->loop, &c->watch);
-		broker_unlink_conn(b, c);
-		conn_free(c);
-	}
+	broker_reap(b);
 	if (b->stopping && (b->pending == 0 || !b->conns))
 		loop_stop(b->loop);
 }
@@ -360,6 +383,15 @@ void broker_fini(struct broker *b)
 			if (c->state != CONN_CLOSING)
 				conn_close(c, "broker stopping");
 		broker_before_sleep(b);
+		/* whatever still lingers goes now */
+		while (b->closing) {
+			struct conn *c = b->closing;
+			b->closing = c->close_next;
+			loop_del(b->loop, &c->watch);
+			broker_unlink_conn(b, c);
+			conn_free(c);
+		}
+		loop_timer_cancel(b->loop, &b->linger);
 		loop_timer_cancel(b->loop, &b->keepalive);
 		loop_timer_cancel(b->loop, &b->drain);
 		if (b->sigfd >= 0) {

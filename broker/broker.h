@@ -47,6 +47,7 @@ struct broker {
 	int sigfd;
 	struct loop_timer keepalive;
 	struct loop_timer drain;
+	struct loop_timer linger; /* wakes broker_reap() for lingering closes */
 	int stopping;
 	uint64_t refused, refused_logged; /* over max-connections, for the log */
 	int ready_fd;              /* -d: write a byte when ready, then close */

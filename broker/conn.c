@@ -4,6 +4,7 @@
  */
 #include <config.h>
 
+#include <assert.h>
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -94,6 +95,7 @@ void conn_close(struct conn *c, const char *why)
 	if (c->state == CONN_CLOSING)
 		return;
 	c->state = CONN_CLOSING;
+	c->closed_at = loop_now(c->b->loop);
 	if (c->dropped)
 		log_info(&c->b->log, "%s closed: %s (%llu messages dropped as a slow consumer)",
 			 c->desc, why, (unsigned long long)c->dropped);
@@ -153,6 +155,7 @@ void conn_deliver(struct conn *c, uint64_t sid, const uint8_t *body, size_t len)
 	if (before + k + len > b->cfg.max_pending || b->pending + k + len > b->cfg.max_memory) {
 		int global = before + k + len <= b->cfg.max_pending;
 		if (b->cfg.slow_consumer == SLOW_DISCONNECT) {
+			conn_drop_queued(c);
 			conn_error(c, 0, IPCBUS__ERR_CODE__E_SLOW_CONSUMER, 1,
 				   "slow consumer: %zu bytes pending (%s); disconnected", before,
 				   global ? "max-memory reached" : "max-pending reached");
@@ -189,6 +192,17 @@ void conn_deliver(struct conn *c, uint64_t sid, const uint8_t *body, size_t len)
 
 void conn_sent(struct conn *c, size_t n)
 {
+	/* keep track of where the next whole frame starts: every byte in out
+	 * belongs to a whole frame, so the walk never leaves the buffer */
+	size_t next = c->out_next;
+	const uint8_t *p = buf_rptr(&c->out);
+	while (next < n) {
+		uint64_t len = 0;
+		int k = frame_varint_get(p + next, buf_len(&c->out) - next, &len);
+		assert(k > 0);
+		next += (size_t)k + (size_t)len;
+	}
+	c->out_next = next - n;
 	buf_consume(&c->out, n);
 	c->b->pending -= n;
 	if (c->slow && buf_len(&c->out) <= c->b->cfg.max_pending / CONN_RECOVER_DIV) {
@@ -196,6 +210,16 @@ void conn_sent(struct conn *c, size_t n)
 		log_warn(&c->b->log, "slow consumer: %s caught up; %llu messages were dropped",
 			 c->desc, (unsigned long long)c->episode_drop);
 	}
+}
+
+void conn_drop_queued(struct conn *c)
+{
+	size_t keep = c->out_next;
+	size_t drop = buf_len(&c->out) - keep;
+	c->out.wpos = c->out.rpos + keep;
+	c->b->pending -= drop;
+	if (keep == 0)
+		buf_consume(&c->out, 0);
 }
 
 void conn_flush(struct conn *c)

@@ -63,6 +63,9 @@ struct conn {
 
 	uint64_t msgs_in, msgs_out;
 
+	size_t out_next;    /* from out's read position to the next frame start */
+	uint64_t closed_at; /* loop time of conn_close() */
+
 	int dirty;          /* on the broker's list of connections to flush */
 	int want_write;     /* watching for writability */
 	struct conn *next, *prev;   /* broker's list of connections */
@@ -87,7 +90,10 @@ void conn_frame(struct conn *c, const uint8_t *body, size_t len);
 void conn_error(struct conn *c, uint64_t id, int code, int fatal, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
-/* Close: stop reading, free in the before-sleep step.  why is logged. */
+/* Close: stop reading and delivering; the broker writes what is queued
+ * (an ERR saying why) for at most CONN_LINGER_MS, then frees the
+ * connection in its before-sleep step.  why is logged. */
+#define CONN_LINGER_MS 1000
 void conn_close(struct conn *c, const char *why);
 
 /* Queue a control frame (never dropped: control frames are small and may
@@ -103,6 +109,11 @@ void conn_flush(struct conn *c);
 
 /* Called by transports after they consumed output bytes. */
 void conn_sent(struct conn *c, size_t n);
+
+/* Drop the queued output that has not started going out (a frame already
+ * partly written is kept whole), e.g. to tell a slow consumer why it is
+ * disconnected without making it read megabytes first. */
+void conn_drop_queued(struct conn *c);
 
 /* The frame limit of this connection: max-payload + max-header-bytes + 1 KiB. */
 size_t conn_frame_max(const struct conn *c);

@@ -212,7 +212,8 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f)
 			if (frame_header_parse(b, (size_t)v, &h) < 0)
 				return IPCBUS_EPROTO;
 			f->nheaders++;
-			f->header_bytes += h.key_len + h.value_len;
+			/* the whole field: tag, length and message */
+			f->header_bytes += 1 + frame_varint_len(v) + (size_t)v;
 			break;
 		}
 		}
@@ -248,6 +249,12 @@ static size_t frame_len_field_size(uint64_t n)
 static size_t frame_header_size(const struct frame_header *h)
 {
 	return frame_len_field_size(h->key_len) + frame_len_field_size(h->value_len);
+}
+
+size_t frame_header_cost(size_t key_len, size_t value_len)
+{
+	struct frame_header h = {.key_len = key_len, .value_len = value_len};
+	return frame_len_field_size(frame_header_size(&h));
 }
 
 size_t frame_size(const struct frame *f, const struct frame_header *h, size_t nh)

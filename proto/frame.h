@@ -56,7 +56,7 @@ struct frame {
 	struct frame_bytes hello, welcome, error; /* nested messages, packed */
 	/* headers: counted here, read with frame_header_next() */
 	uint32_t nheaders;
-	size_t header_bytes; /* sum of key and value lengths */
+	size_t header_bytes; /* headers as encoded: what max-header-bytes limits */
 	const uint8_t *body; /* the whole frame, for frame_header_next() */
 	size_t body_len;
 };
@@ -98,6 +98,11 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f);
 /* Iterate over the headers of a decoded frame: *pos starts at 0.  Returns 1
  * and *h, or 0 at the end. */
 int frame_header_next(const struct frame *f, size_t *pos, struct frame_header *h);
+
+/* Bytes one header takes in a frame (its field, tag and lengths included):
+ * what max-header-bytes counts, so that max-payload + max-header-bytes +
+ * 1 KiB bounds every frame a client may send. */
+size_t frame_header_cost(size_t key_len, size_t value_len);
 
 /* Encoded size of f with the given headers (f->nheaders is ignored). */
 size_t frame_size(const struct frame *f, const struct frame_header *h, size_t nh);

@@ -1,1 +1,43 @@
-# tests/integration/: see Makefile.am
+# tests/integration/: CUnit programs that run the real broker (and the
+# library and CLI) in temporary folders.  harness.[ch] starts and stops
+# brokers, runs child processes and speaks the raw protocol.
+INTEG_BROKER_TESTS = \
+	tests/integration/test_broker_proto \
+	tests/integration/test_slow
+INTEG_CLIENT_TESTS = \
+	tests/integration/test_pubsub \
+	tests/integration/test_reqrep \
+	tests/integration/test_cli
+check_PROGRAMS += $(INTEG_BROKER_TESTS) $(INTEG_CLIENT_TESTS)
+TESTS += $(INTEG_BROKER_TESTS) $(INTEG_CLIENT_TESTS)
+noinst_HEADERS += tests/integration/harness.h
+
+# The harness is built once and linked into every program.
+check_LTLIBRARIES += tests/integration/libharness.la
+tests_integration_libharness_la_SOURCES = tests/integration/harness.c
+tests_integration_libharness_la_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+
+INTEG_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+INTEG_LDADD = tests/integration/libharness.la proto/libipcbusproto.la \
+	$(CUNIT_LIBS) $(PROTOBUF_C_LIBS)
+INTEG_LIB_LDADD = client/libipcbus.la $(INTEG_LDADD)
+
+tests_integration_test_broker_proto_SOURCES = tests/integration/test_broker_proto.c
+tests_integration_test_broker_proto_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_broker_proto_LDADD = $(INTEG_LDADD)
+
+tests_integration_test_slow_SOURCES = tests/integration/test_slow.c
+tests_integration_test_slow_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_slow_LDADD = $(INTEG_LDADD)
+
+tests_integration_test_pubsub_SOURCES = tests/integration/test_pubsub.c
+tests_integration_test_pubsub_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_pubsub_LDADD = $(INTEG_LIB_LDADD)
+
+tests_integration_test_reqrep_SOURCES = tests/integration/test_reqrep.c
+tests_integration_test_reqrep_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_reqrep_LDADD = $(INTEG_LIB_LDADD)
+
+tests_integration_test_cli_SOURCES = tests/integration/test_cli.c
+tests_integration_test_cli_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_cli_LDADD = $(INTEG_LDADD)

@@ -1,0 +1,279 @@
+/*
+ * harness.h: what the integration tests share.
+ *
+ * - a test program: a table of CUnit cases run with a cleanup after each
+ *   case, a watchdog, and the exit status automake expects (0 pass, 1 fail,
+ *   77 skip, 99 hard error);
+ * - a cleanup stack: everything a case creates (brokers, child processes,
+ *   temporary folders, connections) is pushed there and undone after the
+ *   case, also when an assertion stopped it half-way;
+ * - brokers: ipcbusd ($IPCBUSD) in a fresh folder under /tmp with a
+ *   generated configuration, started until its socket accepts, stopped with
+ *   TERM (KILL after a bound), restarted on the same socket;
+ * - a raw protocol client on proto/frame.h, for the broker tests the client
+ *   library would not let one write (bad frames, raw bytes, exact ids);
+ * - child processes (the CLI, $IPCBUS_CLI, or ipcbusd itself) with their
+ *   stdin given, stdout and stderr captured, and a timeout.
+ *
+ * Every child is killed and reaped after each case and at exit, even when
+ * the case failed; nothing is left in /tmp.  Functions that can fail return
+ * 0 (or a pointer) on success and a negative value (or NULL) on failure, and
+ * never abort the program.
+ */
+#ifndef IPCBUS_TESTS_HARNESS_H
+#define IPCBUS_TESTS_HARNESS_H
+
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#include <CUnit/CUnit.h>
+
+#include "buf.h"
+#include "frame.h"
+
+/* ---- the test program ---- */
+
+struct harness_case {
+	const char *name;
+	void (*fn)(void);
+};
+
+#define HARNESS_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+/* Run the cases as one CUnit suite and return the exit status: 0 pass,
+ * 1 fail, 77 skip (no $IPCBUSD, or need_cli and no $IPCBUS_CLI), 99 hard
+ * error.  With an argument, only the cases whose name contains it run.
+ * The whole program is killed by a watchdog after watchdog_s seconds (exit
+ * 99, children killed, folders removed). */
+int harness_main(const char *suite, const struct harness_case *cases, size_t n,
+		 int need_cli, int watchdog_s, int argc, char **argv);
+
+/* ---- the cleanup stack ---- */
+
+/* Run fn(arg) at the end of the current case (in reverse order of
+ * registration).  Returns 0 or -ENOMEM (fn is then run at once). */
+int harness_defer(void (*fn)(void *), void *arg);
+
+/* Forget the cleanup registered for arg (the object was freed by hand). */
+void harness_undefer(void *arg);
+
+/* Run every registered cleanup now. */
+void harness_cleanup(void);
+
+/* ---- time ---- */
+
+/* Monotonic milliseconds. */
+uint64_t harness_now(void);
+
+void harness_sleep(int ms);
+
+/* ---- folders ---- */
+
+/* A new empty folder under /tmp (mode 0700), removed with everything in it
+ * at cleanup.  The string is owned by the harness.  NULL on failure. */
+const char *harness_tmpdir(void);
+
+/* Write a whole file (created 0600, truncated).  0 or -errno. */
+int harness_write_file(const char *path, const char *text);
+
+/* Read a whole file, NUL-terminated; the caller frees it.  NULL when it
+ * cannot be read. */
+char *harness_read_file(const char *path, size_t *len);
+
+/* ---- child processes ---- */
+
+struct harness_proc {
+	pid_t pid;
+	int out_fd, err_fd;   /* read ends, -1 once at EOF */
+	char *out, *err;      /* what was captured so far, NUL-terminated */
+	size_t out_len, err_len;
+	int exited;           /* reaped */
+	int status;           /* exit code, or 128 + signal */
+};
+
+/* Start argv[0] (a path) with argv; stdin is in[0..in_len) (in NULL:
+ * /dev/null); stdout and stderr are captured.  The process is killed and
+ * reaped at cleanup unless harness_proc_free() ran first.  NULL on failure. */
+struct harness_proc *harness_proc_start(char *const argv[], const char *in, size_t in_len);
+
+/* Same for the CLI: $IPCBUS_CLI with the given arguments (NULL-ended). */
+struct harness_proc *harness_cli_start(const char *in, size_t in_len, const char *arg, ...)
+	__attribute__((sentinel));
+
+/* Read what the process wrote, for up to timeout_ms; returns early when it
+ * exited.  1 when it exited (p->status), 0 otherwise. */
+int harness_proc_pump(struct harness_proc *p, int timeout_ms);
+
+/* Wait up to timeout_ms until stdout holds needle: 0 when it does, -1 when
+ * the time ran out or the process exited without it. */
+int harness_proc_wait_out(struct harness_proc *p, const char *needle, int timeout_ms);
+
+/* Wait up to timeout_ms for the exit, reading its output; returns the exit
+ * status, or -1 when it still runs. */
+int harness_proc_wait(struct harness_proc *p, int timeout_ms);
+
+/* Send sig (when it still runs). */
+void harness_proc_signal(struct harness_proc *p, int sig);
+
+/* KILL and reap when it still runs, then free. */
+void harness_proc_free(struct harness_proc *p);
+
+/* Run the CLI to its end (killed after timeout_ms): returns the process
+ * (exited, or status -1 when it had to be killed) for its output and
+ * status; free it with harness_proc_free (or leave it to cleanup). */
+struct harness_proc *harness_cli(int timeout_ms, const char *in, size_t in_len,
+				 const char *arg, ...) __attribute__((sentinel));
+
+/* fork() with the child registered to be killed at cleanup.  The child
+ * gets a watchdog (SIGALRM after watchdog_s) in case the test dies
+ * without killing it, and must end with _exit(). */
+pid_t harness_fork(int watchdog_s);
+
+/* Make pid (a child of ours, e.g. a daemon reparented to us) killed and
+ * reaped at cleanup, unless harness_wait_pid() reaped it first. */
+void harness_adopt(pid_t pid);
+
+/* Wait up to timeout_ms for a child from harness_fork(); its exit status
+ * (128 + signal), or -1 when it still runs. */
+int harness_wait_pid(pid_t pid, int timeout_ms);
+
+/* ---- brokers ---- */
+
+struct harness_broker {
+	char dir[64];       /* its folder, removed at cleanup */
+	char sock[160];     /* socket path (default DIR/ipcbus.sock) */
+	char url[200];      /* unix://SOCK (with query, if any) */
+	char conf[96];      /* DIR/ipcbusd.conf */
+	char log[96];       /* DIR/ipcbusd.log: the broker's stderr */
+	char pidfile[96];   /* DIR/ipcbusd.pid (used when the config names it) */
+	char *lines;        /* extra configuration lines */
+	pid_t pid;          /* running broker, or 0 */
+	int status;         /* exit status of the last run */
+	size_t log_checked; /* log bytes already searched for sanitizer reports */
+};
+
+/* A broker (not started) in a new folder: the configuration is
+ * "listen unix://SOCK" followed by lines, where "@DIR@" stands for the
+ * folder.  NULL on failure.  Stopped and removed at cleanup. */
+struct harness_broker *harness_broker_new(const char *lines);
+
+/* Change the listen URL before start (the socket path is taken from it);
+ * an empty url writes no listen line at all. */
+void harness_broker_set_url(struct harness_broker *b, const char *url);
+
+/* Write the configuration file and start `ipcbusd -c CONF` plus extra
+ * arguments (NULL-ended; may be NULL).  0 once the broker logged "ready"
+ * and its socket accepts (bounded), else -1 with the broker killed. */
+int harness_broker_start(struct harness_broker *b, const char *const *extra);
+
+/* Write the configuration and spawn ipcbusd -c CONF plus extra, without
+ * waiting for anything: the pid (tracked), or -1. */
+pid_t harness_broker_exec(struct harness_broker *b, const char *const *extra);
+
+/* The broker binary: $IPCBUSD, else $top_builddir/broker/ipcbusd. */
+const char *harness_ipcbusd(void);
+
+/* new + start; NULL (and a CUnit failure) when it did not come up. */
+struct harness_broker *harness_broker_up(const char *lines);
+
+/* TERM, wait (bounded), KILL after; returns the exit status. */
+int harness_broker_stop(struct harness_broker *b);
+
+/* KILL and reap: leaves its socket file behind, as a crash would. */
+void harness_broker_kill(struct harness_broker *b);
+
+/* Start again on the same socket; 0 or -1. */
+int harness_broker_restart(struct harness_broker *b);
+
+/* VmRSS of the running broker in KiB, or -1. */
+long harness_broker_rss(const struct harness_broker *b);
+
+/* 1 when the broker's log holds needle. */
+int harness_broker_log_has(const struct harness_broker *b, const char *needle);
+
+/* Wait up to timeout_ms for the log to hold needle: 0 or -1. */
+int harness_broker_wait_log(const struct harness_broker *b, const char *needle, int timeout_ms);
+
+/* Stop, remove the folder, free.  NULL does nothing. */
+void harness_broker_free(struct harness_broker *b);
+
+/* 0 when a Unix stream socket at path accepts a connection. */
+int harness_can_connect(const char *path);
+
+/* ---- the raw protocol client ---- */
+
+struct harness_raw {
+	int fd;
+	struct buf in;
+	struct frame f;         /* the frame last read; points into body */
+	uint8_t *body;
+	size_t body_cap;
+	/* the ERR last read */
+	int err_code, err_fatal, err_closing;
+	char err_text[512];
+	Ipcbus__Welcome *welcome; /* after harness_raw_open */
+	int auto_pong;          /* answer the broker's PINGs while reading (1) */
+	uint64_t pings;         /* PINGs received from the broker */
+	uint64_t next_id;       /* for barriers */
+};
+
+/* Connect to a Unix socket; nothing sent.  Closed at cleanup.  NULL on
+ * failure. */
+struct harness_raw *harness_raw_connect(const char *sock);
+
+/* Connect, HELLO (version 1, name), and read the WELCOME (5 s); NULL on
+ * failure. */
+struct harness_raw *harness_raw_open(const struct harness_broker *b, const char *name);
+
+void harness_raw_close(struct harness_raw *r);
+
+/* Send bytes as they are (blocking, bounded by 5 s).  0 or -errno. */
+int harness_raw_send(struct harness_raw *r, const void *p, size_t n);
+
+/* Send a frame with its length prefix.  0 or -errno. */
+int harness_raw_frame(struct harness_raw *r, const struct frame *f,
+		      const struct frame_header *h, size_t nh);
+
+int harness_raw_hello(struct harness_raw *r, uint64_t id, uint32_t version, const char *name);
+/* reply_to may be NULL. */
+int harness_raw_pub(struct harness_raw *r, uint64_t id, const char *channel, const char *reply_to,
+		    const void *data, size_t len);
+/* queue may be NULL. */
+int harness_raw_sub(struct harness_raw *r, uint64_t id, uint64_t sid, const char *pattern,
+		    const char *queue);
+int harness_raw_unsub(struct harness_raw *r, uint64_t id, uint64_t sid);
+int harness_raw_ping(struct harness_raw *r, uint64_t id);
+
+/* Read the next frame into r->f (the broker's PINGs are answered and
+ * skipped when auto_pong).  1: a frame; 0: none within timeout_ms;
+ * -1: the broker closed the connection (EOF or reset); -2: bytes that do
+ * not decode. */
+int harness_raw_read(struct harness_raw *r, int timeout_ms);
+
+/* Read the next frame and check it is an ERR with code (and id, unless id
+ * is UINT64_MAX).  1 when it is; else 0, with a CUnit-friendly note on
+ * stderr. */
+int harness_raw_expect_err(struct harness_raw *r, int code, uint64_t id, int timeout_ms);
+
+/* Read frames until the connection closes: 1 when it did within
+ * timeout_ms, else 0.  Frames read on the way are dropped, except that an
+ * ERR among them is kept in r->err_*. */
+int harness_raw_wait_closed(struct harness_raw *r, int timeout_ms);
+
+/* A round trip: send PING with a fresh id and read until its PONG, calling
+ * fn (may be NULL) for every other frame read on the way.  1 when the PONG
+ * came, 0 on timeout, -1 when closed. */
+int harness_raw_barrier(struct harness_raw *r, int timeout_ms,
+			void (*fn)(void *arg, struct harness_raw *r), void *arg);
+
+/* 1 when r->f is a MSG with sid and payload s (NUL-terminated). */
+int harness_raw_is_msg(const struct harness_raw *r, uint64_t sid, const char *s);
+
+/* Publish a request (reply_to _INBOX.harness.probe) on channel until the
+ * broker stops answering "no responders", i.e. until somebody subscribed;
+ * each probe that got through was delivered once with payload "probe".
+ * 0 when a probe got through within timeout_ms, else -1. */
+int harness_raw_wait_interest(struct harness_raw *r, const char *channel, int timeout_ms);
+
+#endif

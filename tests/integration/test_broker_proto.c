@@ -1,0 +1,1060 @@
+/*
+ * test_broker_proto.c: the broker as a raw protocol client sees it.
+ *
+ * Every check the broker makes on what clients send (handle.c, tr_stream.c),
+ * with the ERR code and id it must answer and whether the connection stays;
+ * routing (wildcards, the first-token rule, overlapping subscriptions,
+ * queue groups); keepalive; and the daemon around it: the socket's folder
+ * and modes, the pidfile, TERM, stale and live sockets, -t and -d.  The
+ * client library would not let us send most of these frames, so the
+ * harness's raw client speaks the protocol directly.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "ipcbus.h"
+
+#define T 5000 /* ms: a generous bound for anything the broker should do at once */
+
+enum {
+	E_PROTOCOL = IPCBUS__ERR_CODE__E_PROTOCOL,
+	E_FRAME_TOO_BIG = IPCBUS__ERR_CODE__E_FRAME_TOO_BIG,
+	E_VERSION = IPCBUS__ERR_CODE__E_VERSION,
+	E_NO_HELLO = IPCBUS__ERR_CODE__E_NO_HELLO,
+	E_MAX_CONNECTIONS = IPCBUS__ERR_CODE__E_MAX_CONNECTIONS,
+	E_IDLE = IPCBUS__ERR_CODE__E_IDLE,
+	E_INVALID_CHANNEL = IPCBUS__ERR_CODE__E_INVALID_CHANNEL,
+	E_PERMISSION = IPCBUS__ERR_CODE__E_PERMISSION,
+	E_PAYLOAD_TOO_BIG = IPCBUS__ERR_CODE__E_PAYLOAD_TOO_BIG,
+	E_HEADERS_TOO_BIG = IPCBUS__ERR_CODE__E_HEADERS_TOO_BIG,
+	E_TOO_MANY_SUBS = IPCBUS__ERR_CODE__E_TOO_MANY_SUBS,
+	E_UNKNOWN_SID = IPCBUS__ERR_CODE__E_UNKNOWN_SID,
+	E_DUPLICATE_SID = IPCBUS__ERR_CODE__E_DUPLICATE_SID,
+	E_NO_RESPONDERS = IPCBUS__ERR_CODE__E_NO_RESPONDERS,
+};
+
+/* What a barrier read on the way. */
+struct seen {
+	size_t msgs, errs, other;
+	uint64_t sid[64];
+	char payload[64][64];
+	char channel[64][64];
+	int err_code[8];
+	uint64_t err_id[8];
+};
+
+static void seen_frame(void *arg, struct harness_raw *r)
+{
+	struct seen *s = arg;
+	const struct frame *f = &r->f;
+
+	if (f->type == IPCBUS__FRAME_TYPE__MSG) {
+		if (s->msgs < 64) {
+			s->sid[s->msgs] = f->sid;
+			snprintf(s->payload[s->msgs], 64, "%.*s", (int)f->payload.len,
+				 (const char *)f->payload.p);
+			snprintf(s->channel[s->msgs], 64, "%.*s", (int)f->channel.len,
+				 (const char *)f->channel.p);
+		}
+		s->msgs++;
+	} else if (f->type == IPCBUS__FRAME_TYPE__ERR) {
+		if (s->errs < 8) {
+			s->err_code[s->errs] = r->err_code;
+			s->err_id[s->errs] = f->id;
+		}
+		fprintf(stderr, "  (ERR %d for id %llu: %s)\n", r->err_code,
+			(unsigned long long)f->id, r->err_text);
+		s->errs++;
+	} else {
+		s->other++;
+	}
+}
+
+/* A round trip that must read nothing but the PONG. */
+static int quiet(struct harness_raw *r)
+{
+	struct seen s = {0};
+	return harness_raw_barrier(r, T, seen_frame, &s) == 1 && s.msgs == 0 && s.errs == 0 &&
+	       s.other == 0;
+}
+
+static struct harness_raw *open_raw(const struct harness_broker *b, const char *name)
+{
+	struct harness_raw *r = harness_raw_open(b, name);
+	CU_ASSERT_PTR_NOT_NULL(r);
+	return r;
+}
+
+#define UP(b, lines)                                   \
+	struct harness_broker *b = harness_broker_up(lines); \
+	if (!b)                                        \
+	return
+
+#define OPEN(r, b, name)                        \
+	struct harness_raw *r = open_raw(b, name); \
+	if (!r)                                 \
+	return
+
+/* ---- the connection's start ---- */
+
+static void test_hello_welcome(void)
+{
+	UP(b, "max-payload 2k\nmax-header-bytes 1k\nmax-subscriptions 7\nping-interval 1500\n");
+	struct harness_raw *r = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_hello(r, 4242, 1, "hello-test"), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(r, T), 1);
+	CU_ASSERT_EQUAL_FATAL(r->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(r->f.id, 4242); /* the WELCOME answers the HELLO's id */
+	Ipcbus__Welcome *w = frame_unpack_welcome(&r->f);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(w);
+	CU_ASSERT_EQUAL(w->version, 1);
+	CU_ASSERT(w->has_server_id && w->server_id.len > 0);
+	CU_ASSERT(w->has_max_payload && w->max_payload == 2048);
+	CU_ASSERT(w->has_max_header_bytes && w->max_header_bytes == 1024);
+	CU_ASSERT(w->has_max_subscriptions && w->max_subscriptions == 7);
+	CU_ASSERT(w->has_ping_interval_ms && w->ping_interval_ms == 1500);
+	CU_ASSERT(w->has_client_id && w->client_id > 0);
+
+	/* another connection: same broker, another client id */
+	OPEN(r2, b, "second");
+	CU_ASSERT_EQUAL(r2->welcome->server_id.len, w->server_id.len);
+	CU_ASSERT(memcmp(r2->welcome->server_id.data, w->server_id.data, w->server_id.len) == 0);
+	CU_ASSERT_NOT_EQUAL(r2->welcome->client_id, w->client_id);
+	ipcbus__welcome__free_unpacked(w, NULL);
+	CU_ASSERT(quiet(r));
+}
+
+static void test_frame_before_hello(void)
+{
+	UP(b, "");
+	struct harness_raw *r = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_pub(r, 9, "a.b", NULL, "x", 1), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_NO_HELLO, 9, T));
+	CU_ASSERT(r->err_fatal);
+	CU_ASSERT(harness_raw_wait_closed(r, T));
+
+	/* a PING before HELLO is a frame before HELLO too */
+	r = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_ping(r, 3), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_NO_HELLO, 3, T));
+	CU_ASSERT(harness_raw_wait_closed(r, T));
+}
+
+static void test_wrong_version(void)
+{
+	UP(b, "");
+	struct harness_raw *r = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_hello(r, 1, 99, "future"), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_VERSION, 1, T));
+	CU_ASSERT(r->err_fatal);
+	/* names both versions */
+	CU_ASSERT_PTR_NOT_NULL(strstr(r->err_text, "99"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r->err_text, "1"));
+	CU_ASSERT(harness_raw_wait_closed(r, T));
+}
+
+static void test_second_hello(void)
+{
+	UP(b, "");
+	OPEN(r, b, "twice");
+	CU_ASSERT_EQUAL_FATAL(harness_raw_hello(r, 2, 1, "twice"), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_PROTOCOL, 2, T));
+	CU_ASSERT(r->err_fatal);
+	CU_ASSERT(harness_raw_wait_closed(r, T));
+}
+
+/* ---- bytes that are not frames ---- */
+
+static void test_garbage(void)
+{
+	UP(b, "");
+	OPEN(sub, b, "good-sub");
+	OPEN(pub, b, "good-pub");
+	CU_ASSERT_EQUAL_FATAL(harness_raw_sub(sub, 1, 1, "g.x", NULL), 0);
+	CU_ASSERT(quiet(sub));
+
+	/* a well-delimited body that does not decode, after HELLO */
+	OPEN(bad1, b, "bad1");
+	static const uint8_t undecodable[] = {5, 0xff, 0xff, 0xff, 0xff, 0xff};
+	CU_ASSERT_EQUAL(harness_raw_send(bad1, undecodable, sizeof undecodable), 0);
+	CU_ASSERT(harness_raw_expect_err(bad1, E_PROTOCOL, UINT64_MAX, T));
+	CU_ASSERT(bad1->err_fatal);
+	CU_ASSERT(harness_raw_wait_closed(bad1, T));
+
+	/* a length prefix that is no varint (over 10 bytes), before HELLO */
+	struct harness_raw *bad2 = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bad2);
+	uint8_t ff[16];
+	memset(ff, 0xff, sizeof ff);
+	CU_ASSERT_EQUAL(harness_raw_send(bad2, ff, sizeof ff), 0);
+	CU_ASSERT(harness_raw_expect_err(bad2, E_PROTOCOL, UINT64_MAX, T));
+	CU_ASSERT(harness_raw_wait_closed(bad2, T));
+
+	/* text from a confused program */
+	struct harness_raw *bad3 = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(bad3);
+	char text[400];
+	memset(text, 0, sizeof text);
+	snprintf(text, sizeof text, "GET / HTTP/1.1\r\nHost: localhost\r\nUser-Agent: %0300d\r\n\r\n", 7);
+	CU_ASSERT_EQUAL(harness_raw_send(bad3, text, sizeof text), 0);
+	int rc = harness_raw_read(bad3, T);
+	CU_ASSERT(rc == 1 && bad3->f.type == IPCBUS__FRAME_TYPE__ERR && bad3->err_fatal);
+	CU_ASSERT(harness_raw_wait_closed(bad3, T));
+
+	/* the others never noticed */
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 5, "g.x", NULL, "still", 5), 0);
+	CU_ASSERT(quiet(pub));
+	struct seen s = {0};
+	CU_ASSERT_EQUAL(harness_raw_barrier(sub, T, seen_frame, &s), 1);
+	CU_ASSERT_EQUAL(s.msgs, 1);
+	CU_ASSERT_EQUAL(s.errs, 0);
+	CU_ASSERT_STRING_EQUAL(s.payload[0], "still");
+	CU_ASSERT_EQUAL(s.sid[0], 1);
+}
+
+static void test_frame_too_big(void)
+{
+	UP(b, "");
+	OPEN(other, b, "other");
+	OPEN(r, b, "big");
+	long rss0 = harness_broker_rss(b);
+	CU_ASSERT(rss0 > 0);
+	/* announce 512 MiB and send none of it: refused from the prefix */
+	uint8_t prefix[FRAME_VARINT_MAX];
+	size_t n = frame_varint_put(prefix, 512u << 20);
+	CU_ASSERT_EQUAL(harness_raw_send(r, prefix, n), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_FRAME_TOO_BIG, UINT64_MAX, T));
+	CU_ASSERT(r->err_fatal);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r->err_text, "536870912"));
+	CU_ASSERT(harness_raw_wait_closed(r, T));
+	long rss1 = harness_broker_rss(b);
+	CU_ASSERT(rss1 - rss0 < 16 * 1024); /* KiB: nothing near 512 MiB was allocated */
+
+	/* the same with the frame limit itself plus one, as a 2-byte prefix
+	 * on a tiny broker */
+	struct harness_broker *b2 = harness_broker_up("max-payload 64\nmax-header-bytes 64\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b2);
+	OPEN(r2, b2, "limit");
+	n = frame_varint_put(prefix, 64 + 64 + 1024 + 1);
+	CU_ASSERT_EQUAL(harness_raw_send(r2, prefix, n), 0);
+	CU_ASSERT(harness_raw_expect_err(r2, E_FRAME_TOO_BIG, UINT64_MAX, T));
+	CU_ASSERT(harness_raw_wait_closed(r2, T));
+
+	CU_ASSERT(quiet(other));
+}
+
+/* ---- recoverable refusals: ERR with the frame's id, the connection stays ---- */
+
+static void test_payload_too_big(void)
+{
+	UP(b, "max-payload 1k\nmax-header-bytes 1k\n");
+	OPEN(sub, b, "sub");
+	OPEN(r, b, "pub");
+	CU_ASSERT_EQUAL_FATAL(harness_raw_sub(sub, 1, 1, "big", NULL), 0);
+	CU_ASSERT(quiet(sub));
+	static char payload[2000];
+	memset(payload, 'p', sizeof payload);
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 42, "big", NULL, payload, 1025), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_PAYLOAD_TOO_BIG, 42, T));
+	CU_ASSERT_FALSE(r->err_fatal);
+	CU_ASSERT_FALSE(r->err_closing);
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 43, "big", NULL, payload, 2000), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_PAYLOAD_TOO_BIG, 43, T));
+	/* still usable: exactly max-payload goes through */
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 44, "big", NULL, payload, 1024), 0);
+	CU_ASSERT(quiet(r));
+	struct seen s = {0};
+	CU_ASSERT_EQUAL(harness_raw_barrier(sub, T, seen_frame, &s), 1);
+	CU_ASSERT_EQUAL(s.msgs, 1);
+	CU_ASSERT_EQUAL(s.errs, 0);
+	CU_ASSERT_EQUAL(sub->f.type, IPCBUS__FRAME_TYPE__PONG);
+}
+
+static void test_headers_too_big(void)
+{
+	UP(b, "max-payload 1k\nmax-header-bytes 1k\n");
+	OPEN(sub, b, "sub");
+	OPEN(r, b, "pub");
+	CU_ASSERT_EQUAL_FATAL(harness_raw_sub(sub, 1, 1, "hdr", NULL), 0);
+	CU_ASSERT(quiet(sub));
+	static char value[1100];
+	memset(value, 'v', sizeof value);
+	value[10] = 0; /* binary values are fine */
+	struct frame_header h[2] = {
+		{.key = (const uint8_t *)"k1", .key_len = 2, .value = (const uint8_t *)value,
+		 .value_len = 600},
+		{.key = (const uint8_t *)"k2", .key_len = 2, .value = (const uint8_t *)value,
+		 .value_len = 500},
+	};
+	struct frame f = {.type = IPCBUS__FRAME_TYPE__PUB, .has_id = 1, .id = 77};
+	f.channel = (struct frame_bytes){.p = (const uint8_t *)"hdr", .len = 3, .set = 1};
+	f.payload = (struct frame_bytes){.p = (const uint8_t *)"x", .len = 1, .set = 1};
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, h, 2), 0); /* 1104 bytes of headers */
+	CU_ASSERT(harness_raw_expect_err(r, E_HEADERS_TOO_BIG, 77, T));
+	CU_ASSERT_FALSE(r->err_fatal);
+	/* exactly 1024 bytes of headers as encoded pass, intact */
+	h[1].value_len = 1024 - frame_header_cost(2, 600);
+	while (frame_header_cost(2, h[1].value_len) > 1024 - frame_header_cost(2, 600))
+		h[1].value_len--;
+	CU_ASSERT_EQUAL_FATAL(frame_header_cost(2, 600) + frame_header_cost(2, h[1].value_len), 1024);
+	f.id = 78;
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, h, 2), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(sub, T), 1);
+	CU_ASSERT_EQUAL_FATAL(sub->f.type, IPCBUS__FRAME_TYPE__MSG);
+	CU_ASSERT_EQUAL(sub->f.nheaders, 2);
+	size_t pos = 0;
+	struct frame_header got;
+	CU_ASSERT_EQUAL_FATAL(frame_header_next(&sub->f, &pos, &got), 1);
+	CU_ASSERT(got.key_len == 2 && memcmp(got.key, "k1", 2) == 0);
+	CU_ASSERT(got.value_len == 600 && memcmp(got.value, value, 600) == 0);
+	CU_ASSERT_EQUAL_FATAL(frame_header_next(&sub->f, &pos, &got), 1);
+	CU_ASSERT(got.key_len == 2 && memcmp(got.key, "k2", 2) == 0);
+	CU_ASSERT_EQUAL(got.value_len, h[1].value_len);
+	CU_ASSERT(got.value_len > 400);
+	CU_ASSERT(quiet(sub));
+}
+
+static void test_invalid_channel(void)
+{
+	static const char *const bad_names[] = {
+		"", "a..b", ".a", "a.", "a b", "a.*", "a.>", "*", ">", "a\tb", "caf\xc3\xa9", "a/b",
+	};
+	static const char *const bad_patterns[] = {
+		"", "a.>.b", "a*", ">x", "a..b", ".", "a.b.", "a b", "*a", "$SYS.>x",
+	};
+	char long_name[300];
+
+	UP(b, "");
+	OPEN(r, b, "names");
+	uint64_t id = 100;
+	for (size_t i = 0; i < HARNESS_NELEM(bad_names); i++, id++) {
+		CU_ASSERT_EQUAL(harness_raw_pub(r, id, bad_names[i], NULL, "x", 1), 0);
+		if (!harness_raw_expect_err(r, E_INVALID_CHANNEL, id, T)) {
+			fprintf(stderr, "  name '%s' was not refused\n", bad_names[i]);
+			CU_FAIL("invalid channel name accepted");
+		}
+	}
+	/* 255 bytes is the longest name; 256 is refused */
+	memset(long_name, 'n', sizeof long_name);
+	for (size_t i = 10; i < 255; i += 10)
+		long_name[i] = '.';
+	long_name[256] = 0;
+	CU_ASSERT_EQUAL(harness_raw_pub(r, ++id, long_name, NULL, "x", 1), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_INVALID_CHANNEL, id, T));
+	long_name[255] = 0;
+	CU_ASSERT_EQUAL(harness_raw_pub(r, ++id, long_name, NULL, "x", 1), 0);
+	CU_ASSERT(quiet(r));
+	/* an invalid reply channel */
+	CU_ASSERT_EQUAL(harness_raw_pub(r, ++id, "ok", "bad..inbox", "x", 1), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_INVALID_CHANNEL, id, T));
+
+	for (size_t i = 0; i < HARNESS_NELEM(bad_patterns); i++, id++) {
+		CU_ASSERT_EQUAL(harness_raw_sub(r, id, id, bad_patterns[i], NULL), 0);
+		if (!harness_raw_expect_err(r, E_INVALID_CHANNEL, id, T)) {
+			fprintf(stderr, "  pattern '%s' was not refused\n", bad_patterns[i]);
+			CU_FAIL("invalid pattern accepted");
+		}
+	}
+	/* all refusals were recoverable */
+	CU_ASSERT_FALSE(r->err_fatal);
+	CU_ASSERT(quiet(r));
+}
+
+static void test_system_channels(void)
+{
+	UP(b, "");
+	OPEN(r, b, "sys");
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 5, "$SYS.x", NULL, "x", 1), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_PERMISSION, 5, T));
+	CU_ASSERT_FALSE(r->err_fatal);
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 6, "$other.y", NULL, "x", 1), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_PERMISSION, 6, T));
+	/* subscribing is allowed */
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 7, 1, "$SYS.>", NULL), 0);
+	CU_ASSERT(quiet(r));
+}
+
+static void test_sub_errors(void)
+{
+	UP(b, "");
+	OPEN(r, b, "sids");
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 1, 5, "a", NULL), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 2, 5, "b", NULL), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_DUPLICATE_SID, 2, T));
+	CU_ASSERT_EQUAL(harness_raw_unsub(r, 3, 99), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_UNKNOWN_SID, 3, T));
+	CU_ASSERT_EQUAL(harness_raw_unsub(r, 4, 5), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL(harness_raw_unsub(r, 5, 5), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_UNKNOWN_SID, 5, T));
+	/* the sid is free again, and the old pattern is gone */
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 6, 5, "b", NULL), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 7, "a", NULL, "to-a", 4), 0);
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 8, "b", NULL, "to-b", 4), 0);
+	struct seen s = {0};
+	CU_ASSERT_EQUAL(harness_raw_barrier(r, T, seen_frame, &s), 1);
+	CU_ASSERT_EQUAL_FATAL(s.msgs, 1);
+	CU_ASSERT_STRING_EQUAL(s.payload[0], "to-b");
+	CU_ASSERT_EQUAL(s.sid[0], 5);
+	CU_ASSERT_FALSE(r->err_fatal);
+}
+
+static void test_max_subscriptions(void)
+{
+	UP(b, "max-subscriptions 4\n");
+	OPEN(r, b, "subs");
+	for (uint64_t sid = 1; sid <= 4; sid++)
+		CU_ASSERT_EQUAL(harness_raw_sub(r, sid, sid, "m.s", NULL), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 50, 5, "m.s", NULL), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_TOO_MANY_SUBS, 50, T));
+	CU_ASSERT_FALSE(r->err_fatal);
+	CU_ASSERT_EQUAL(harness_raw_unsub(r, 51, 1), 0);
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 52, 5, "m.s", NULL), 0);
+	CU_ASSERT(quiet(r));
+	/* the bound is per connection */
+	OPEN(r2, b, "subs2");
+	for (uint64_t sid = 1; sid <= 4; sid++)
+		CU_ASSERT_EQUAL(harness_raw_sub(r2, sid, sid, "m.s", NULL), 0);
+	CU_ASSERT(quiet(r2));
+}
+
+static void test_max_connections(void)
+{
+	UP(b, "max-connections 3\n");
+	struct harness_raw *c[3];
+	for (int i = 0; i < 3; i++) {
+		c[i] = open_raw(b, "full");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(c[i]);
+	}
+	struct harness_raw *extra = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(extra);
+	harness_raw_hello(extra, 1, 1, "extra"); /* may fail: it is being closed */
+	CU_ASSERT(harness_raw_expect_err(extra, E_MAX_CONNECTIONS, UINT64_MAX, T));
+	CU_ASSERT(extra->err_closing);
+	CU_ASSERT_FALSE(extra->err_fatal); /* the client may come back later */
+	CU_ASSERT(harness_raw_wait_closed(extra, T));
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT(quiet(c[i]));
+	/* a place freed is a place taken */
+	harness_raw_close(c[0]);
+	struct harness_raw *again = NULL;
+	uint64_t deadline = harness_now() + T;
+	while (!again && harness_now() < deadline) {
+		again = harness_raw_open(b, "again");
+		if (!again)
+			harness_sleep(20);
+	}
+	CU_ASSERT_PTR_NOT_NULL(again);
+	CU_ASSERT(harness_broker_log_has(b, "max-connections"));
+}
+
+static void test_no_responders(void)
+{
+	UP(b, "");
+	OPEN(r, b, "req");
+	uint64_t t0 = harness_now();
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 77, "nobody.home", "_INBOX.me.1", "q", 1), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_NO_RESPONDERS, 77, T));
+	uint64_t dt = harness_now() - t0;
+	CU_ASSERT(dt < 1000);
+	fprintf(stderr, "  (no responders after %llu ms)\n", (unsigned long long)dt);
+	CU_ASSERT_FALSE(r->err_fatal);
+	/* a plain publish nobody hears is no error */
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 78, "nobody.home", NULL, "q", 1), 0);
+	CU_ASSERT(quiet(r));
+	/* once somebody listens the request goes through */
+	OPEN(resp, b, "responder");
+	CU_ASSERT_EQUAL(harness_raw_sub(resp, 1, 9, "nobody.*", NULL), 0);
+	CU_ASSERT(quiet(resp));
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 79, "nobody.home", "_INBOX.me.2", "q", 1), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(resp, T), 1);
+	CU_ASSERT(harness_raw_is_msg(resp, 9, "q"));
+	CU_ASSERT(resp->f.reply_to.set && resp->f.reply_to.len == 11 &&
+		  memcmp(resp->f.reply_to.p, "_INBOX.me.2", 11) == 0);
+}
+
+static void test_ping_pong(void)
+{
+	UP(b, "");
+	OPEN(r, b, "ping");
+	static const uint64_t ids[] = {1, 123456789012345ULL, UINT64_MAX};
+	for (size_t i = 0; i < HARNESS_NELEM(ids); i++) {
+		CU_ASSERT_EQUAL(harness_raw_ping(r, ids[i]), 0);
+		CU_ASSERT_EQUAL_FATAL(harness_raw_read(r, T), 1);
+		CU_ASSERT_EQUAL(r->f.type, IPCBUS__FRAME_TYPE__PONG);
+		CU_ASSERT(r->f.has_id && r->f.id == ids[i]);
+	}
+}
+
+static void test_keepalive(void)
+{
+	UP(b, "ping-interval 200\n");
+	OPEN(live, b, "answers");
+	OPEN(silent, b, "silent");
+	silent->auto_pong = 0;
+	uint64_t t0 = harness_now(), closed_at = 0;
+	/* the live one answers PINGs (harness_raw_read does); the silent one
+	 * is only watched, never answered */
+	while (harness_now() - t0 < 4000 && (!closed_at || harness_now() - t0 < 1200)) {
+		int rc = harness_raw_read(live, 20);
+		CU_ASSERT(rc == 0 || rc == 1);
+		if (rc < 0)
+			break;
+		while (!closed_at && (rc = harness_raw_read(silent, 0)) != 0)
+			if (rc < 0)
+				closed_at = harness_now();
+	}
+	CU_ASSERT(closed_at > 0);
+	CU_ASSERT(silent->pings > 0);
+	CU_ASSERT_EQUAL(silent->err_code, E_IDLE);
+	CU_ASSERT(silent->err_closing);
+	if (closed_at)
+		fprintf(stderr, "  (silent client dropped after %llu ms)\n",
+			(unsigned long long)(closed_at - t0));
+	CU_ASSERT(closed_at && closed_at - t0 < 2500);
+	CU_ASSERT(live->pings > 0);
+	CU_ASSERT(quiet(live));
+
+	/* ping-interval 0: nobody is pinged */
+	struct harness_broker *b0 = harness_broker_up("ping-interval 0\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b0);
+	OPEN(idle, b0, "idle");
+	idle->auto_pong = 0;
+	CU_ASSERT_EQUAL(harness_raw_read(idle, 600), 0);
+	CU_ASSERT_EQUAL(idle->pings, 0);
+}
+
+/* ---- routing ---- */
+
+static void test_overlapping_patterns(void)
+{
+	UP(b, "");
+	OPEN(sub, b, "sub");
+	OPEN(pub, b, "pub");
+	CU_ASSERT_EQUAL(harness_raw_sub(sub, 1, 11, "ov.*", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_sub(sub, 2, 12, "ov.>", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_sub(sub, 3, 13, "ov.a", NULL), 0);
+	CU_ASSERT(quiet(sub));
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 1, "ov.a", NULL, "one", 3), 0);
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 2, "ov.a.b", NULL, "two", 3), 0);
+	CU_ASSERT(quiet(pub));
+	struct seen s = {0};
+	CU_ASSERT_EQUAL(harness_raw_barrier(sub, T, seen_frame, &s), 1);
+	CU_ASSERT_EQUAL_FATAL(s.msgs, 4);
+	int mask = 0;
+	for (size_t i = 0; i < 3; i++) {
+		CU_ASSERT_STRING_EQUAL(s.payload[i], "one");
+		CU_ASSERT_STRING_EQUAL(s.channel[i], "ov.a");
+		if (s.sid[i] >= 11 && s.sid[i] <= 13)
+			mask |= 1 << (s.sid[i] - 11);
+	}
+	CU_ASSERT_EQUAL(mask, 7); /* once to each subscription */
+	CU_ASSERT_STRING_EQUAL(s.payload[3], "two");
+	CU_ASSERT_EQUAL(s.sid[3], 12);
+}
+
+static void test_wildcards(void)
+{
+	static const char *const patterns[] = {
+		">", "*", "a.*", "a.>", "*.b", "*.*", "_INBOX.>", "*.x", "_INBOX.*", "a.*.c", "$SYS.>",
+		"*.>",
+	};
+	static const struct {
+		const char *channel;
+		unsigned sids; /* bit i: patterns[i] matches */
+	} cases[] = {
+		{"a", 1 << 0 | 1 << 1},
+		{"a.b", 1 << 0 | 1 << 2 | 1 << 3 | 1 << 4 | 1 << 5 | 1 << 11},
+		{"a.b.c", 1 << 0 | 1 << 3 | 1 << 9 | 1 << 11},
+		{"b.c", 1 << 0 | 1 << 5 | 1 << 11},
+		{"Ab_-9.x", 1 << 0 | 1 << 5 | 1 << 7 | 1 << 11},
+		/* a wildcard first token does not match _INBOX */
+		{"_INBOX.x", 1 << 6 | 1 << 8},
+		{"_INBOX.x.y", 1 << 6},
+		{"_INBOXES.x", 1 << 0 | 1 << 5 | 1 << 7 | 1 << 11},
+		{"b", 1 << 0 | 1 << 1},
+	};
+	UP(b, "");
+	OPEN(sub, b, "sub");
+	OPEN(pub, b, "pub");
+	for (size_t i = 0; i < HARNESS_NELEM(patterns); i++)
+		CU_ASSERT_EQUAL(harness_raw_sub(sub, i + 1, i + 1, patterns[i], NULL), 0);
+	CU_ASSERT(quiet(sub));
+	for (size_t i = 0; i < HARNESS_NELEM(cases); i++) {
+		CU_ASSERT_EQUAL(harness_raw_pub(pub, i + 1, cases[i].channel, NULL, cases[i].channel,
+						strlen(cases[i].channel)), 0);
+		CU_ASSERT(quiet(pub));
+		struct seen s = {0};
+		CU_ASSERT_EQUAL(harness_raw_barrier(sub, T, seen_frame, &s), 1);
+		unsigned got = 0;
+		for (size_t k = 0; k < s.msgs && k < 64; k++) {
+			CU_ASSERT_STRING_EQUAL(s.payload[k], cases[i].channel);
+			CU_ASSERT_STRING_EQUAL(s.channel[k], cases[i].channel);
+			unsigned bit = 1u << (s.sid[k] - 1);
+			if (got & bit)
+				CU_FAIL("a subscription got a message twice");
+			got |= bit;
+		}
+		if (got != cases[i].sids) {
+			fprintf(stderr, "  %s: delivered to %#x, expected %#x\n", cases[i].channel, got,
+				cases[i].sids);
+			CU_FAIL("wrong subscriptions matched");
+		}
+	}
+}
+
+static void test_queue_groups(void)
+{
+	enum { N = 300, M = 3 };
+	UP(b, "");
+	struct harness_raw *member[M];
+	for (int i = 0; i < M; i++) {
+		member[i] = open_raw(b, "worker");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(member[i]);
+		CU_ASSERT_EQUAL(harness_raw_sub(member[i], 1, 1, "qg.work", "workers"), 0);
+		CU_ASSERT(quiet(member[i]));
+	}
+	/* two patterns of the group on one member: still one delivery */
+	CU_ASSERT_EQUAL(harness_raw_sub(member[0], 2, 2, "qg.*", "workers"), 0);
+	CU_ASSERT(quiet(member[0]));
+	OPEN(plain, b, "plain");
+	CU_ASSERT_EQUAL(harness_raw_sub(plain, 1, 7, "qg.work", NULL), 0);
+	CU_ASSERT(quiet(plain));
+	OPEN(pub, b, "pub");
+	char p[16];
+	for (int i = 0; i < N; i++) {
+		int n = snprintf(p, sizeof p, "%d", i);
+		CU_ASSERT_EQUAL(harness_raw_pub(pub, 0, "qg.work", NULL, p, (size_t)n), 0);
+	}
+	CU_ASSERT(quiet(pub));
+
+	static int times[N];
+	memset(times, 0, sizeof times);
+	int per[M] = {0};
+	for (int m = 0; m < M; m++) {
+		int rc;
+		while ((rc = harness_raw_read(member[m], 300)) == 1) {
+			CU_ASSERT_EQUAL(member[m]->f.type, IPCBUS__FRAME_TYPE__MSG);
+			char exact[16];
+			snprintf(exact, sizeof exact, "%.*s", (int)member[m]->f.payload.len,
+				 (const char *)member[m]->f.payload.p);
+			int v = atoi(exact);
+			if (v >= 0 && v < N)
+				times[v]++;
+			per[m]++;
+		}
+	}
+	for (int i = 0; i < N; i++)
+		if (times[i] != 1) {
+			fprintf(stderr, "  message %d delivered %d times to the group\n", i, times[i]);
+			CU_FAIL("a queue-group message not delivered exactly once");
+			break;
+		}
+	for (int m = 0; m < M; m++) {
+		fprintf(stderr, "  (member %d: %d messages)\n", m, per[m]);
+		CU_ASSERT(per[m] > 0);
+	}
+	/* outside the group, everything */
+	int all = 0, rc;
+	while ((rc = harness_raw_read(plain, 300)) == 1)
+		all += plain->f.type == IPCBUS__FRAME_TYPE__MSG && plain->f.sid == 7;
+	CU_ASSERT_EQUAL(all, N);
+}
+
+
+/* ---- framing ---- */
+
+static void test_byte_by_byte(void)
+{
+	UP(b, "");
+	OPEN(sub, b, "sub");
+	CU_ASSERT_EQUAL(harness_raw_sub(sub, 1, 1, "bb", NULL), 0);
+	CU_ASSERT(quiet(sub));
+	struct harness_raw *r = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	/* HELLO, PUB and PING in one buffer, written a byte at a time */
+	struct buf out;
+	buf_init(&out, 1 << 20);
+	Ipcbus__Hello h = IPCBUS__HELLO__INIT;
+	h.version = 1;
+	CU_ASSERT_EQUAL(frame_append_hello(&out, 1, &h), 0);
+	struct frame f = {.type = IPCBUS__FRAME_TYPE__PUB, .has_id = 1, .id = 2};
+	f.channel = (struct frame_bytes){(const uint8_t *)"bb", 2, 1};
+	static uint8_t payload[300]; /* a two-byte length prefix */
+	memset(payload, 'b', sizeof payload);
+	f.payload = (struct frame_bytes){payload, sizeof payload, 1};
+	CU_ASSERT_EQUAL(frame_append(&out, &f, NULL, 0), 0);
+	struct frame ping = {.type = IPCBUS__FRAME_TYPE__PING, .has_id = 1, .id = 3};
+	CU_ASSERT_EQUAL(frame_append(&out, &ping, NULL, 0), 0);
+	for (size_t i = 0; i < buf_len(&out); i++) {
+		CU_ASSERT_EQUAL_FATAL(harness_raw_send(r, buf_rptr(&out) + i, 1), 0);
+		if (i % 16 == 0)
+			harness_sleep(1);
+	}
+	buf_fini(&out);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(r, T), 1);
+	CU_ASSERT_EQUAL(r->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(r, T), 1);
+	CU_ASSERT(r->f.type == IPCBUS__FRAME_TYPE__PONG && r->f.id == 3);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(sub, T), 1);
+	CU_ASSERT(sub->f.type == IPCBUS__FRAME_TYPE__MSG && sub->f.payload.len == sizeof payload);
+
+	/* and many frames in one write */
+	struct buf many;
+	buf_init(&many, 64 << 20);
+	for (int i = 0; i < 5000; i++)
+		CU_ASSERT_EQUAL(frame_append(&many, &f, NULL, 0), 0);
+	CU_ASSERT_EQUAL(harness_raw_send(r, buf_rptr(&many), buf_len(&many)), 0);
+	buf_fini(&many);
+	CU_ASSERT(quiet(r));
+	int n = 0, rc;
+	while ((rc = harness_raw_read(sub, 500)) == 1)
+		n += sub->f.type == IPCBUS__FRAME_TYPE__MSG;
+	CU_ASSERT_EQUAL(n, 5000);
+}
+
+/* The largest frame the limits allow goes through; a frame whose payload
+ * and headers are within the announced limits is never fatal. */
+static void test_largest_frame(void)
+{
+	UP(b, "max-payload 64k\nmax-header-bytes 4k\n");
+	OPEN(sub, b, "sub");
+	OPEN(r, b, "pub");
+	CU_ASSERT_EQUAL(harness_raw_sub(sub, 1, 1, "lf", NULL), 0);
+	CU_ASSERT(quiet(sub));
+	static uint8_t payload[64 << 10], value[4096];
+	memset(payload, 'p', sizeof payload);
+	memset(value, 'v', sizeof value);
+	struct frame f = {.type = IPCBUS__FRAME_TYPE__PUB, .has_id = 1, .id = 1};
+	f.channel = (struct frame_bytes){(const uint8_t *)"lf", 2, 1};
+	f.reply_to = (struct frame_bytes){(const uint8_t *)"_INBOX.x", 8, 1};
+	f.payload = (struct frame_bytes){payload, sizeof payload, 1};
+	/* one header of exactly max-header-bytes, as encoded */
+	size_t vlen = 4096 - frame_header_cost(1, 0);
+	while (frame_header_cost(1, vlen) > 4096)
+		vlen--;
+	CU_ASSERT_EQUAL_FATAL(frame_header_cost(1, vlen), 4096);
+	struct frame_header one = {(const uint8_t *)"k", 1, value, vlen};
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, &one, 1), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(sub, T), 1);
+	CU_ASSERT(sub->f.type == IPCBUS__FRAME_TYPE__MSG && sub->f.payload.len == sizeof payload &&
+		  sub->f.header_bytes == 4096);
+
+	/* 2048 headers of one-byte keys and values: 4096 bytes of keys and
+	 * values, but 16 KiB as encoded, which is what max-header-bytes counts
+	 * (so the frame limit holds): refused, recoverably */
+	static struct frame_header tiny[2048];
+	for (size_t i = 0; i < 2048; i++)
+		tiny[i] = (struct frame_header){(const uint8_t *)"k", 1, (const uint8_t *)"v", 1};
+	f.id = 2;
+	f.payload.len = 1024;
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, tiny, 2048), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_HEADERS_TOO_BIG, 2, T));
+	CU_ASSERT_FALSE(r->err_fatal);
+	CU_ASSERT(quiet(r));
+}
+
+/* TERM: stop accepting, give queued output drain-timeout to go, exit. */
+static void test_drain(void)
+{
+	UP(b, "drain-timeout 700\n");
+	OPEN(stuck, b, "stuck");
+	OPEN(late, b, "late-reader");
+	OPEN(pub, b, "pub");
+	CU_ASSERT_EQUAL(harness_raw_sub(stuck, 1, 1, "dr", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_sub(late, 1, 1, "dr", NULL), 0);
+	CU_ASSERT(quiet(stuck));
+	CU_ASSERT(quiet(late));
+	static uint8_t payload[16 << 10];
+	enum { N = 256 }; /* 4 MiB each: far more than the sockets hold */
+	for (int i = 0; i < N; i++)
+		CU_ASSERT_EQUAL(harness_raw_pub(pub, 0, "dr", NULL, payload, sizeof payload), 0);
+	CU_ASSERT(quiet(pub));
+	uint64_t t0 = harness_now();
+	kill(b->pid, SIGTERM);
+	CU_ASSERT_EQUAL(harness_broker_wait_log(b, "stopping", T), 0);
+	/* no new connections once stopping */
+	CU_ASSERT(harness_can_connect(b->sock) < 0);
+	/* the late reader still gets everything, then the close */
+	int n = 0, rc;
+	while ((rc = harness_raw_read(late, T)) == 1)
+		n += late->f.type == IPCBUS__FRAME_TYPE__MSG;
+	CU_ASSERT_EQUAL(rc, -1);
+	CU_ASSERT_EQUAL(n, N);
+	/* the stuck one cannot hold the broker past drain-timeout */
+	int st = harness_wait_pid(b->pid, 10000);
+	uint64_t dt = harness_now() - t0;
+	fprintf(stderr, "  (exit %d after %llu ms)\n", st, (unsigned long long)dt);
+	CU_ASSERT_EQUAL(st, 0);
+	CU_ASSERT(dt >= 600 && dt < 5000);
+	b->pid = st < 0 ? b->pid : 0;
+	CU_ASSERT(harness_broker_log_has(b, "drain-timeout"));
+	CU_ASSERT_EQUAL(access(b->sock, F_OK), -1);
+}
+
+/* ---- the daemon ---- */
+
+static void test_pidfile_and_term(void)
+{
+	UP(b, "pidfile @DIR@/ipcbusd.pid\n");
+	char *s = harness_read_file(b->pidfile, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s); /* written before "ready" */
+	CU_ASSERT_EQUAL(atoi(s), (int)b->pid);
+	free(s);
+	OPEN(r, b, "client");
+	CU_ASSERT_EQUAL(harness_broker_stop(b), 0);
+	CU_ASSERT_EQUAL(access(b->pidfile, F_OK), -1);
+	struct stat st;
+	CU_ASSERT(lstat(b->sock, &st) < 0 && errno == ENOENT); /* TERM removes the socket */
+	CU_ASSERT(harness_raw_wait_closed(r, T));
+	CU_ASSERT(harness_broker_log_has(b, "ready"));
+
+	/* -p overrides the file's pidfile */
+	char other[128];
+	snprintf(other, sizeof other, "%s/other.pid", b->dir);
+	const char *const extra[] = {"-p", other, NULL};
+	CU_ASSERT_EQUAL_FATAL(harness_broker_start(b, extra), 0);
+	CU_ASSERT_EQUAL(access(other, F_OK), 0);
+	CU_ASSERT_EQUAL(access(b->pidfile, F_OK), -1);
+	/* INT stops it too */
+	kill(b->pid, SIGINT);
+	CU_ASSERT_EQUAL(harness_wait_pid(b->pid, 10000), 0);
+	b->pid = 0;
+	CU_ASSERT_EQUAL(access(other, F_OK), -1);
+	CU_ASSERT_EQUAL(access(b->sock, F_OK), -1);
+}
+
+static void test_socket_modes(void)
+{
+	struct harness_broker *b = harness_broker_new("");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	char url[200];
+	snprintf(url, sizeof url, "unix://%s/run/bus.sock", b->dir);
+	harness_broker_set_url(b, url);
+	CU_ASSERT_EQUAL_FATAL(harness_broker_start(b, NULL), 0);
+	struct stat st;
+	char dir[128];
+	snprintf(dir, sizeof dir, "%s/run", b->dir);
+	CU_ASSERT_EQUAL_FATAL(stat(dir, &st), 0);
+	CU_ASSERT(S_ISDIR(st.st_mode));
+	CU_ASSERT_EQUAL(st.st_mode & 0777, 0700); /* the folder it created */
+	CU_ASSERT_EQUAL_FATAL(lstat(b->sock, &st), 0);
+	CU_ASSERT(S_ISSOCK(st.st_mode));
+	CU_ASSERT_EQUAL(st.st_mode & 0777, 0600);
+	OPEN(r, b, "mode");
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL(harness_broker_stop(b), 0);
+	CU_ASSERT(lstat(b->sock, &st) < 0 && errno == ENOENT);
+
+	/* ?mode=0660 */
+	struct harness_broker *b2 = harness_broker_new("");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b2);
+	snprintf(url, sizeof url, "unix://%s/g.sock?mode=0660", b2->dir);
+	harness_broker_set_url(b2, url);
+	CU_ASSERT_STRING_EQUAL(b2->sock + strlen(b2->dir), "/g.sock");
+	CU_ASSERT_EQUAL_FATAL(harness_broker_start(b2, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(lstat(b2->sock, &st), 0);
+	CU_ASSERT_EQUAL(st.st_mode & 0777, 0660);
+	CU_ASSERT_EQUAL(harness_broker_stop(b2), 0);
+	CU_ASSERT_EQUAL(access(b2->sock, F_OK), -1);
+
+	/* two listeners on one broker (-l adds to the file's) */
+	struct harness_broker *b3 = harness_broker_new("");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b3);
+	char second[200];
+	snprintf(second, sizeof second, "unix://%s/second.sock", b3->dir);
+	const char *const extra[] = {"-l", second, NULL};
+	CU_ASSERT_EQUAL_FATAL(harness_broker_start(b3, extra), 0);
+	CU_ASSERT_EQUAL(harness_can_connect(second + 7), 0);
+	CU_ASSERT_EQUAL(harness_broker_stop(b3), 0);
+	CU_ASSERT_EQUAL(access(second + 7, F_OK), -1);
+	CU_ASSERT_EQUAL(access(b3->sock, F_OK), -1);
+}
+
+static void test_stale_and_live_socket(void)
+{
+	UP(b, "");
+	harness_broker_kill(b);
+	struct stat st;
+	CU_ASSERT_EQUAL_FATAL(lstat(b->sock, &st), 0); /* a crash leaves the file */
+	CU_ASSERT(harness_can_connect(b->sock) < 0);
+	/* a new broker replaces the stale file */
+	CU_ASSERT_EQUAL_FATAL(harness_broker_start(b, NULL), 0);
+	OPEN(r, b, "after-stale");
+	CU_ASSERT(quiet(r));
+
+	/* but not a live broker's socket */
+	struct harness_broker *b2 = harness_broker_new("");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b2);
+	harness_broker_set_url(b2, b->url);
+	CU_ASSERT_EQUAL(harness_broker_start(b2, NULL), -1);
+	CU_ASSERT(b2->status != 0 && b2->status < 128);
+	CU_ASSERT(harness_broker_log_has(b2, b->sock));
+	/* the first broker was not harmed: its socket is still there and works */
+	CU_ASSERT_EQUAL(harness_can_connect(b->sock), 0);
+	CU_ASSERT(quiet(r));
+	OPEN(r2, b, "still-there");
+	CU_ASSERT(quiet(r2));
+
+	/* a regular file in the way is not removed */
+	struct harness_broker *b3 = harness_broker_new("");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b3);
+	CU_ASSERT_EQUAL(harness_write_file(b3->sock, "precious\n"), 0);
+	CU_ASSERT_EQUAL(harness_broker_start(b3, NULL), -1);
+	char *s = harness_read_file(b3->sock, NULL);
+	CU_ASSERT(s && strcmp(s, "precious\n") == 0);
+	free(s);
+}
+
+static void test_check_config(void)
+{
+	const char *dir = harness_tmpdir();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	char good[128], bad[128], sock[128];
+	snprintf(good, sizeof good, "%s/good.conf", dir);
+	snprintf(bad, sizeof bad, "%s/bad.conf", dir);
+	snprintf(sock, sizeof sock, "%s/never.sock", dir);
+	char text[512];
+	snprintf(text, sizeof text,
+		 "# a good file\nlisten unix://%s\nmax-payload 2M   # comment\n"
+		 "pidfile \"%s/with space.pid\"\nslow-consumer disconnect\n",
+		 sock, dir);
+	CU_ASSERT_EQUAL_FATAL(harness_write_file(good, text), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_write_file(bad,
+						 "# line 1\n"
+						 "max-payload 12x\n"
+						 "nosuch thing\n"
+						 "slow-consumer drop\n"
+						 "slow-consumer drop\n"
+						 "max-pending 1k\n"),
+			      0);
+	char *argv[] = {(char *)harness_ipcbusd(), (char *)"-t", (char *)"-c", good, NULL};
+	struct harness_proc *p = harness_proc_start(argv, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(harness_proc_wait(p, T), 0);
+	CU_ASSERT_EQUAL(access(sock, F_OK), -1); /* -t listens on nothing */
+
+	argv[3] = bad;
+	p = harness_proc_start(argv, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(harness_proc_wait(p, T), 1);
+	char want[200];
+	static const int lines[] = {2, 3, 5, 6};
+	for (size_t i = 0; i < HARNESS_NELEM(lines); i++) {
+		snprintf(want, sizeof want, "%s:%d: ", bad, lines[i]);
+		if (!strstr(p->err, want)) {
+			fprintf(stderr, "  no '%s' in:\n%s\n", want, p->err);
+			CU_FAIL("an error not reported as FILE:LINE: reason");
+		}
+	}
+	snprintf(want, sizeof want, "%s:4: ", bad);
+	CU_ASSERT_PTR_NULL(strstr(p->err, want)); /* the first slow-consumer was fine */
+	CU_ASSERT_PTR_NOT_NULL(strstr(p->err, "nosuch"));
+
+	/* a missing file */
+	snprintf(want, sizeof want, "%s/missing.conf", dir);
+	argv[3] = want;
+	p = harness_proc_start(argv, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(harness_proc_wait(p, T), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(p->err, "missing.conf"));
+
+	/* bad usage */
+	char *usage[] = {(char *)harness_ipcbusd(), (char *)"--no-such-option", NULL};
+	p = harness_proc_start(usage, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(harness_proc_wait(p, T), 2);
+	char *help[] = {(char *)harness_ipcbusd(), (char *)"-h", NULL};
+	p = harness_proc_start(help, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(harness_proc_wait(p, T), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(p->out, "usage"));
+}
+
+static void test_daemonize(void)
+{
+	struct harness_broker *b = harness_broker_new("pidfile @DIR@/ipcbusd.pid\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	const char *const extra[] = {"-d", NULL};
+	pid_t parent = harness_broker_exec(b, extra);
+	CU_ASSERT_FATAL(parent > 0);
+	CU_ASSERT_EQUAL_FATAL(harness_wait_pid(parent, 10000), 0);
+	/* listening the moment the parent returned */
+	CU_ASSERT_EQUAL(harness_can_connect(b->sock), 0);
+	char *s = harness_read_file(b->pidfile, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+	pid_t daemon = (pid_t)atoi(s);
+	free(s);
+	CU_ASSERT_FATAL(daemon > 0 && daemon != parent);
+	harness_adopt(daemon); /* reparented to us: we are a subreaper */
+	b->pid = daemon;
+	OPEN(r, b, "to-daemon");
+	CU_ASSERT(quiet(r));
+
+	/* a second daemon on the same socket fails, and says so by its exit */
+	struct harness_broker *b2 = harness_broker_new("");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b2);
+	harness_broker_set_url(b2, b->url);
+	pid_t p2 = harness_broker_exec(b2, extra);
+	CU_ASSERT_FATAL(p2 > 0);
+	int st = harness_wait_pid(p2, 10000);
+	CU_ASSERT(st > 0 && st < 128);
+	CU_ASSERT(quiet(r));
+
+	CU_ASSERT_EQUAL(harness_broker_stop(b), 0);
+	CU_ASSERT_EQUAL(access(b->sock, F_OK), -1);
+	CU_ASSERT_EQUAL(access(b->pidfile, F_OK), -1);
+}
+
+static const struct harness_case cases[] = {
+	{"hello_welcome", test_hello_welcome},
+	{"frame_before_hello", test_frame_before_hello},
+	{"wrong_version", test_wrong_version},
+	{"second_hello", test_second_hello},
+	{"garbage", test_garbage},
+	{"frame_too_big", test_frame_too_big},
+	{"payload_too_big", test_payload_too_big},
+	{"headers_too_big", test_headers_too_big},
+	{"invalid_channel", test_invalid_channel},
+	{"system_channels", test_system_channels},
+	{"sub_errors", test_sub_errors},
+	{"max_subscriptions", test_max_subscriptions},
+	{"max_connections", test_max_connections},
+	{"no_responders", test_no_responders},
+	{"ping_pong", test_ping_pong},
+	{"keepalive", test_keepalive},
+	{"overlapping_patterns", test_overlapping_patterns},
+	{"wildcards", test_wildcards},
+	{"queue_groups", test_queue_groups},
+	{"byte_by_byte", test_byte_by_byte},
+	{"largest_frame", test_largest_frame},
+	{"drain", test_drain},
+	{"pidfile_and_term", test_pidfile_and_term},
+	{"socket_modes", test_socket_modes},
+	{"stale_and_live_socket", test_stale_and_live_socket},
+	{"check_config", test_check_config},
+	{"daemonize", test_daemonize},
+};
+
+int main(int argc, char **argv)
+{
+	return harness_main("broker_proto", cases, HARNESS_NELEM(cases), 0, 120, argc, argv);
+}
