@@ -338,6 +338,7 @@ static void test_load(void)
 	FILE *err = open_memstream(&out, &len);
 	rc = conf_load(&c, path, err);
 	fclose(err);
+	unlink(path);
 	snprintf(want, sizeof want, "%s:2: ", path);
 	CU_ASSERT_EQUAL(rc, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
