@@ -20,6 +20,11 @@
  * broker reported, ipcbus_last_error() gives the broker's own text.  The
  * library never prints and never exits.
  *
+ * Callbacks may call any function of the library on their own connection,
+ * blocking ones included, except ipcbus_close().  Blocking calls return
+ * -EINTR when a signal interrupts them (the program decides whether to go
+ * on); a timeout of -1 means none.
+ *
  * Ownership: strings and buffers passed in are borrowed for the call only
  * (the library copies what it keeps).  An ipcbus_msg handed to a callback is
  * borrowed for the callback only; ipcbus_msg_dup() makes a copy the caller
@@ -143,8 +148,11 @@ IPCBUS_API int ipcbus_connected(const ipcbus *c);
 
 /* Publish.  The frame is buffered and written by the next dispatch, flush or
  * blocking call (at once with opts.no_delay, or when the buffer is large).
- * Returns 0, IPCBUS_ECHANNEL, IPCBUS_ETOOBIG, IPCBUS_EBUFFER (disconnected
- * and the buffer is full), IPCBUS_ECLOSED.  Refusals by the broker arrive
+ * A publisher more than 4 MiB ahead of its socket waits (in poll) until the
+ * broker takes more: back-pressure instead of unbounded memory.
+ * Returns 0, IPCBUS_ECHANNEL, IPCBUS_EPERM (a `$...` channel: the
+ * broker's own), IPCBUS_ETOOBIG, IPCBUS_EBUFFER (disconnected and the buffer
+ * is full), IPCBUS_ECLOSED.  Refusals by the broker arrive
  * later: as IPCBUS_EV_ERROR and as the result of the next ipcbus_flush(). */
 IPCBUS_API int ipcbus_publish(ipcbus *c, const char *channel, const void *data, size_t len);
 
@@ -193,12 +201,15 @@ IPCBUS_API int ipcbus_wait(ipcbus *c, int timeout_ms);
 
 /* Next message of the subscriptions made with cb NULL, waiting up to
  * timeout_ms (-1: forever; 0: IPCBUS_EAGAIN when none is queued).  *out is
- * owned by the caller: ipcbus_msg_free() it. */
+ * owned by the caller: ipcbus_msg_free() it.  The queue holds at most
+ * opts.max_queued bytes; past that messages are dropped and one
+ * IPCBUS_EV_ERROR with IPCBUS_EBUFFER says so. */
 IPCBUS_API int ipcbus_next(ipcbus *c, ipcbus_msg **out, int timeout_ms);
 
 /* Copy a message (its channel, reply_to, headers and data) into one block
  * the caller owns.  NULL when out of memory. */
 IPCBUS_API ipcbus_msg *ipcbus_msg_dup(const ipcbus_msg *m);
+/* Free a copy; NULL does nothing. */
 IPCBUS_API void ipcbus_msg_free(ipcbus_msg *m);
 
 /* First header named key (NUL-terminated): its value and length, or NULL. */

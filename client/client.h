@@ -1,0 +1,164 @@
+/*
+ * client.h: the private header of libipcbus, shared by its files.
+ *
+ *   conn.c   the connection: transports, HELLO/WELCOME, reading and writing,
+ *            the frame switch, reconnect with backoff, blocking waits
+ *   pub.c    publishing (one encoder for publish, respond and requests)
+ *   sub.c    the subscription table, delivery of MSG, the ipcbus_next queue
+ *   req.c    the reply inbox, the table and deadline heap of requests
+ *   msg.c    message copies, headers, error names, the version
+ *   idmap.c  a small hash table from 64-bit ids to pointers
+ *
+ * A connection is used from one thread at a time.  Callbacks may call any
+ * function of the library on their own connection except ipcbus_close():
+ * blocking calls inside a callback dispatch further frames (see the input
+ * buffer notes in conn.c).
+ */
+#ifndef IPCBUS_CLIENT_H
+#define IPCBUS_CLIENT_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+#include "frame.h"
+#include "idmap.h"
+#include "ipcbus.h"
+#include "url.h"
+
+enum conn_state {
+	CONN_WAIT = 1, /* no socket: the next attempt is at reconnect_at */
+	CONN_OPENING,  /* the socket's connect() is in progress */
+	CONN_HELLO,    /* HELLO sent, waiting for WELCOME */
+	CONN_READY,    /* welcomed: frames flow */
+	CONN_CLOSED,   /* for good: closed_err says why */
+};
+
+struct sub {
+	uint64_t sid;
+	uint64_t frame_id; /* id of the last SUB frame sent, to match an ERR */
+	ipcbus_msg_cb cb;  /* NULL: queued for ipcbus_next() */
+	void *arg;
+	int inbox;         /* the request inbox: replies go to req.c */
+	char *queue;       /* NULL when none; points into the same block */
+	size_t plen, qlen;
+	char pattern[];
+};
+
+struct req {
+	uint64_t id;      /* the PUB frame's id and the last token of reply_to */
+	int64_t deadline; /* monotonic ms; -1 when none */
+	size_t hidx;      /* index in the deadline heap, or SIZE_MAX */
+	ipcbus_reply_cb cb;
+	void *arg;
+};
+
+/* The block of an ipcbus_msg_dup() copy; the queue links through next. */
+struct msgblk {
+	struct msgblk *next;
+	size_t size;
+	ipcbus_msg m;
+};
+
+struct ipcbus {
+	char url[1024];
+	struct url u;
+	ipcbus_opts opts; /* defaults applied; name and token point to copies */
+	char *name, *token;
+
+	enum conn_state state;
+	int closed_err;   /* what a closed connection returns */
+	int ever_ready;   /* welcomed once: reconnect from now on */
+	int sock;         /* -1 when none */
+	int epfd;         /* ipcbus_fd(): holds sock while there is one */
+	uint32_t ep_events; /* what sock is watched for */
+	int pending_err;  /* a write failed: dropped by the next dispatch */
+	uint64_t epoch;   /* bumped at every disconnect */
+
+	struct buf in;    /* bytes read; frames are handled in place */
+	struct buf out;   /* encoded frames for the socket */
+	struct buf pend;  /* publishes made while not connected */
+	size_t in_need;   /* bytes the partial frame at the front will take */
+	size_t frame_max;
+	size_t write_mark; /* publish writes once out holds this much */
+	int in_depth;     /* conn_process() calls running (callbacks nest) */
+	int in_pinned;    /* a running conn_process() reads in.data */
+	uint64_t in_gen;  /* bumped when in.data is replaced */
+	void **retired;   /* replaced in.data blocks, freed at depth 0 */
+	size_t nretired, retired_cap;
+
+	int64_t reconnect_at;   /* CONN_WAIT */
+	int64_t hello_deadline; /* CONN_OPENING, CONN_HELLO */
+	int backoff_ms;
+	uint64_t rng;
+
+	uint64_t max_payload, max_header_bytes; /* from WELCOME; 0: unknown */
+	uint32_t max_subscriptions, ping_interval_ms;
+
+	uint64_t next_id;   /* frame ids */
+	uint64_t pong_last; /* highest PONG id received */
+	int first_err;      /* first broker error since the last flush */
+	char last_error[512];
+	uint64_t delivered; /* messages, replies and request results so far */
+
+	struct idmap subs;  /* sid -> struct sub */
+	uint64_t next_sid;
+	struct msgblk *qhead, **qtail; /* for ipcbus_next() */
+	size_t qbytes;
+	uint64_t qdropped;
+	int qfull_reported;
+
+	char inbox[40];     /* "_INBOX.<22 random [A-Za-z0-9]>" */
+	size_t inbox_len;
+	uint64_t inbox_sid; /* 0 until the first request */
+	struct idmap reqs;  /* id -> struct req */
+	struct req **heap;  /* requests with a deadline, earliest first */
+	size_t nheap, heap_cap;
+};
+
+/* conn.c */
+int64_t conn_now(void);
+void conn_random(void *p, size_t n);
+void conn_event(struct ipcbus *c, int event, int err, const char *text);
+/* Write out without blocking; a failure is kept in pending_err. */
+void conn_write(struct ipcbus *c);
+/* Block until out is below the high mark (a publisher outrunning the socket). */
+void conn_drain(struct ipcbus *c);
+/* Non-blocking work; the count delivered or closed_err (ipcbus_dispatch). */
+int conn_dispatch(struct ipcbus *c);
+/* Dispatch until done(c, arg) or timeout_ms (-1: none).  0 when done,
+ * IPCBUS_ETIMEOUT, -EINTR, or closed_err. */
+int conn_run(struct ipcbus *c, int timeout_ms, int (*done)(struct ipcbus *, void *),
+	     void *arg);
+
+/* pub.c: encode a PUB into out (connected) or pend.  id 0: none.  now: write
+ * at once.  0, IPCBUS_ECHANNEL, IPCBUS_EPERM, IPCBUS_ETOOBIG, IPCBUS_EBUFFER,
+ * IPCBUS_ECLOSED, -EINVAL, -ENOMEM. */
+int pub_send(struct ipcbus *c, const char *chan, size_t clen, const char *reply, size_t rlen,
+	     const ipcbus_header *hdr, size_t nh, const void *data, size_t len, uint64_t id,
+	     int now);
+
+/* sub.c */
+int sub_add(struct ipcbus *c, const char *pat, size_t plen, const char *queue,
+	    ipcbus_msg_cb cb, void *arg, int inbox, uint64_t *sid);
+void sub_restore(struct ipcbus *c);
+void sub_on_msg(struct ipcbus *c, const struct frame *f);
+void sub_on_err(struct ipcbus *c, uint64_t frame_id, int code);
+void sub_fini(struct ipcbus *c);
+
+/* req.c */
+void req_on_reply(struct ipcbus *c, const ipcbus_msg *m);
+void req_on_err(struct ipcbus *c, uint64_t id, int err);
+void req_expire(struct ipcbus *c);
+int64_t req_next_deadline(const struct ipcbus *c);
+/* Call every pending request's callback with err and forget them all. */
+void req_fail_all(struct ipcbus *c, int err);
+void req_fini(struct ipcbus *c);
+
+/* msg.c */
+/* Fill m from a decoded MSG; h has room for f->nheaders. */
+void msg_view(const struct frame *f, ipcbus_msg *m, ipcbus_header *h);
+/* Copy m into one block (NULL when out of memory). */
+struct msgblk *msg_copy(const ipcbus_msg *m);
+
+#endif

@@ -1,0 +1,863 @@
+/*
+ * conn.c: the connection of libipcbus.
+ *
+ * States (client.h): WAIT -> [OPENING ->] HELLO -> READY, and CLOSED for
+ * good.  ipcbus_connect() opens the socket, sends HELLO and blocks until
+ * WELCOME; a failure then is returned at once, never retried.  Once a
+ * connection has been welcomed, losing it (EOF, a socket error, a closing
+ * ERR) fails the requests in flight, reports IPCBUS_EV_DISCONNECTED and
+ * schedules a new attempt after a jittered exponential backoff (each delay
+ * drawn from 50-100% of the current step, min doubling to max), so that
+ * clients of a restarted broker do not all come back at the same moment.
+ * A fatal ERR, or opts.no_reconnect, closes the connection for good.
+ *
+ * Transports: one function per URL scheme returns a connected (or
+ * connecting) non-blocking socket; everything after that is shared.
+ *
+ * Output: frames are encoded into `out` and written in one send() per
+ * dispatch (or once CONN_WRITE_CHUNK bytes are buffered); EPOLLOUT is
+ * watched only while a write is left over.  At a disconnect the whole of
+ * `out` is dropped, whole frames included: what was sent before the drop is
+ * lost in the dead socket's buffers anyway (delivery is at most once), SUBs
+ * are re-sent from the table, and a request in it fails with
+ * IPCBUS_EDISCONNECTED.  Publishes made while disconnected go to `pend`
+ * instead and are sent after HELLO and the SUBs.
+ *
+ * Input: up to CONN_READ_CHUNK bytes per read, every complete frame handled
+ * in place: the ipcbus_msg of a callback points into `in`.  A callback may
+ * itself dispatch (ipcbus_request() inside a handler), so a nested read must
+ * not move bytes that an outer frame still points to: when a frame loop is
+ * running on `in` (in_pinned), the nested read first moves the unhandled
+ * bytes to a fresh buffer and retires the old block until the outermost
+ * loop returns; the outer loop sees in_gen change and stops, the frames it
+ * did not reach having been handled by the nested one, in order.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <poll.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/random.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "client.h"
+
+#define CONN_READ_CHUNK (256 * 1024)
+#define CONN_READ_ROUNDS 4             /* reads per dispatch, then yield */
+#define CONN_WRITE_CHUNK (64 * 1024)
+#define CONN_OUT_HIGH (4 * 1024 * 1024) /* a publisher waits for the socket past this */
+#define CONN_KEEP (1024 * 1024)         /* buffer memory kept when idle */
+#define CONN_FRAME_DEFAULT (1024 * 1024 + 64 * 1024 + 1024)
+/* a partial frame, or a nested read's unhandled bytes, plus one read */
+#define CONN_IN_MAX(frame_max) ((frame_max) + 2 * CONN_READ_CHUNK + FRAME_VARINT_MAX)
+
+/* --- small helpers --- */
+
+int64_t conn_now(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void conn_random(void *p, size_t n)
+{
+	uint8_t *d = p;
+	while (n > 0) {
+		ssize_t k = getrandom(d, n, 0);
+		if (k < 0) {
+			if (errno == EINTR)
+				continue;
+			/* no getrandom: weak but unique enough for backoff and
+			 * inbox names of one host */
+			uint64_t x = (uint64_t)conn_now() ^ ((uint64_t)getpid() << 32) ^
+				     (uint64_t)(uintptr_t)d;
+			for (size_t i = 0; i < n; i++) {
+				x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+				d[i] = (uint8_t)x;
+			}
+			return;
+		}
+		d += k;
+		n -= (size_t)k;
+	}
+}
+
+static uint64_t conn_rand(struct ipcbus *c)
+{
+	uint64_t x = c->rng;
+	x ^= x << 13;
+	x ^= x >> 7;
+	x ^= x << 17;
+	return c->rng = x;
+}
+
+void conn_event(struct ipcbus *c, int event, int err, const char *text)
+{
+	if (c->opts.on_event)
+		c->opts.on_event(c->opts.event_arg, event, err, text ? text : "");
+}
+
+static void conn_set_text(struct ipcbus *c, const void *p, size_t n)
+{
+	if (n >= sizeof c->last_error)
+		n = sizeof c->last_error - 1;
+	memmove(c->last_error, p, n);
+	c->last_error[n] = 0;
+}
+
+/* --- transports --- */
+
+static int conn_open_unix(const struct url *u, int *fd)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+	int s;
+
+	if (strlen(u->path) >= sizeof sa.sun_path)
+		return -ENAMETOOLONG;
+	strcpy(sa.sun_path, u->path);
+	s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (s < 0)
+		return -errno;
+	/* a local connect completes at once or fails (EAGAIN: backlog full) */
+	if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
+		int e = errno;
+		close(s);
+		return -e;
+	}
+	*fd = s;
+	return 0;
+}
+
+/* open: 0 and a connected non-blocking *fd, 1 and a connecting one (the
+ * connection completes when it is writable: TCP), or a negative code. */
+static const struct conn_transport {
+	enum url_kind kind;
+	int (*open)(const struct url *u, int *fd);
+} conn_transports[] = {
+	{URL_UNIX, conn_open_unix},
+};
+
+/* --- the socket --- */
+
+static void conn_watch(struct ipcbus *c, uint32_t events)
+{
+	if (c->sock < 0 || c->ep_events == events)
+		return;
+	struct epoll_event ev = {.events = events, .data.fd = c->sock};
+	if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, c->sock, &ev) == 0)
+		c->ep_events = events;
+}
+
+/* Replace in.data by a fresh block, keeping the unhandled bytes when keep;
+ * the old block stays allocated until no frame loop runs. */
+static int conn_in_retire(struct ipcbus *c, int keep)
+{
+	struct buf fresh;
+	int rc;
+
+	if (c->nretired == c->retired_cap) {
+		size_t cap = c->retired_cap ? c->retired_cap * 2 : 4;
+		void **r = realloc(c->retired, cap * sizeof *r);
+		if (!r)
+			return -ENOMEM;
+		c->retired = r;
+		c->retired_cap = cap;
+	}
+	buf_init(&fresh, c->in.max);
+	if (keep && buf_len(&c->in)) {
+		rc = buf_append(&fresh, buf_rptr(&c->in), buf_len(&c->in));
+		if (rc < 0)
+			return rc;
+	}
+	c->retired[c->nretired++] = c->in.data;
+	c->in = fresh;
+	c->in_gen++;
+	c->in_pinned = 0;
+	return 0;
+}
+
+static void conn_close_socket(struct ipcbus *c)
+{
+	if (c->sock < 0)
+		return;
+	epoll_ctl(c->epfd, EPOLL_CTL_DEL, c->sock, NULL);
+	close(c->sock);
+	c->sock = -1;
+	c->ep_events = 0;
+}
+
+static void conn_schedule(struct ipcbus *c)
+{
+	int b = c->backoff_ms;
+	int d = b / 2 + (int)(conn_rand(c) % (uint64_t)(b - b / 2 + 1));
+
+	c->reconnect_at = conn_now() + d;
+	c->backoff_ms = b >= c->opts.reconnect_max_ms / 2 ? c->opts.reconnect_max_ms : b * 2;
+	c->state = CONN_WAIT;
+}
+
+/* The socket is gone (or the handshake failed).  err and text say why; a
+ * fatal drop never reconnects. */
+static void conn_drop(struct ipcbus *c, int err, const char *text, int fatal)
+{
+	int was_ready = c->state == CONN_READY;
+
+	if (c->state == CONN_CLOSED)
+		return;
+	conn_close_socket(c);
+	if (c->in_pinned)
+		conn_in_retire(c, 0);
+	else
+		c->in.rpos = c->in.wpos = 0;
+	c->in_need = 0;
+	c->out.rpos = c->out.wpos = 0; /* dropped, whole frames too: see the top */
+	buf_shrink(&c->out, CONN_KEEP);
+	c->write_mark = CONN_WRITE_CHUNK;
+	c->pending_err = 0;
+	c->epoch++;
+	if (!text)
+		text = ipcbus_strerror(err);
+	if (text != c->last_error)
+		conn_set_text(c, text, strlen(text));
+
+	if (fatal || c->opts.no_reconnect || !c->ever_ready) {
+		c->state = CONN_CLOSED;
+		c->closed_err = !c->ever_ready ? err : fatal ? IPCBUS_ECLOSED : IPCBUS_EDISCONNECTED;
+		buf_fini(&c->pend);
+	} else if (was_ready || c->state != CONN_WAIT) {
+		conn_schedule(c);
+	}
+	req_fail_all(c, IPCBUS_EDISCONNECTED);
+	if (was_ready)
+		conn_event(c, IPCBUS_EV_DISCONNECTED, err, c->last_error);
+	if (c->state == CONN_CLOSED && c->ever_ready)
+		conn_event(c, IPCBUS_EV_CLOSED, c->closed_err, c->last_error);
+}
+
+static void conn_hello(struct ipcbus *c)
+{
+	Ipcbus__Hello h = IPCBUS__HELLO__INIT;
+
+	h.version = IPCBUS_PROTOCOL_VERSION;
+	h.has_pid = 1;
+	h.pid = (uint32_t)getpid();
+	if (c->name) {
+		h.has_name = 1;
+		h.name.data = (uint8_t *)c->name;
+		h.name.len = strlen(c->name);
+	}
+	if (c->token) {
+		h.has_token = 1;
+		h.token.data = (uint8_t *)c->token;
+		h.token.len = strlen(c->token);
+	}
+	c->state = CONN_HELLO;
+	int rc = frame_append_hello(&c->out, c->next_id++, &h);
+	if (rc < 0)
+		c->pending_err = rc;
+	conn_write(c);
+}
+
+/* Open a socket and start the handshake.  0 or a negative code (then there
+ * is no socket and the state is unchanged). */
+static int conn_open(struct ipcbus *c)
+{
+	const struct conn_transport *t = NULL;
+	int fd = -1, rc;
+
+	for (size_t i = 0; i < sizeof conn_transports / sizeof conn_transports[0]; i++)
+		if (conn_transports[i].kind == c->u.kind)
+			t = &conn_transports[i];
+	if (!t) {
+		snprintf(c->last_error, sizeof c->last_error,
+			 "%s:// URLs are not supported by this client yet", url_scheme(c->u.kind));
+		return IPCBUS_EURL;
+	}
+	rc = t->open(&c->u, &fd);
+	if (rc < 0)
+		return rc;
+	struct epoll_event ev = {.events = EPOLLIN | (rc == 1 ? EPOLLOUT : 0), .data.fd = fd};
+	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		rc = -errno;
+		close(fd);
+		return rc;
+	}
+	c->sock = fd;
+	c->ep_events = ev.events;
+	c->in.rpos = c->in.wpos = 0;
+	c->in_need = 0;
+	c->in.max = CONN_IN_MAX(CONN_FRAME_DEFAULT);
+	c->frame_max = CONN_FRAME_DEFAULT;
+	c->out.rpos = c->out.wpos = 0;
+	c->hello_deadline = conn_now() + c->opts.connect_timeout_ms;
+	if (rc == 1)
+		c->state = CONN_OPENING;
+	else
+		conn_hello(c);
+	return 0;
+}
+
+/* CONN_OPENING: has the connect() completed? */
+static void conn_check_open(struct ipcbus *c)
+{
+	struct pollfd p = {.fd = c->sock, .events = POLLOUT};
+	int err = 0;
+	socklen_t len = sizeof err;
+
+	if (poll(&p, 1, 0) <= 0)
+		return;
+	if (getsockopt(c->sock, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
+		err = errno;
+	if (err) {
+		conn_drop(c, -err, NULL, 0);
+		return;
+	}
+	conn_watch(c, EPOLLIN);
+	conn_hello(c);
+}
+
+void conn_write(struct ipcbus *c)
+{
+	if (c->sock < 0 || c->pending_err || c->state == CONN_OPENING)
+		return;
+	while (buf_len(&c->out) > 0) {
+		ssize_t n = send(c->sock, buf_rptr(&c->out), buf_len(&c->out),
+				 MSG_NOSIGNAL | MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno == EAGAIN || errno == EWOULDBLOCK) {
+				/* don't try again at every publish: after
+				 * another chunk, or when epoll says writable */
+				c->write_mark = buf_len(&c->out) + CONN_WRITE_CHUNK;
+				conn_watch(c, EPOLLIN | EPOLLOUT);
+				return;
+			}
+			c->pending_err = -errno;
+			return;
+		}
+		buf_consume(&c->out, (size_t)n);
+	}
+	c->write_mark = CONN_WRITE_CHUNK;
+	conn_watch(c, EPOLLIN);
+	buf_shrink(&c->out, CONN_KEEP);
+}
+
+void conn_drain(struct ipcbus *c)
+{
+	while (buf_len(&c->out) > CONN_OUT_HIGH && c->sock >= 0 && !c->pending_err) {
+		struct pollfd p = {.fd = c->sock, .events = POLLOUT};
+		if (poll(&p, 1, -1) < 0 && errno != EINTR)
+			return;
+		conn_write(c);
+		if (buf_len(&c->out) > CONN_OUT_HIGH / 2)
+			continue;
+		break;
+	}
+}
+
+/* --- frames from the broker --- */
+
+static int conn_map_err(int code)
+{
+	switch (code) {
+	case IPCBUS__ERR_CODE__E_PROTOCOL:
+	case IPCBUS__ERR_CODE__E_NO_HELLO: return IPCBUS_EPROTO;
+	case IPCBUS__ERR_CODE__E_FRAME_TOO_BIG: return IPCBUS_EFRAME;
+	case IPCBUS__ERR_CODE__E_VERSION: return IPCBUS_EVERSION;
+	case IPCBUS__ERR_CODE__E_AUTH:
+	case IPCBUS__ERR_CODE__E_PERMISSION: return IPCBUS_EPERM;
+	case IPCBUS__ERR_CODE__E_INVALID_CHANNEL: return IPCBUS_ECHANNEL;
+	case IPCBUS__ERR_CODE__E_PAYLOAD_TOO_BIG:
+	case IPCBUS__ERR_CODE__E_HEADERS_TOO_BIG: return IPCBUS_ETOOBIG;
+	case IPCBUS__ERR_CODE__E_UNKNOWN_SID: return IPCBUS_ENOSUB;
+	case IPCBUS__ERR_CODE__E_NO_RESPONDERS: return IPCBUS_ENORESPONDERS;
+	default: return IPCBUS_ESERVER;
+	}
+}
+
+static void conn_on_err(struct ipcbus *c, const struct frame *f)
+{
+	Ipcbus__Error *e = frame_unpack_error(f);
+
+	if (!e) {
+		conn_drop(c, IPCBUS_EPROTO, "the broker sent an ERR that does not decode", 0);
+		return;
+	}
+	int code = (int)e->code;
+	/* the flags say it; the code ranges of the schema are the fallback */
+	int fatal = e->has_fatal ? e->fatal : code >= 1 && code <= 5;
+	int closing = fatal || (e->has_closing ? e->closing : code >= 6 && code <= 8);
+	int err = conn_map_err(code);
+	if (code == IPCBUS__ERR_CODE__E_NO_RESPONDERS) {
+		/* the answer to a request, not an error of the connection */
+		protobuf_c_message_free_unpacked(&e->base, NULL);
+		if (f->has_id)
+			req_on_err(c, f->id, IPCBUS_ENORESPONDERS);
+		return;
+	}
+	if (e->has_text)
+		conn_set_text(c, e->text.data, e->text.len);
+	else
+		snprintf(c->last_error, sizeof c->last_error, "%s", ipcbus_strerror(err));
+	protobuf_c_message_free_unpacked(&e->base, NULL);
+
+	if (closing) {
+		conn_drop(c, err, c->last_error, fatal);
+		return;
+	}
+	if (!c->first_err)
+		c->first_err = err;
+	if (f->has_id) {
+		req_on_err(c, f->id, err);
+		sub_on_err(c, f->id, code);
+	}
+	conn_event(c, IPCBUS_EV_ERROR, err, c->last_error);
+}
+
+static void conn_on_welcome(struct ipcbus *c, const struct frame *f)
+{
+	Ipcbus__Welcome *w = frame_unpack_welcome(f);
+
+	if (c->state != CONN_HELLO || !w) {
+		if (w)
+			protobuf_c_message_free_unpacked(&w->base, NULL);
+		conn_drop(c, IPCBUS_EPROTO, "unexpected WELCOME from the broker", 0);
+		return;
+	}
+	if (w->version != IPCBUS_PROTOCOL_VERSION) {
+		snprintf(c->last_error, sizeof c->last_error,
+			 "the broker speaks protocol version %u, this client %d", w->version,
+			 IPCBUS_PROTOCOL_VERSION);
+		protobuf_c_message_free_unpacked(&w->base, NULL);
+		conn_drop(c, IPCBUS_EVERSION, c->last_error, 1);
+		return;
+	}
+	c->max_payload = w->has_max_payload ? w->max_payload : 0;
+	c->max_header_bytes = w->has_max_header_bytes ? w->max_header_bytes : 0;
+	c->max_subscriptions = w->has_max_subscriptions ? w->max_subscriptions : 0;
+	c->ping_interval_ms = w->has_ping_interval_ms ? w->ping_interval_ms : 0;
+	protobuf_c_message_free_unpacked(&w->base, NULL);
+	/* the broker's frame limit is payload + headers + 1 KiB; be lenient
+	 * with the encoding overhead of many small headers */
+	if (c->max_payload && c->max_header_bytes &&
+	    c->max_payload < SIZE_MAX / 4 && c->max_header_bytes < SIZE_MAX / 16)
+		c->frame_max = (size_t)c->max_payload + 4 * (size_t)c->max_header_bytes + 8192;
+	else
+		c->frame_max = 64 * 1024 * 1024;
+	c->in.max = CONN_IN_MAX(c->frame_max);
+
+	c->state = CONN_READY;
+	c->backoff_ms = c->opts.reconnect_min_ms;
+	int again = c->ever_ready;
+	c->ever_ready = 1;
+	sub_restore(c);
+	if (buf_len(&c->pend)) {
+		if (buf_append(&c->out, buf_rptr(&c->pend), buf_len(&c->pend)) < 0)
+			c->pending_err = -ENOMEM;
+	}
+	buf_fini(&c->pend);
+	conn_write(c);
+	if (again)
+		conn_event(c, IPCBUS_EV_RECONNECTED, 0, NULL);
+}
+
+static void conn_handle(struct ipcbus *c, const struct frame *f)
+{
+	switch (f->type) {
+	case IPCBUS__FRAME_TYPE__MSG:
+		if (c->state == CONN_READY)
+			sub_on_msg(c, f);
+		break;
+	case IPCBUS__FRAME_TYPE__PING: {
+		/* answered with the dispatch's write, before it returns */
+		struct frame p = {.type = IPCBUS__FRAME_TYPE__PONG, .has_id = f->has_id, .id = f->id};
+		if (frame_append(&c->out, &p, NULL, 0) < 0)
+			c->pending_err = -ENOMEM;
+		break;
+	}
+	case IPCBUS__FRAME_TYPE__PONG:
+		if (f->has_id && f->id > c->pong_last)
+			c->pong_last = f->id;
+		break;
+	case IPCBUS__FRAME_TYPE__ERR:
+		conn_on_err(c, f);
+		break;
+	case IPCBUS__FRAME_TYPE__WELCOME:
+		conn_on_welcome(c, f);
+		break;
+	default:
+		break; /* a frame of a newer broker: ignored */
+	}
+}
+
+/* Handle every complete frame in `in`. */
+static void conn_process(struct ipcbus *c)
+{
+	uint64_t gen = c->in_gen;
+	int was = c->in_pinned;
+
+	c->in_pinned = 1;
+	c->in_depth++;
+	while (c->in_gen == gen && buf_len(&c->in) > 0) {
+		const uint8_t *body;
+		size_t blen, need;
+		struct frame f;
+		long k = frame_split(buf_rptr(&c->in), buf_len(&c->in), c->frame_max, &body, &blen,
+				     &need);
+		if (k == 0) {
+			c->in_need = need;
+			break;
+		}
+		if (k < 0) {
+			conn_drop(c, (int)k,
+				  k == IPCBUS_EFRAME ? "the broker sent a frame over the limit"
+						     : "the broker sent a malformed frame length",
+				  0);
+			break;
+		}
+		c->in_need = 0;
+		/* consumed first: the bytes stay where they are until the
+		 * next read, which a nested dispatch does elsewhere */
+		buf_consume(&c->in, (size_t)k);
+		if (frame_decode(body, blen, &f) < 0) {
+			conn_drop(c, IPCBUS_EPROTO, "the broker sent a frame that does not decode", 0);
+			break;
+		}
+		conn_handle(c, &f);
+	}
+	c->in_depth--;
+	if (c->in_gen == gen)
+		c->in_pinned = was;
+	if (c->in_depth == 0) {
+		for (size_t i = 0; i < c->nretired; i++)
+			free(c->retired[i]);
+		c->nretired = 0;
+		buf_shrink(&c->in, CONN_KEEP);
+	}
+}
+
+static void conn_read(struct ipcbus *c)
+{
+	for (int round = 0; round < CONN_READ_ROUNDS && c->sock >= 0; round++) {
+		if (c->in_pinned && conn_in_retire(c, 1) < 0)
+			return; /* out of memory: try again later */
+		size_t len = buf_len(&c->in), want = CONN_READ_CHUNK;
+		if (c->in_need > len && c->in_need - len > want)
+			want = c->in_need - len;
+		if (want > c->in.max - len)
+			want = c->in.max - len; /* > 0: frame_split bounds what stays */
+		int rc = buf_reserve(&c->in, want);
+		if (rc < 0) {
+			conn_drop(c, rc, "no memory for the input buffer", 0);
+			return;
+		}
+		ssize_t n = recv(c->sock, buf_wptr(&c->in), want, MSG_DONTWAIT);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			if (errno != EAGAIN && errno != EWOULDBLOCK)
+				conn_drop(c, -errno, strerror(errno), 0);
+			return;
+		}
+		if (n == 0) {
+			conn_drop(c, IPCBUS_EDISCONNECTED, "the broker closed the connection", 0);
+			return;
+		}
+		buf_commit(&c->in, (size_t)n);
+		conn_process(c);
+		if ((size_t)n < want)
+			return;
+	}
+}
+
+/* --- driving --- */
+
+int conn_dispatch(struct ipcbus *c)
+{
+	uint64_t before = c->delivered;
+
+	if (c->state == CONN_CLOSED)
+		return c->closed_err;
+	if (c->pending_err)
+		conn_drop(c, c->pending_err, NULL, 0);
+	if (c->state == CONN_WAIT && conn_now() >= c->reconnect_at) {
+		if (conn_open(c) < 0)
+			conn_schedule(c);
+	}
+	if (c->state == CONN_OPENING)
+		conn_check_open(c);
+	if ((c->state == CONN_OPENING || c->state == CONN_HELLO) &&
+	    conn_now() >= c->hello_deadline)
+		conn_drop(c, IPCBUS_ETIMEOUT, "no WELCOME from the broker in time", 0);
+	if (c->state == CONN_HELLO || c->state == CONN_READY)
+		conn_read(c);
+	req_expire(c);
+	if (buf_len(&c->out))
+		conn_write(c);
+	if (c->pending_err)
+		conn_drop(c, c->pending_err, NULL, 0);
+	if (c->state == CONN_CLOSED && c->delivered == before)
+		return c->closed_err;
+	uint64_t n = c->delivered - before;
+	return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+int conn_run(struct ipcbus *c, int timeout_ms, int (*done)(struct ipcbus *, void *), void *arg)
+{
+	int64_t deadline = timeout_ms < 0 ? -1 : conn_now() + timeout_ms;
+
+	for (;;) {
+		int n = conn_dispatch(c);
+		if (n < 0)
+			return n;
+		if (done(c, arg))
+			return 0;
+		int t = ipcbus_timeout(c);
+		if (deadline >= 0) {
+			int64_t left = deadline - conn_now();
+			if (left <= 0)
+				return IPCBUS_ETIMEOUT;
+			if (t < 0 || t > left)
+				t = (int)left;
+		}
+		struct epoll_event ev;
+		if (epoll_wait(c->epfd, &ev, 1, t) < 0 && errno == EINTR)
+			return -EINTR;
+	}
+}
+
+/* --- the public calls of the connection --- */
+
+static int conn_ready_or_closed(struct ipcbus *c, void *arg)
+{
+	return c->state == CONN_READY || c->state == CONN_CLOSED;
+}
+
+static char *conn_strdup(const char *s)
+{
+	return s ? strdup(s) : NULL;
+}
+
+static void conn_free(struct ipcbus *c)
+{
+	conn_close_socket(c);
+	if (c->epfd >= 0)
+		close(c->epfd);
+	buf_fini(&c->in);
+	buf_fini(&c->out);
+	buf_fini(&c->pend);
+	for (size_t i = 0; i < c->nretired; i++)
+		free(c->retired[i]);
+	free(c->retired);
+	sub_fini(c);
+	idmap_fini(&c->reqs);
+	free(c->heap);
+	free(c->name);
+	free(c->token);
+	free(c);
+}
+
+int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
+{
+	static const ipcbus_opts defaults = IPCBUS_OPTS_INIT;
+	char err[128];
+	int rc;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	struct ipcbus *c = calloc(1, sizeof *c);
+	if (!c)
+		return -ENOMEM;
+	c->sock = c->epfd = -1;
+	c->opts = opts ? *opts : defaults;
+	if (c->opts.connect_timeout_ms <= 0)
+		c->opts.connect_timeout_ms = 5000;
+	if (c->opts.reconnect_buffer == 0)
+		c->opts.reconnect_buffer = 8 * 1024 * 1024;
+	if (c->opts.reconnect_min_ms <= 0)
+		c->opts.reconnect_min_ms = 50;
+	if (c->opts.reconnect_max_ms <= 0)
+		c->opts.reconnect_max_ms = 2000;
+	if (c->opts.reconnect_max_ms < c->opts.reconnect_min_ms)
+		c->opts.reconnect_max_ms = c->opts.reconnect_min_ms;
+	if (c->opts.max_queued == 0)
+		c->opts.max_queued = 64 * 1024 * 1024;
+	c->backoff_ms = c->opts.reconnect_min_ms;
+	c->write_mark = CONN_WRITE_CHUNK;
+	c->next_id = 1;
+	c->qtail = &c->qhead;
+	buf_init(&c->in, CONN_IN_MAX(CONN_FRAME_DEFAULT));
+	buf_init(&c->out, SIZE_MAX / 4);
+	buf_init(&c->pend, c->opts.reconnect_buffer);
+	idmap_init(&c->subs);
+	idmap_init(&c->reqs);
+	conn_random(&c->rng, sizeof c->rng);
+	c->rng |= 1; /* xorshift must not start at 0 */
+
+	if (url)
+		rc = snprintf(c->url, sizeof c->url, "%s", url) >= (int)sizeof c->url ? IPCBUS_EURL : 0;
+	else
+		rc = url_default_client(c->url, sizeof c->url);
+	if (rc < 0 || url_parse(c->url, &c->u, err, sizeof err) < 0) {
+		rc = IPCBUS_EURL;
+		goto fail;
+	}
+	const char *token = c->opts.token ? c->opts.token : getenv("IPCBUS_TOKEN");
+	if (!token && c->u.has_token)
+		token = c->u.token;
+	c->name = conn_strdup(c->opts.name ? c->opts.name : program_invocation_short_name);
+	c->token = conn_strdup(token);
+	if ((!c->name && (c->opts.name || program_invocation_short_name)) || (!c->token && token)) {
+		rc = -ENOMEM;
+		goto fail;
+	}
+	c->opts.name = c->name;
+	c->opts.token = c->token;
+	c->epfd = epoll_create1(EPOLL_CLOEXEC);
+	if (c->epfd < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	c->state = CONN_WAIT;
+	rc = conn_open(c);
+	if (rc < 0)
+		goto fail;
+	rc = conn_run(c, c->opts.connect_timeout_ms, conn_ready_or_closed, NULL);
+	if (rc == 0 && c->state != CONN_READY)
+		rc = c->closed_err;
+	if (rc < 0)
+		goto fail;
+	*out = c;
+	return 0;
+fail:
+	conn_free(c);
+	return rc;
+}
+
+void ipcbus_close(ipcbus *c)
+{
+	if (!c)
+		return;
+	if (c->state == CONN_READY)
+		conn_write(c); /* best effort, without waiting */
+	c->state = CONN_CLOSED;
+	c->closed_err = IPCBUS_ECLOSED;
+	req_fail_all(c, IPCBUS_ECLOSED);
+	conn_free(c);
+}
+
+const char *ipcbus_url(const ipcbus *c)
+{
+	return c ? c->url : "";
+}
+
+const char *ipcbus_last_error(const ipcbus *c)
+{
+	return c ? c->last_error : "";
+}
+
+int ipcbus_connected(const ipcbus *c)
+{
+	return c && c->state == CONN_READY;
+}
+
+uint64_t ipcbus_max_payload(const ipcbus *c)
+{
+	return c ? c->max_payload : 0;
+}
+
+int ipcbus_fd(const ipcbus *c)
+{
+	return c ? c->epfd : -EINVAL;
+}
+
+int ipcbus_timeout(const ipcbus *c)
+{
+	int64_t t = -1;
+
+	if (!c)
+		return -1;
+	/* closed, or something to do now: come back at once */
+	if (c->state == CONN_CLOSED || c->pending_err)
+		return 0;
+	if (c->state == CONN_READY && buf_len(&c->out) && !(c->ep_events & EPOLLOUT))
+		return 0;
+	if (c->state == CONN_WAIT)
+		t = c->reconnect_at;
+	else if (c->state == CONN_OPENING || c->state == CONN_HELLO)
+		t = c->hello_deadline;
+	int64_t d = req_next_deadline(c);
+	if (d >= 0 && (t < 0 || d < t))
+		t = d;
+	if (t < 0)
+		return -1;
+	t -= conn_now();
+	return t <= 0 ? 0 : t > INT_MAX ? INT_MAX : (int)t;
+}
+
+int ipcbus_dispatch(ipcbus *c)
+{
+	return c ? conn_dispatch(c) : -EINVAL;
+}
+
+static int conn_got_some(struct ipcbus *c, void *arg)
+{
+	return c->delivered != *(uint64_t *)arg;
+}
+
+int ipcbus_wait(ipcbus *c, int timeout_ms)
+{
+	if (!c)
+		return -EINVAL;
+	uint64_t before = c->delivered;
+	int rc = conn_run(c, timeout_ms, conn_got_some, &before);
+	if (rc < 0)
+		return rc;
+	uint64_t n = c->delivered - before;
+	return n > INT_MAX ? INT_MAX : (int)n;
+}
+
+struct conn_flush {
+	uint64_t id, epoch;
+};
+
+static int conn_flush_done(struct ipcbus *c, void *arg)
+{
+	struct conn_flush *w = arg;
+	return c->pong_last >= w->id || c->epoch != w->epoch;
+}
+
+int ipcbus_flush(ipcbus *c, int timeout_ms)
+{
+	if (!c)
+		return -EINVAL;
+	if (c->state == CONN_CLOSED)
+		return c->closed_err;
+	if (c->state != CONN_READY)
+		return IPCBUS_EDISCONNECTED;
+	struct conn_flush w = {.id = c->next_id++, .epoch = c->epoch};
+	struct frame f = {.type = IPCBUS__FRAME_TYPE__PING, .has_id = 1, .id = w.id};
+	int rc = frame_append(&c->out, &f, NULL, 0);
+	if (rc < 0)
+		return rc;
+	conn_write(c);
+	rc = conn_run(c, timeout_ms, conn_flush_done, &w);
+	if (rc < 0)
+		return rc;
+	if (c->epoch != w.epoch)
+		return IPCBUS_EDISCONNECTED;
+	rc = c->first_err;
+	c->first_err = 0;
+	return rc;
+}
