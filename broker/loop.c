@@ -2,8 +2,9 @@
  * loop.c: epoll reactor with one-shot timers and eventfd wake-ups.
  *
  * Timers are kept in a list ordered by due time: the broker has a handful
- * (keepalive, accept back-off, drain deadline), so a list is simpler than a
- * heap and as fast.  epoll is level-triggered: a callback that stops early
+ * (keepalive, accept back-off, drain deadline, linger), so a list is simpler
+ * than a heap and as fast.  One timerfd, watched like any descriptor, is
+ * armed for the earliest; epoll_wait itself never times out.  epoll is level-triggered: a callback that stops early
  * (its per-turn read budget is spent) is called again next turn.
  */
 #include <config.h>
@@ -12,6 +13,7 @@
 #include <stdlib.h>
 #include <sys/epoll.h>
 #include <sys/eventfd.h>
+#include <sys/timerfd.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -21,6 +23,9 @@
 
 struct loop {
 	int epfd;
+	int tfd;              /* timerfd for the earliest timer */
+	uint64_t tfd_due;     /* what it is armed for; 0 when disarmed */
+	struct loop_watch tfd_watch;
 	int stop;
 	uint64_t now;
 	struct loop_timer *timers;
@@ -35,6 +40,35 @@ uint64_t loop_clock_ms(void)
 	return (uint64_t)ts.tv_sec * 1000 + (uint64_t)ts.tv_nsec / 1000000;
 }
 
+static void loop_tfd_ready(void *arg, uint32_t events)
+{
+	struct loop *l = arg;
+	uint64_t n;
+	(void)events;
+	if (read(l->tfd, &n, sizeof n) < 0) {
+		/* EAGAIN: re-armed since it fired; nothing to do */
+	}
+	l->tfd_due = 0; /* loop_run_timers() runs what is due and re-arms */
+}
+
+/* Arm the timerfd for the earliest timer, if that changed. */
+static void loop_arm(struct loop *l)
+{
+	uint64_t due = l->timers ? l->timers->due_ms : 0;
+	if (due == l->tfd_due)
+		return;
+	struct itimerspec its = {{0, 0}, {0, 0}};
+	if (due) {
+		/* absolute CLOCK_MONOTONIC time; never 0, which would disarm */
+		its.it_value.tv_sec = (time_t)(due / 1000);
+		its.it_value.tv_nsec = (long)(due % 1000) * 1000000L;
+		if (!its.it_value.tv_sec && !its.it_value.tv_nsec)
+			its.it_value.tv_nsec = 1;
+	}
+	if (timerfd_settime(l->tfd, TFD_TIMER_ABSTIME, &its, NULL) == 0)
+		l->tfd_due = due;
+}
+
 int loop_new(struct loop **out)
 {
 	struct loop *l = calloc(1, sizeof *l);
@@ -43,6 +77,15 @@ int loop_new(struct loop **out)
 	l->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (l->epfd < 0) {
 		int rc = -errno;
+		free(l);
+		return rc;
+	}
+	l->tfd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+	int rc = l->tfd < 0 ? -errno : loop_add(l, &l->tfd_watch, l->tfd, EPOLLIN, loop_tfd_ready, l);
+	if (rc < 0) {
+		if (l->tfd >= 0)
+			close(l->tfd);
+		close(l->epfd);
 		free(l);
 		return rc;
 	}
@@ -55,6 +98,7 @@ void loop_free(struct loop *l)
 {
 	if (!l)
 		return;
+	close(l->tfd);
 	close(l->epfd);
 	free(l);
 }
@@ -101,6 +145,7 @@ void loop_timer_cancel(struct loop *l, struct loop_timer *t)
 	}
 	t->armed = 0;
 	t->next = NULL;
+	loop_arm(l);
 }
 
 void loop_timer_set(struct loop *l, struct loop_timer *t, uint64_t delay_ms, loop_cb cb,
@@ -116,6 +161,7 @@ void loop_timer_set(struct loop *l, struct loop_timer *t, uint64_t delay_ms, loo
 		p = &(*p)->next;
 	t->next = *p;
 	*p = t;
+	loop_arm(l);
 }
 
 void loop_before_sleep(struct loop *l, loop_cb cb, void *arg)
@@ -162,17 +208,6 @@ void loop_async_fini(struct loop *l, struct loop_async *a)
 	a->watch.fd = -1;
 }
 
-static int loop_timeout(struct loop *l)
-{
-	if (!l->timers)
-		return -1;
-	uint64_t now = loop_clock_ms();
-	if (l->timers->due_ms <= now)
-		return 0;
-	uint64_t d = l->timers->due_ms - now;
-	return d > 60000 ? 60000 : (int)d;
-}
-
 static void loop_run_timers(struct loop *l)
 {
 	/* a timer callback may arm timers; only run those due now */
@@ -184,6 +219,7 @@ static void loop_run_timers(struct loop *l)
 		t->armed = 0;
 		t->cb(t->arg);
 	}
+	loop_arm(l);
 }
 
 int loop_run(struct loop *l)
@@ -192,8 +228,7 @@ int loop_run(struct loop *l)
 
 	l->stop = 0;
 	while (!l->stop) {
-		int timeout = loop_timeout(l);
-		int n = epoll_wait(l->epfd, ev, LOOP_MAX_EVENTS, timeout);
+		int n = epoll_wait(l->epfd, ev, LOOP_MAX_EVENTS, -1);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;

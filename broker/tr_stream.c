@@ -143,9 +143,15 @@ void stream_accept(void *arg, uint32_t events)
 			if (errno == EMFILE || errno == ENFILE || errno == ENOBUFS ||
 			    errno == ENOMEM) {
 				/* pause the listener instead of spinning on a
-				 * pending connection we cannot take */
-				log_warn(&l->b->log, "accept on %s: %s; not accepting for %d ms",
-					 l->url.path, strerror(errno), STREAM_EMFILE_PAUSE_MS);
+				 * pending connection we cannot take; say so once
+				 * in a while, not every pause */
+				uint64_t now = loop_now(l->b->loop);
+				if (!l->paused_logged || now - l->paused_logged >= 10000) {
+					log_warn(&l->b->log,
+						 "accept on %s: %s; not accepting for %d ms at a time until descriptors are free",
+						 l->url.path, strerror(errno), STREAM_EMFILE_PAUSE_MS);
+					l->paused_logged = now;
+				}
 				loop_mod(l->b->loop, &l->watch, 0);
 				loop_timer_set(l->b->loop, &l->retry, STREAM_EMFILE_PAUSE_MS,
 					       stream_accept_resume, l);

@@ -58,6 +58,7 @@ struct listener {
 	struct url url;
 	struct loop_watch watch;
 	struct loop_timer retry; /* accept paused after EMFILE */
+	uint64_t paused_logged;  /* when that was last logged */
 	int fd;
 	dev_t dev; /* the socket file we created, to unlink only ours */
 	ino_t ino;

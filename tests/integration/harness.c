@@ -27,6 +27,7 @@
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <sys/un.h>
+#include <sys/resource.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -702,6 +703,11 @@ static pid_t harness_broker_spawn(struct harness_broker *b, char *const *argv)
 		sigset_t none;
 		sigemptyset(&none);
 		sigprocmask(SIG_SETMASK, &none, NULL);
+		if (b->nofile > 0) {
+			struct rlimit rl = {(rlim_t)b->nofile, (rlim_t)b->nofile};
+			if (setrlimit(RLIMIT_NOFILE, &rl) < 0)
+				_exit(126);
+		}
 		execv(argv[0], argv);
 		dprintf(2, "harness: exec %s: %s\n", argv[0], strerror(errno));
 		_exit(127);

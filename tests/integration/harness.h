@@ -151,6 +151,7 @@ struct harness_broker {
 	pid_t pid;          /* running broker, or 0 */
 	int status;         /* exit status of the last run */
 	size_t log_checked; /* log bytes already searched for sanitizer reports */
+	long nofile;        /* > 0: RLIMIT_NOFILE (soft and hard) of the broker */
 };
 
 /* A broker (not started) in a new folder: the configuration is

@@ -464,6 +464,67 @@ static void test_max_connections(void)
 	CU_ASSERT(harness_broker_log_has(b, "max-connections"));
 }
 
+/* CPU seconds (user + system) the process has used, or -1. */
+static double proc_cpu(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/stat", (int)pid);
+	char *text = harness_read_file(path, NULL);
+	char *p = text ? strrchr(text, ')') : NULL;
+	unsigned long ut = 0, st = 0;
+	double r = -1;
+	/* after ')': state ppid pgrp session tty tpgid flags minflt cminflt
+	 * majflt cmajflt utime stime */
+	if (p && sscanf(p + 1, " %*c %*d %*d %*d %*d %*d %*u %*u %*u %*u %*u %lu %lu", &ut,
+			&st) == 2)
+		r = (double)(ut + st) / (double)sysconf(_SC_CLK_TCK);
+	free(text);
+	return r;
+}
+
+/* Out of descriptors (EMFILE): the broker pauses accepting, says so, does
+ * not spin, serves the connections it has, and accepts again once
+ * descriptors are free. */
+static void test_emfile(void)
+{
+	enum { NOFILE = 40, CLIENTS = 60 };
+	struct harness_broker *b = harness_broker_new("max-connections 1000\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	b->nofile = NOFILE;
+	CU_ASSERT_EQUAL_FATAL(harness_broker_start(b, NULL), 0);
+	OPEN(sub, b, "sub");
+	CU_ASSERT_EQUAL(harness_raw_sub(sub, 1, 1, "em", NULL), 0);
+	CU_ASSERT(quiet(sub));
+	struct harness_raw *c[CLIENTS];
+	for (int i = 0; i < CLIENTS; i++)
+		c[i] = harness_raw_connect(b->sock); /* the backlog takes them all */
+	CU_ASSERT_EQUAL(harness_broker_wait_log(b, "not accepting", T), 0);
+	double cpu0 = proc_cpu(b->pid);
+	harness_sleep(1000);
+	double cpu1 = proc_cpu(b->pid);
+	CU_ASSERT(cpu0 >= 0 && cpu1 >= 0);
+	fprintf(stderr, "  (broker CPU while out of descriptors: %.2f s in 1 s)\n", cpu1 - cpu0);
+	CU_ASSERT(cpu1 - cpu0 < 0.3); /* paused, not spinning */
+	/* those it has are served */
+	CU_ASSERT(quiet(sub));
+	/* free descriptors: the waiting connections are accepted in turn */
+	for (int i = 0; i < CLIENTS; i++)
+		if (c[i])
+			harness_raw_close(c[i]);
+	struct harness_raw *late = NULL;
+	uint64_t deadline = harness_now() + T;
+	while (!late && harness_now() < deadline) {
+		late = harness_raw_open(b, "late");
+		if (!late)
+			harness_sleep(50);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(late);
+	CU_ASSERT_EQUAL(harness_raw_pub(late, 0, "em", NULL, "x", 1), 0);
+	CU_ASSERT_EQUAL(harness_raw_read(sub, T), 1);
+	CU_ASSERT(harness_raw_is_msg(sub, 1, "x"));
+	CU_ASSERT(kill(b->pid, 0) == 0);
+}
+
 static void test_no_responders(void)
 {
 	UP(b, "");
@@ -1038,6 +1099,7 @@ static const struct harness_case cases[] = {
 	{"sub_errors", test_sub_errors},
 	{"max_subscriptions", test_max_subscriptions},
 	{"max_connections", test_max_connections},
+	{"emfile", test_emfile},
 	{"no_responders", test_no_responders},
 	{"ping_pong", test_ping_pong},
 	{"keepalive", test_keepalive},
