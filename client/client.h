@@ -79,6 +79,7 @@ struct ipcbus {
 	struct buf out;   /* encoded frames for the socket */
 	struct buf pend;  /* publishes made while not connected */
 	size_t in_need;   /* bytes the partial frame at the front will take */
+	int in_more;      /* the last read filled its chunk: more may wait */
 	size_t frame_max;
 	size_t write_mark; /* publish writes once out holds this much */
 	int in_depth;     /* conn_process() calls running (callbacks nest) */

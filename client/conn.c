@@ -548,6 +548,7 @@ static void conn_process(struct ipcbus *c)
 
 static void conn_read(struct ipcbus *c)
 {
+	c->in_more = 0;
 	for (int round = 0; round < CONN_READ_ROUNDS && c->sock >= 0; round++) {
 		if (c->in_pinned && conn_in_retire(c, 1) < 0)
 			return; /* out of memory: try again later */
@@ -577,12 +578,15 @@ static void conn_read(struct ipcbus *c)
 		conn_process(c);
 		if ((size_t)n < want)
 			return;
+		c->in_more = 1;
 	}
 }
 
 /* --- driving --- */
 
-int conn_dispatch(struct ipcbus *c)
+/* The work of a dispatch; may_read 0 skips the read when nothing says the
+ * socket has data (saves a recv() that would say EAGAIN). */
+static int conn_work(struct ipcbus *c, int may_read)
 {
 	uint64_t before = c->delivered;
 
@@ -599,7 +603,7 @@ int conn_dispatch(struct ipcbus *c)
 	if ((c->state == CONN_OPENING || c->state == CONN_HELLO) &&
 	    conn_now() >= c->hello_deadline)
 		conn_drop(c, IPCBUS_ETIMEOUT, "no WELCOME from the broker in time", 0);
-	if (c->state == CONN_HELLO || c->state == CONN_READY)
+	if (may_read && (c->state == CONN_HELLO || c->state == CONN_READY))
 		conn_read(c);
 	req_expire(c);
 	if (buf_len(&c->out))
@@ -612,12 +616,20 @@ int conn_dispatch(struct ipcbus *c)
 	return n > INT_MAX ? INT_MAX : (int)n;
 }
 
+int conn_dispatch(struct ipcbus *c)
+{
+	return conn_work(c, 1);
+}
+
 int conn_run(struct ipcbus *c, int timeout_ms, int (*done)(struct ipcbus *, void *), void *arg)
 {
 	int64_t deadline = timeout_ms < 0 ? -1 : conn_now() + timeout_ms;
+	/* read first only when the last read left more behind; otherwise the
+	 * (level-triggered) epoll_wait below says when there is something */
+	int may_read = c->in_more;
 
 	for (;;) {
-		int n = conn_dispatch(c);
+		int n = conn_work(c, may_read);
 		if (n < 0)
 			return n;
 		if (done(c, arg))
@@ -631,8 +643,10 @@ int conn_run(struct ipcbus *c, int timeout_ms, int (*done)(struct ipcbus *, void
 				t = (int)left;
 		}
 		struct epoll_event ev;
-		if (epoll_wait(c->epfd, &ev, 1, t) < 0 && errno == EINTR)
+		int k = epoll_wait(c->epfd, &ev, 1, t);
+		if (k < 0 && errno == EINTR)
 			return -EINTR;
+		may_read = k != 0;
 	}
 }
 

@@ -10,7 +10,13 @@
  *   socketpair_bench pingpong [-n COUNT] [-s SIZE] [-c A,B] [--json]
  *       two processes bounce one frame back and forth COUNT times; prints
  *       round-trip p50/p99/p99.9 in microseconds.
- *   -c A,B pins the parent to CPU A and the child to CPU B.
+ *   socketpair_bench relay [-n COUNT] [-s SIZE] [-c A,B] [--json]
+ *       the floor of any broker's round trip: a requester and a responder
+ *       (on CPU B) talk through a relay process (on CPU A) that does nothing
+ *       but epoll_wait, read and write; four hops between the CPUs where
+ *       ping-pong has two.
+ *   -c A,B pins the parent to CPU A and the child to CPU B (relay: the
+ *   relay to A, the requester and the responder to B).
  *
  * A benchmark, not a test: `make check` does not run it.
  */
@@ -23,6 +29,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/epoll.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -205,14 +212,85 @@ static int bench_pingpong(long count, size_t size, int json)
 	return 0;
 }
 
+/* The relay: moves whole frames between its two sockets until EOF. */
+static void bench_relay_loop(int a, int b)
+{
+	static uint8_t buf[1 << 16];
+	int ep = epoll_create1(EPOLL_CLOEXEC);
+	struct epoll_event e = {.events = EPOLLIN};
+	e.data.fd = a;
+	epoll_ctl(ep, EPOLL_CTL_ADD, a, &e);
+	e.data.fd = b;
+	epoll_ctl(ep, EPOLL_CTL_ADD, b, &e);
+	for (;;) {
+		struct epoll_event ev[2];
+		int k = epoll_wait(ep, ev, 2, -1);
+		for (int i = 0; i < k; i++) {
+			int from = ev[i].data.fd;
+			ssize_t n = read(from, buf, sizeof buf);
+			if (n <= 0 || bench_write_all(from == a ? b : a, buf, (size_t)n) < 0)
+				_exit(0);
+		}
+	}
+}
+
+static int bench_relay(long count, size_t size, int json)
+{
+	int ra[2], rb[2];
+	if (socketpair(AF_UNIX, SOCK_STREAM, 0, ra) < 0 || socketpair(AF_UNIX, SOCK_STREAM, 0, rb) < 0)
+		return 1;
+	pid_t relay = fork();
+	if (relay == 0) {
+		close(ra[0]);
+		close(rb[0]);
+		bench_pin(cpu_parent);
+		bench_relay_loop(ra[1], rb[1]);
+	}
+	close(ra[1]);
+	close(rb[1]);
+	pid_t resp = fork();
+	if (resp == 0) {
+		close(ra[0]);
+		bench_pin(cpu_child);
+		_exit(bench_reader(rb[0], count, 1, 1) < 0 ? 1 : 0);
+	}
+	close(rb[0]);
+	bench_pin(cpu_child);
+	uint8_t *out = malloc(size + 32);
+	uint64_t *lat = malloc(sizeof *lat * (size_t)count);
+	for (long i = 0; i < count; i++) {
+		size_t n = bench_frame(out, size, (uint64_t)i);
+		uint64_t t0 = bench_now_ns();
+		if (bench_write_all(ra[0], out, n) < 0 || bench_reader(ra[0], 1, 0, 1) < 0)
+			return 1;
+		lat[i] = bench_now_ns() - t0;
+	}
+	close(ra[0]);
+	waitpid(resp, NULL, 0);
+	waitpid(relay, NULL, 0);
+	qsort(lat, (size_t)count, sizeof *lat, bench_cmp);
+	double p50 = (double)lat[count / 2] / 1e3, p99 = (double)lat[count * 99 / 100] / 1e3,
+	       p999 = (double)lat[count * 999 / 1000] / 1e3;
+	if (json)
+		printf("{\"test\":\"relay\",\"count\":%ld,\"size\":%zu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f}\n",
+		       count, size, p50, p99, p999);
+	else
+		printf("relay round trip (the floor of a broker): %ld of %zu B: p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n",
+		       count, size, p50, p99, p999);
+	free(out);
+	free(lat);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct option lo[] = {{"json", no_argument, NULL, 'j'}, {NULL, 0, NULL, 0}};
 	long count = 0, size = 64, batch = 64;
 	int json = 0, decode = 0, c;
 
-	if (argc < 2 || (strcmp(argv[1], "stream") && strcmp(argv[1], "pingpong"))) {
-		fprintf(stderr, "usage: socketpair_bench stream|pingpong [-n COUNT] [-s SIZE] [-b BATCH] [-d] [-c A,B] [--json]\n");
+	if (argc < 2 || (strcmp(argv[1], "stream") && strcmp(argv[1], "pingpong") &&
+			  strcmp(argv[1], "relay"))) {
+		fprintf(stderr, "usage: socketpair_bench stream|pingpong|relay [-n COUNT] [-s SIZE] [-b BATCH] [-d] [-c A,B] [--json]\n");
 		return 2;
 	}
 	const char *mode = argv[1];
@@ -236,5 +314,7 @@ int main(int argc, char **argv)
 	signal(SIGPIPE, SIG_IGN);
 	if (strcmp(mode, "stream") == 0)
 		return bench_stream(count ? count : 10000000, (size_t)size, (int)batch, decode, json);
+	if (strcmp(mode, "relay") == 0)
+		return bench_relay(count ? count : 20000, (size_t)size, json);
 	return bench_pingpong(count ? count : 20000, (size_t)size, json);
 }
