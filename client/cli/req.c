@@ -47,7 +47,10 @@ static int req_print(const ipcbus_msg *m)
 	size_t i, len;
 	const char *v;
 
-	if (fwrite(m->data, 1, m->len, stdout) != m->len || fputc('\n', stdout) == EOF ||
+	/* a payload that already ends its line (a command's output) gets no
+	 * second newline */
+	int nl = m->len == 0 || ((const char *)m->data)[m->len - 1] != '\n';
+	if (fwrite(m->data, 1, m->len, stdout) != m->len || (nl && fputc('\n', stdout) == EOF) ||
 	    fflush(stdout) != 0) {
 		cli_err("req", "writing stdout: %m");
 		return CLI_ERROR;
