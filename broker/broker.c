@@ -226,6 +226,18 @@ static void broker_stop(struct broker *b, int sig)
 	loop_timer_set(b->loop, &b->drain, b->cfg.drain_timeout, broker_drain_timeout, b);
 }
 
+/* HUP: reopen the log file (after logrotate moved it).  Reloading the
+ * configuration is not in this version. */
+static void broker_hup(struct broker *b)
+{
+	if (b->cfg.log && b->log.path[0]) {
+		int rc = log_open(&b->log, b->cfg.log);
+		if (rc < 0)
+			log_error(&b->log, "SIGHUP: cannot reopen the log %s: %s", b->cfg.log, strerror(-rc));
+	}
+	log_info(&b->log, "SIGHUP: log reopened; configuration reload is not supported in this version");
+}
+
 static void broker_signal(void *arg, uint32_t events)
 {
 	struct broker *b = arg;
@@ -239,7 +251,7 @@ static void broker_signal(void *arg, uint32_t events)
 			broker_stop(b, (int)si.ssi_signo);
 			break;
 		case SIGHUP:
-			log_info(&b->log, "SIGHUP: configuration reload is not supported in this version; ignored");
+			broker_hup(b);
 			break;
 		}
 	}

@@ -903,6 +903,41 @@ static void test_pidfile_and_term(void)
 	CU_ASSERT_EQUAL(access(b->sock, F_OK), -1);
 }
 
+/* HUP reopens the log file: logrotate moves it, HUP, a new one appears. */
+static void test_hup_reopens_log(void)
+{
+	struct harness_broker *b = harness_broker_new("log @DIR@/own.log\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	char path[160], moved[170];
+	snprintf(path, sizeof path, "%s/own.log", b->dir);
+	snprintf(moved, sizeof moved, "%s/own.log.1", b->dir);
+	b->pid = harness_broker_exec(b, NULL); /* logs to its file, not stderr */
+	CU_ASSERT_FATAL(b->pid > 0);
+	uint64_t deadline = harness_now() + T;
+	while (harness_can_connect(b->sock) < 0 && harness_now() < deadline)
+		harness_sleep(10);
+	CU_ASSERT_EQUAL_FATAL(harness_can_connect(b->sock), 0);
+	CU_ASSERT_EQUAL_FATAL(rename(path, moved), 0);
+	CU_ASSERT_EQUAL(kill(b->pid, SIGHUP), 0);
+	char *text = NULL;
+	deadline = harness_now() + T;
+	while (harness_now() < deadline) {
+		free(text);
+		text = harness_read_file(path, NULL);
+		if (text && strstr(text, "log reopened"))
+			break;
+		harness_sleep(20);
+	}
+	CU_ASSERT(text && strstr(text, "log reopened"));
+	free(text);
+	text = harness_read_file(moved, NULL);
+	CU_ASSERT(text && strstr(text, "ready") && !strstr(text, "log reopened"));
+	free(text);
+	/* still serving */
+	OPEN(r, b, "after-hup");
+	CU_ASSERT(quiet(r));
+}
+
 static void test_socket_modes(void)
 {
 	struct harness_broker *b = harness_broker_new("");
@@ -1110,6 +1145,7 @@ static const struct harness_case cases[] = {
 	{"largest_frame", test_largest_frame},
 	{"drain", test_drain},
 	{"pidfile_and_term", test_pidfile_and_term},
+	{"hup_reopens_log", test_hup_reopens_log},
 	{"socket_modes", test_socket_modes},
 	{"stale_and_live_socket", test_stale_and_live_socket},
 	{"check_config", test_check_config},
