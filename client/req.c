@@ -117,8 +117,9 @@ void req_on_reply(struct ipcbus *c, const ipcbus_msg *m)
 
 	while (i > 0 && m->channel[i - 1] != '.')
 		i--;
-	if (i != c->inbox_len + 1 || i == m->channel_len)
-		return;
+	if (i != c->inbox_len + 1 || i == m->channel_len ||
+	    memcmp(m->channel, c->inbox, c->inbox_len) != 0)
+		return; /* not `<our inbox>.<id>` */
 	for (; i < m->channel_len; i++) {
 		unsigned d = (unsigned char)m->channel[i] - '0';
 		if (d > 9 || id > (UINT64_MAX - d) / 10)

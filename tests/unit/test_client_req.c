@@ -1,0 +1,927 @@
+/*
+ * test_client_req.c: request/reply of libipcbus against a fake broker.
+ *
+ * The library holds one inbox subscription per connection, gives each
+ * request reply_to `<inbox>.<id>` and the same PUB frame id, matches replies
+ * by that last token, fails a request on the broker's E_NO_RESPONDERS for
+ * its frame id, expires requests through a deadline heap, and fails every
+ * request in flight when the connection drops or is closed.  None of that
+ * needs a real broker, and a real one could not be told to misbehave, so
+ * the broker here is a few functions of this file over a Unix socket in a
+ * mkdtemp folder: the test reads the client's frames and writes MSG and ERR
+ * frames by hand, step by step, and drives the client with ipcbus_dispatch()
+ * in the same thread.  Only the handshake runs in a short-lived thread,
+ * because ipcbus_connect() blocks until WELCOME.
+ *
+ * Frame order on one socket is what makes "ignored" checkable: junk sent
+ * before a valid reply has been handled by the time the valid reply's
+ * callback runs.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <inttypes.h>
+#include <poll.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/un.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "frame.h"
+#include "ipcbus.h"
+#include "unit.h"
+
+#define WAIT_MS 2000     /* the most one step waits for the other side */
+#define INBOX_RAND 22    /* random characters of an inbox */
+#define STR_MAX 256
+#define INBOX_MAX 40     /* "_INBOX.<22>" and its NUL, with room */
+
+static char test_dir[64]; /* the mkdtemp folder, for every fake broker */
+static int test_nsock;    /* socket names in it */
+
+/* --- the fake broker --- */
+
+struct fb {
+	char path[128];
+	char url[160];
+	int lfd;       /* listening socket */
+	int fd;        /* the accepted connection, or -1 */
+	struct buf in; /* bytes read from fd */
+	int hs_err;    /* what the handshake thread found wrong, or 0 */
+};
+
+/* A frame the client sent, copied out of the read buffer. */
+struct fb_frame {
+	int type;
+	int has_id, has_sid, has_reply_to;
+	uint64_t id, sid;
+	char channel[STR_MAX];
+	char reply_to[STR_MAX];
+	char payload[STR_MAX];
+};
+
+static int64_t now_ms(void)
+{
+	struct timespec ts;
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int fb_start(struct fb *b)
+{
+	struct sockaddr_un sa = {.sun_family = AF_UNIX};
+
+	memset(b, 0, sizeof *b);
+	b->fd = -1;
+	buf_init(&b->in, 1 << 20);
+	snprintf(b->path, sizeof b->path, "%s/b%d.sock", test_dir, test_nsock++);
+	snprintf(b->url, sizeof b->url, "unix://%s", b->path);
+	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", b->path);
+	b->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (b->lfd < 0)
+		return -errno;
+	if (bind(b->lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(b->lfd, 4) < 0) {
+		int e = errno;
+		close(b->lfd);
+		b->lfd = -1;
+		unlink(b->path);
+		return -e;
+	}
+	return 0;
+}
+
+static void fb_drop(struct fb *b)
+{
+	if (b->fd >= 0)
+		close(b->fd);
+	b->fd = -1;
+}
+
+static void fb_stop(struct fb *b)
+{
+	fb_drop(b);
+	if (b->lfd >= 0) {
+		close(b->lfd);
+		unlink(b->path);
+	}
+	b->lfd = -1;
+	buf_fini(&b->in);
+}
+
+/* Next whole frame from the client as a view into b->in (valid until the
+ * next read): 1, 0 when none came within timeout_ms, -EPIPE at EOF, or
+ * another negative code. */
+static int fb_raw(struct fb *b, struct frame *f, int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+
+	for (;;) {
+		const uint8_t *body;
+		size_t blen, need;
+		long k = frame_split(buf_rptr(&b->in), buf_len(&b->in), 1 << 20, &body, &blen,
+				     &need);
+		if (k < 0)
+			return -EPROTO;
+		if (k > 0) {
+			buf_consume(&b->in, (size_t)k);
+			return frame_decode(body, blen, f) < 0 ? -EPROTO : 1;
+		}
+		int64_t left = end - now_ms();
+		struct pollfd p = {.fd = b->fd, .events = POLLIN};
+		int n = poll(&p, 1, left > 0 ? (int)left : 0);
+		if (n < 0 && errno != EINTR)
+			return -errno;
+		if (n == 0)
+			return 0;
+		if (n < 0)
+			continue;
+		if (buf_reserve(&b->in, 4096) < 0)
+			return -ENOBUFS;
+		ssize_t r = recv(b->fd, buf_wptr(&b->in), 4096, 0);
+		if (r < 0 && errno != EINTR)
+			return -errno;
+		if (r == 0)
+			return -EPIPE;
+		if (r > 0)
+			buf_commit(&b->in, (size_t)r);
+	}
+}
+
+static void fb_copy(char *dst, const struct frame_bytes *fb)
+{
+	size_t n = fb->len < STR_MAX - 1 ? fb->len : STR_MAX - 1;
+	if (n)
+		memcpy(dst, fb->p, n);
+	dst[n] = 0;
+}
+
+/* fb_raw(), copied into *out. */
+static int fb_next(struct fb *b, struct fb_frame *out, int timeout_ms)
+{
+	struct frame f;
+	int rc = fb_raw(b, &f, timeout_ms);
+
+	memset(out, 0, sizeof *out);
+	if (rc <= 0)
+		return rc;
+	out->type = f.type;
+	out->has_id = f.has_id;
+	out->id = f.id;
+	out->has_sid = f.has_sid;
+	out->sid = f.sid;
+	out->has_reply_to = f.reply_to.set;
+	fb_copy(out->channel, &f.channel);
+	fb_copy(out->reply_to, &f.reply_to);
+	fb_copy(out->payload, &f.payload);
+	return 1;
+}
+
+/* Write and free o. */
+static int fb_send(struct fb *b, struct buf *o)
+{
+	int rc = 0;
+
+	while (buf_len(o) > 0) {
+		ssize_t n = send(b->fd, buf_rptr(o), buf_len(o), MSG_NOSIGNAL);
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			rc = -errno;
+			break;
+		}
+		buf_consume(o, (size_t)n);
+	}
+	buf_fini(o);
+	return rc;
+}
+
+/* A MSG to subscription sid, as the broker delivers it: a shared body and
+ * a per-subscription prefix. */
+static int fb_msg(struct fb *b, uint64_t sid, const char *channel, const char *payload)
+{
+	struct frame pub = {.type = IPCBUS__FRAME_TYPE__PUB};
+	uint8_t pre[2 * FRAME_VARINT_MAX + 1];
+	struct buf o;
+	int rc;
+
+	pub.channel = (struct frame_bytes){(const uint8_t *)channel, strlen(channel), 1};
+	pub.payload = (struct frame_bytes){(const uint8_t *)payload, strlen(payload), 1};
+	size_t blen = frame_msg_size(&pub);
+	size_t plen = frame_sid_prefix(pre, sid, blen);
+	buf_init(&o, 1 << 20);
+	rc = buf_append(&o, pre, plen);
+	if (rc == 0)
+		rc = buf_reserve(&o, blen);
+	if (rc < 0) {
+		buf_fini(&o);
+		return rc;
+	}
+	buf_commit(&o, frame_msg_encode(&pub, buf_wptr(&o)));
+	return fb_send(b, &o);
+}
+
+static int fb_err(struct fb *b, uint64_t id, int code)
+{
+	struct buf o;
+
+	buf_init(&o, 1 << 20);
+	int rc = frame_append_error(&o, id, code, 0, "fake broker says no");
+	if (rc < 0) {
+		buf_fini(&o);
+		return rc;
+	}
+	return fb_send(b, &o);
+}
+
+/* Accept a client and answer its HELLO with a WELCOME.  0 or a negative
+ * code. */
+static int fb_handshake(struct fb *b, int timeout_ms)
+{
+	struct pollfd p = {.fd = b->lfd, .events = POLLIN};
+	struct frame f;
+	struct buf o;
+
+	if (poll(&p, 1, timeout_ms) != 1)
+		return -ETIMEDOUT;
+	fb_drop(b);
+	b->in.rpos = b->in.wpos = 0;
+	b->fd = accept4(b->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (b->fd < 0)
+		return -errno;
+	int rc = fb_raw(b, &f, WAIT_MS);
+	if (rc <= 0 || f.type != IPCBUS__FRAME_TYPE__HELLO)
+		return rc < 0 ? rc : -EPROTO;
+	Ipcbus__Hello *h = frame_unpack_hello(&f);
+	if (!h || h->version != IPCBUS_PROTOCOL_VERSION) {
+		if (h)
+			protobuf_c_message_free_unpacked(&h->base, NULL);
+		return -EPROTO;
+	}
+	protobuf_c_message_free_unpacked(&h->base, NULL);
+
+	Ipcbus__Welcome w = IPCBUS__WELCOME__INIT;
+	w.version = IPCBUS_PROTOCOL_VERSION;
+	w.has_max_payload = 1;
+	w.max_payload = 1 << 20;
+	w.has_max_header_bytes = 1;
+	w.max_header_bytes = 64 << 10;
+	buf_init(&o, 1 << 20);
+	rc = frame_append_welcome(&o, f.id, &w);
+	if (rc < 0) {
+		buf_fini(&o);
+		return rc;
+	}
+	return fb_send(b, &o);
+}
+
+/* The first handshake runs in a thread: ipcbus_connect() blocks until it
+ * is done. */
+static void *fb_accept_main(void *arg)
+{
+	struct fb *b = arg;
+
+	b->hs_err = fb_handshake(b, WAIT_MS);
+	return NULL;
+}
+
+/* Start a fake broker and connect a client to it.  0 or a negative code
+ * (then nothing is left to clean up). */
+static int fb_connect(struct fb *b, ipcbus **c, const ipcbus_opts *opts)
+{
+	pthread_t t;
+	int rc = fb_start(b);
+
+	*c = NULL;
+	if (rc < 0)
+		return rc;
+	rc = -pthread_create(&t, NULL, fb_accept_main, b);
+	if (rc < 0)
+		goto fail;
+	rc = ipcbus_connect(c, b->url, opts);
+	pthread_join(t, NULL);
+	if (rc == 0 && b->hs_err < 0) {
+		ipcbus_close(*c);
+		*c = NULL;
+		rc = b->hs_err;
+	}
+	if (rc < 0)
+		goto fail;
+	return 0;
+fail:
+	fb_stop(b);
+	return rc;
+}
+
+/* --- the client side --- */
+
+/* What a reply callback saw. */
+struct rec {
+	int calls;
+	int status;
+	int had_reply;
+	int seq;        /* order among all callbacks */
+	int64_t at;     /* when (now_ms) */
+	int64_t sent, sent_end; /* just before and after ipcbus_request_async() */
+	char data[STR_MAX];
+};
+
+static int rec_seq;  /* callbacks so far, in all tests */
+
+static void rec_cb(void *arg, int status, const ipcbus_msg *reply)
+{
+	struct rec *r = arg;
+
+	r->calls++;
+	r->status = status;
+	r->had_reply = reply != NULL;
+	r->seq = ++rec_seq;
+	r->at = now_ms();
+	if (reply) {
+		size_t n = reply->len < STR_MAX - 1 ? reply->len : STR_MAX - 1;
+		memcpy(r->data, reply->data, n);
+		r->data[n] = 0;
+	}
+}
+
+/* Dispatch c, as a program's own loop would, until rec_seq reaches target
+ * or timeout_ms pass.  0 when reached, -1 when not. */
+static int pump(ipcbus *c, int target, int timeout_ms)
+{
+	int64_t end = now_ms() + timeout_ms;
+
+	while (rec_seq < target) {
+		int64_t left = end - now_ms();
+		if (left <= 0)
+			return -1;
+		int t = ipcbus_timeout(c);
+		if (t < 0 || t > left)
+			t = (int)left;
+		struct pollfd p = {.fd = ipcbus_fd(c), .events = POLLIN};
+		poll(&p, 1, t);
+		ipcbus_dispatch(c);
+	}
+	return 0;
+}
+
+static int ev_disconnected, ev_error, ev_closed;
+
+static void ev_cb(void *arg, int event, int err, const char *text)
+{
+	if (event == IPCBUS_EV_DISCONNECTED)
+		ev_disconnected++;
+	else if (event == IPCBUS_EV_ERROR)
+		ev_error++;
+	else if (event == IPCBUS_EV_CLOSED)
+		ev_closed++;
+}
+
+static void ev_reset(void)
+{
+	ev_disconnected = ev_error = ev_closed = 0;
+}
+
+static int is_alnum(int ch)
+{
+	return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9');
+}
+
+/* The inbox of an inbox SUB pattern `_INBOX.<22 of [A-Za-z0-9]>.>` into
+ * inbox (without `.>`): 0, or -1 when the pattern has another shape. */
+static int inbox_of(const char *pattern, char *inbox)
+{
+	size_t n = strlen(pattern);
+
+	if (n != 7 + INBOX_RAND + 2 || n - 2 >= INBOX_MAX || strncmp(pattern, "_INBOX.", 7) != 0 ||
+	    strcmp(pattern + n - 2, ".>") != 0)
+		return -1;
+	for (size_t i = 7; i < 7 + INBOX_RAND; i++)
+		if (!is_alnum((unsigned char)pattern[i]))
+			return -1;
+	memcpy(inbox, pattern, n - 2);
+	inbox[n - 2] = 0;
+	return 0;
+}
+
+/* reply_to is `<inbox>.<id>` with the PUB's own frame id. */
+static int reply_to_ok(const struct fb_frame *pub, const char *inbox)
+{
+	char want[STR_MAX];
+
+	if (!pub->has_id || pub->id == 0 || !pub->has_reply_to)
+		return 0;
+	snprintf(want, sizeof want, "%s.%" PRIu64, inbox, pub->id);
+	return strcmp(pub->reply_to, want) == 0;
+}
+
+/* A session: a fake broker, a connected client, and the inbox the first
+ * request subscribed. */
+struct sess {
+	struct fb b;
+	ipcbus *c;
+	char inbox[INBOX_MAX];
+	uint64_t inbox_sid;
+	int ok;
+};
+
+static void sess_open(struct sess *s, const ipcbus_opts *opts)
+{
+	ipcbus_opts def = IPCBUS_OPTS_INIT;
+
+	memset(s, 0, sizeof *s);
+	def.no_reconnect = 1;
+	def.on_event = ev_cb;
+	ev_reset();
+	int rc = fb_connect(&s->b, &s->c, opts ? opts : &def);
+	CU_ASSERT_EQUAL(rc, 0);
+	s->ok = rc == 0;
+}
+
+static void sess_close(struct sess *s)
+{
+	if (!s->ok)
+		return;
+	ipcbus_close(s->c);
+	fb_stop(&s->b);
+	s->ok = 0;
+}
+
+/* Make n requests (timeouts from tmo, or all -1 when NULL) recorded in r,
+ * and read them at the broker into pubs; the first request of a session
+ * also reads and checks the inbox SUB.  0 or -1 (asserted). */
+static int sess_requests(struct sess *s, int n, const int *tmo, struct rec *r,
+			 struct fb_frame *pubs)
+{
+	struct fb_frame f;
+	char data[32];
+
+	for (int i = 0; i < n; i++) {
+		snprintf(data, sizeof data, "req-%d", i);
+		r[i].sent = now_ms();
+		int rc = ipcbus_request_async(s->c, "svc.echo", NULL, 0, data, strlen(data),
+					      tmo ? tmo[i] : -1, rec_cb, &r[i]);
+		r[i].sent_end = now_ms();
+		CU_ASSERT_EQUAL(rc, 0);
+		if (rc < 0)
+			return -1;
+		if (!s->inbox_sid) {
+			CU_ASSERT_EQUAL(fb_next(&s->b, &f, WAIT_MS), 1);
+			CU_ASSERT_EQUAL(f.type, IPCBUS__FRAME_TYPE__SUB);
+			CU_ASSERT_EQUAL(inbox_of(f.channel, s->inbox), 0);
+			CU_ASSERT(f.has_sid && f.sid != 0);
+			if (f.type != IPCBUS__FRAME_TYPE__SUB || !f.has_sid || !s->inbox[0])
+				return -1;
+			s->inbox_sid = f.sid;
+		}
+		CU_ASSERT_EQUAL(fb_next(&s->b, &pubs[i], WAIT_MS), 1);
+		CU_ASSERT_EQUAL(pubs[i].type, IPCBUS__FRAME_TYPE__PUB);
+		CU_ASSERT_STRING_EQUAL(pubs[i].channel, "svc.echo");
+		CU_ASSERT_STRING_EQUAL(pubs[i].payload, data);
+		CU_ASSERT(reply_to_ok(&pubs[i], s->inbox));
+		if (pubs[i].type != IPCBUS__FRAME_TYPE__PUB || !reply_to_ok(&pubs[i], s->inbox))
+			return -1;
+	}
+	return 0;
+}
+
+/* ipcbus_timeout() is what is left of request r's timeout tmo (give or
+ * take the milliseconds the calls took). */
+static int timeout_is(ipcbus *c, const struct rec *r, int tmo)
+{
+	int64_t before = now_ms();
+	int t = ipcbus_timeout(c);
+	int64_t after = now_ms();
+	int64_t lo = r->sent + tmo - after, hi = r->sent_end + tmo - before;
+
+	return t >= (lo > 0 ? lo : 0) && t <= (hi > 0 ? hi : 0);
+}
+
+/* --- the cases --- */
+
+static void test_inbox(void)
+{
+	struct sess s1, s2;
+	struct rec r[3] = {{0}};
+	struct fb_frame p[3], f;
+	char inbox2[INBOX_MAX];
+	int base = rec_seq;
+
+	sess_open(&s1, NULL);
+	if (!s1.ok)
+		return;
+	/* the first request subscribes the inbox; the second reuses it */
+	if (sess_requests(&s1, 2, NULL, r, p) < 0)
+		goto out;
+	CU_ASSERT_NOT_EQUAL(p[0].id, p[1].id);
+	CU_ASSERT_EQUAL(fb_next(&s1.b, &f, 50), 0); /* no second SUB, nothing else */
+
+	/* answer both: the payloads reach their own callbacks */
+	CU_ASSERT_EQUAL(fb_msg(&s1.b, s1.inbox_sid, p[1].reply_to, "two"), 0);
+	CU_ASSERT_EQUAL(fb_msg(&s1.b, s1.inbox_sid, p[0].reply_to, "one"), 0);
+	CU_ASSERT_EQUAL(pump(s1.c, base + 2, WAIT_MS), 0);
+	CU_ASSERT(r[0].calls == 1 && r[0].status == 0 && r[0].had_reply);
+	CU_ASSERT(r[1].calls == 1 && r[1].status == 0 && r[1].had_reply);
+	CU_ASSERT_STRING_EQUAL(r[0].data, "one");
+	CU_ASSERT_STRING_EQUAL(r[1].data, "two");
+	CU_ASSERT(r[1].seq < r[0].seq); /* in the order the replies came */
+
+	/* a second connection has an inbox of its own */
+	sess_open(&s2, NULL);
+	if (!s2.ok)
+		goto out;
+	if (sess_requests(&s2, 1, NULL, &r[2], &p[2]) == 0) {
+		CU_ASSERT_STRING_NOT_EQUAL(s1.inbox, s2.inbox);
+		strcpy(inbox2, s2.inbox);
+		CU_ASSERT_EQUAL(strncmp(p[2].reply_to, inbox2, strlen(inbox2)), 0);
+	}
+	sess_close(&s2);
+	CU_ASSERT(r[2].calls == 1 && r[2].status == IPCBUS_ECLOSED);
+out:
+	sess_close(&s1);
+}
+
+/* 2^64 + id in decimal, for the small ids of a test (id < 84). */
+static void wrapped_id(char *dst, size_t n, uint64_t id)
+{
+	snprintf(dst, n, "184467440737095516%02u", (unsigned)(16 + id));
+}
+
+static void test_match(void)
+{
+	enum { N = 50 };
+	struct sess s;
+	struct rec r[N + 1];
+	struct fb_frame p[N + 1];
+	int order[N];
+	char ch[STR_MAX];
+	int base = rec_seq;
+	unsigned seed = 4242;
+
+	memset(r, 0, sizeof r);
+	sess_open(&s, NULL);
+	if (!s.ok)
+		return;
+	if (sess_requests(&s, N, NULL, r, p) < 0)
+		goto out;
+	for (int i = 1; i < N; i++)
+		CU_ASSERT(p[i].id != p[0].id && p[i].id < 84);
+
+	/* junk first: all of it must leave the 50 requests alone */
+	uint64_t sid = s.inbox_sid;
+	snprintf(ch, sizeof ch, "%s.999999", s.inbox); /* an unknown id */
+	CU_ASSERT_EQUAL(fb_msg(&s.b, sid, ch, "junk"), 0);
+	snprintf(ch, sizeof ch, "%s.0", s.inbox); /* id 0: never a request */
+	CU_ASSERT_EQUAL(fb_msg(&s.b, sid, ch, "junk"), 0);
+	CU_ASSERT_EQUAL(fb_msg(&s.b, sid, s.inbox, "junk"), 0); /* no id token */
+	snprintf(ch, sizeof ch, "%s.", s.inbox); /* an empty id token */
+	CU_ASSERT_EQUAL(fb_msg(&s.b, sid, ch, "junk"), 0);
+	snprintf(ch, sizeof ch, "%s.%" PRIu64 "x", s.inbox, p[0].id); /* not a number */
+	CU_ASSERT_EQUAL(fb_msg(&s.b, sid, ch, "junk"), 0);
+	snprintf(ch, sizeof ch, "%s.x%" PRIu64, s.inbox, p[1].id);
+	CU_ASSERT_EQUAL(fb_msg(&s.b, sid, ch, "junk"), 0);
+	snprintf(ch, sizeof ch, "%s.-%" PRIu64, s.inbox, p[2].id);
+	CU_ASSERT_EQUAL(fb_msg(&s.b, sid, ch, "junk"), 0);
+	snprintf(ch, sizeof ch, "%s.%" PRIu64 ".%" PRIu64, s.inbox, p[3].id, p[3].id);
+	CU_ASSERT_EQUAL(fb_msg(&s.b, sid, ch, "junk"), 0); /* a token too many */
+	snprintf(ch, sizeof ch, "%s.", s.inbox); /* 2^64 + id must not wrap to id */
+	wrapped_id(ch + strlen(ch), sizeof ch - strlen(ch), p[4].id);
+	CU_ASSERT_EQUAL(fb_msg(&s.b, sid, ch, "junk"), 0);
+	/* a MSG for a subscription that does not exist */
+	CU_ASSERT_EQUAL(fb_msg(&s.b, sid + 100, p[6].reply_to, "junk"), 0);
+
+	/* the replies, shuffled */
+	for (int i = 0; i < N; i++)
+		order[i] = i;
+	for (int i = N - 1; i > 0; i--) {
+		seed = seed * 1103515245 + 12345;
+		int j = (int)((seed >> 8) % (unsigned)(i + 1));
+		int t = order[i];
+		order[i] = order[j];
+		order[j] = t;
+	}
+	for (int i = 0; i < N; i++) {
+		char data[32];
+		snprintf(data, sizeof data, "rep-%d", order[i]);
+		CU_ASSERT_EQUAL(fb_msg(&s.b, sid, p[order[i]].reply_to, data), 0);
+	}
+	CU_ASSERT_EQUAL(pump(s.c, base + N, WAIT_MS), 0);
+	int good = 0;
+	for (int i = 0; i < N; i++) {
+		char want[32];
+		snprintf(want, sizeof want, "rep-%d", i);
+		good += r[i].calls == 1 && r[i].status == 0 && r[i].had_reply &&
+			strcmp(r[i].data, want) == 0;
+	}
+	CU_ASSERT_EQUAL(good, N);
+	for (int i = 1; i < N; i++) /* called in the order of the replies */
+		CU_ASSERT(r[order[i - 1]].seq < r[order[i]].seq);
+	CU_ASSERT_EQUAL(rec_seq, base + N);
+
+	/* second replies to the same ids are ignored: one more request is the
+	 * marker that they have all been handled */
+	for (int i = 0; i < N; i += 7)
+		CU_ASSERT_EQUAL(fb_msg(&s.b, sid, p[i].reply_to, "again"), 0);
+	if (sess_requests(&s, 1, NULL, &r[N], &p[N]) == 0) {
+		CU_ASSERT_EQUAL(fb_msg(&s.b, sid, p[N].reply_to, "last"), 0);
+		CU_ASSERT_EQUAL(pump(s.c, base + N + 1, WAIT_MS), 0);
+		CU_ASSERT_STRING_EQUAL(r[N].data, "last");
+	}
+	CU_ASSERT_EQUAL(rec_seq, base + N + 1);
+	for (int i = 0; i < N; i += 7)
+		CU_ASSERT(r[i].calls == 1 && strcmp(r[i].data, "again") != 0);
+	CU_ASSERT_EQUAL(ev_error, 0);
+	CU_ASSERT(ipcbus_connected(s.c));
+out:
+	sess_close(&s);
+}
+
+/* A reply that names a pending request's id under another inbox: the broker
+ * would never deliver it to this inbox's sid, but if it arrives, it is not a
+ * reply to this connection's request. */
+static void test_match_foreign_inbox(void)
+{
+	struct sess s;
+	struct rec r[2] = {{0}};
+	struct fb_frame p[2];
+	char ch[STR_MAX], other[INBOX_MAX];
+	int base = rec_seq;
+
+	sess_open(&s, NULL);
+	if (!s.ok)
+		return;
+	if (sess_requests(&s, 2, NULL, r, p) < 0)
+		goto out;
+	/* same length, last character changed: another connection's inbox */
+	strcpy(other, s.inbox);
+	other[strlen(other) - 1] = other[strlen(other) - 1] == 'A' ? 'B' : 'A';
+	snprintf(ch, sizeof ch, "%s.%" PRIu64, other, p[0].id);
+	CU_ASSERT_EQUAL(fb_msg(&s.b, s.inbox_sid, ch, "foreign"), 0);
+	CU_ASSERT_EQUAL(fb_msg(&s.b, s.inbox_sid, p[1].reply_to, "mine"), 0);
+	CU_ASSERT_EQUAL(pump(s.c, base + 1, WAIT_MS), 0);
+	CU_ASSERT_EQUAL(r[0].calls, 0);
+	CU_ASSERT_STRING_EQUAL(r[1].data, "mine");
+out:
+	sess_close(&s);
+}
+
+static void test_no_responders(void)
+{
+	struct sess s;
+	struct rec r[3] = {{0}};
+	struct fb_frame p[3];
+	int tmo[3] = {5000, 5000, 5000};
+	int base = rec_seq;
+
+	sess_open(&s, NULL);
+	if (!s.ok)
+		return;
+	if (sess_requests(&s, 3, tmo, r, p) < 0)
+		goto out;
+	int64_t t0 = now_ms();
+	CU_ASSERT_EQUAL(fb_err(&s.b, p[1].id, IPCBUS__ERR_CODE__E_NO_RESPONDERS), 0);
+	CU_ASSERT_EQUAL(pump(s.c, base + 1, WAIT_MS), 0);
+	CU_ASSERT(now_ms() - t0 < 1000); /* at once, not at the 5 s timeout */
+	CU_ASSERT(r[1].calls == 1 && r[1].status == IPCBUS_ENORESPONDERS && !r[1].had_reply);
+	CU_ASSERT(r[0].calls == 0 && r[2].calls == 0);
+
+	/* for an id that is no request (any more): ignored */
+	CU_ASSERT_EQUAL(fb_err(&s.b, p[1].id, IPCBUS__ERR_CODE__E_NO_RESPONDERS), 0);
+	CU_ASSERT_EQUAL(fb_err(&s.b, 999999, IPCBUS__ERR_CODE__E_NO_RESPONDERS), 0);
+	CU_ASSERT_EQUAL(fb_msg(&s.b, s.inbox_sid, p[1].reply_to, "late"), 0);
+	/* the others still get their replies */
+	CU_ASSERT_EQUAL(fb_msg(&s.b, s.inbox_sid, p[2].reply_to, "r2"), 0);
+	CU_ASSERT_EQUAL(fb_msg(&s.b, s.inbox_sid, p[0].reply_to, "r0"), 0);
+	CU_ASSERT_EQUAL(pump(s.c, base + 3, WAIT_MS), 0);
+	CU_ASSERT(r[0].calls == 1 && r[0].status == 0 && strcmp(r[0].data, "r0") == 0);
+	CU_ASSERT(r[2].calls == 1 && r[2].status == 0 && strcmp(r[2].data, "r2") == 0);
+	CU_ASSERT_EQUAL(r[1].calls, 1);
+	CU_ASSERT_EQUAL(rec_seq, base + 3);
+	/* an answer to a request, not an error of the connection */
+	CU_ASSERT_EQUAL(ev_error, 0);
+	CU_ASSERT(ipcbus_connected(s.c));
+out:
+	sess_close(&s);
+}
+
+static void test_timeouts(void)
+{
+	struct sess s;
+	struct rec r[4] = {{0}};
+	struct fb_frame p[4];
+	int tmo[4] = {30, 10, 20, -1};
+	int base = rec_seq;
+
+	sess_open(&s, NULL);
+	if (!s.ok)
+		return;
+	CU_ASSERT_EQUAL(ipcbus_timeout(s.c), -1); /* nothing scheduled yet */
+	int64_t t0 = now_ms();
+	if (sess_requests(&s, 4, tmo, r, p) < 0)
+		goto out;
+	CU_ASSERT(timeout_is(s.c, &r[1], 10)); /* the 10 ms one, not the first made */
+
+	CU_ASSERT_EQUAL(pump(s.c, base + 1, WAIT_MS), 0);
+	CU_ASSERT(r[1].calls == 1 && r[1].status == IPCBUS_ETIMEOUT && !r[1].had_reply);
+	CU_ASSERT(r[1].at - t0 >= 10);
+	if (r[0].calls == 0 && r[2].calls == 0)
+		CU_ASSERT(timeout_is(s.c, &r[2], 20)); /* then the 20 ms one */
+	CU_ASSERT_EQUAL(pump(s.c, base + 3, WAIT_MS), 0);
+	CU_ASSERT(r[2].calls == 1 && r[2].status == IPCBUS_ETIMEOUT);
+	CU_ASSERT(r[0].calls == 1 && r[0].status == IPCBUS_ETIMEOUT);
+	CU_ASSERT(r[2].at - t0 >= 20 && r[0].at - t0 >= 30);
+	CU_ASSERT(r[1].seq < r[2].seq && r[2].seq < r[0].seq); /* deadline order */
+	CU_ASSERT_EQUAL(r[3].calls, 0);
+	CU_ASSERT_EQUAL(ipcbus_timeout(s.c), -1); /* the one left has no deadline */
+
+	/* late replies are ignored; the one without a timeout still works */
+	CU_ASSERT_EQUAL(fb_msg(&s.b, s.inbox_sid, p[1].reply_to, "late"), 0);
+	CU_ASSERT_EQUAL(fb_msg(&s.b, s.inbox_sid, p[0].reply_to, "late"), 0);
+	CU_ASSERT_EQUAL(fb_msg(&s.b, s.inbox_sid, p[3].reply_to, "r3"), 0);
+	CU_ASSERT_EQUAL(pump(s.c, base + 4, WAIT_MS), 0);
+	CU_ASSERT(r[3].calls == 1 && r[3].status == 0 && strcmp(r[3].data, "r3") == 0);
+	CU_ASSERT(r[0].calls == 1 && r[1].calls == 1 && r[2].calls == 1);
+	CU_ASSERT_EQUAL(rec_seq, base + 4);
+out:
+	sess_close(&s);
+}
+
+/* The broker goes away with four requests in flight; with reconnect on
+ * (and far away) or off, they all fail at once, and so does a new one. */
+static void disconnect_case(int no_reconnect)
+{
+	ipcbus_opts o = IPCBUS_OPTS_INIT;
+	struct sess s;
+	struct rec r[6] = {{0}};
+	struct fb_frame p[4];
+	int tmo[4] = {5000, -1, 3000, 4000};
+	ipcbus_msg dummy = {0}, *reply = &dummy; /* must be cleared */
+	int base = rec_seq;
+
+	o.no_reconnect = no_reconnect;
+	o.reconnect_min_ms = o.reconnect_max_ms = 60000;
+	o.on_event = ev_cb;
+	sess_open(&s, &o);
+	if (!s.ok)
+		return;
+	if (sess_requests(&s, 4, tmo, r, p) < 0)
+		goto out;
+	int64_t t0 = now_ms();
+	fb_drop(&s.b);
+	CU_ASSERT_EQUAL(pump(s.c, base + 4, WAIT_MS), 0);
+	CU_ASSERT(now_ms() - t0 < 1000); /* at once, not at the timeouts */
+	for (int i = 0; i < 4; i++)
+		CU_ASSERT(r[i].calls == 1 && r[i].status == IPCBUS_EDISCONNECTED &&
+			  !r[i].had_reply);
+	CU_ASSERT_EQUAL(ev_disconnected, 1);
+	CU_ASSERT_EQUAL(ev_closed, no_reconnect);
+	CU_ASSERT(!ipcbus_connected(s.c));
+	/* nothing left to expire: no request deadline is scheduled */
+	if (no_reconnect) {
+		CU_ASSERT_EQUAL(ipcbus_timeout(s.c), 0); /* closed: come back at once */
+	} else {
+		CU_ASSERT(ipcbus_timeout(s.c) > 10000); /* only the reconnect */
+	}
+
+	/* while down: ipcbus.h says the async form returns the error and
+	 * never calls cb; the blocking one returns it too */
+	CU_ASSERT_EQUAL(ipcbus_request_async(s.c, "svc.echo", NULL, 0, "x", 1, 5000, rec_cb, &r[4]),
+			IPCBUS_EDISCONNECTED);
+	t0 = now_ms();
+	CU_ASSERT_EQUAL(ipcbus_request(s.c, "svc.echo", NULL, 0, "x", 1, 5000, &reply),
+			IPCBUS_EDISCONNECTED);
+	CU_ASSERT(now_ms() - t0 < 1000);
+	CU_ASSERT_PTR_NULL(reply);
+	ipcbus_dispatch(s.c);
+	CU_ASSERT_EQUAL(r[4].calls, 0);
+	CU_ASSERT_EQUAL(rec_seq, base + 4);
+out:
+	sess_close(&s);
+	CU_ASSERT_EQUAL(r[4].calls, 0); /* not even from ipcbus_close */
+}
+
+static void test_disconnect_reconnecting(void)
+{
+	disconnect_case(0);
+}
+
+static void test_disconnect_no_reconnect(void)
+{
+	disconnect_case(1);
+}
+
+/* After a reconnect the same inbox is subscribed again, with the same sid
+ * and no second pattern, and requests go on using it. */
+static void test_reconnect_inbox(void)
+{
+	ipcbus_opts o = IPCBUS_OPTS_INIT;
+	struct sess s;
+	struct rec r[2] = {{0}};
+	struct fb_frame p[2], f;
+	char inbox[INBOX_MAX];
+	int base = rec_seq;
+
+	o.reconnect_min_ms = 20;
+	o.reconnect_max_ms = 40;
+	o.on_event = ev_cb;
+	sess_open(&s, &o);
+	if (!s.ok)
+		return;
+	if (sess_requests(&s, 1, NULL, r, p) < 0)
+		goto out;
+	CU_ASSERT_EQUAL(fb_msg(&s.b, s.inbox_sid, p[0].reply_to, "r0"), 0);
+	CU_ASSERT_EQUAL(pump(s.c, base + 1, WAIT_MS), 0);
+
+	/* drop it, and take the client's next attempt while dispatching it */
+	fb_drop(&s.b);
+	int64_t end = now_ms() + WAIT_MS;
+	while (now_ms() < end) {
+		struct pollfd pl = {.fd = s.b.lfd, .events = POLLIN};
+		ipcbus_dispatch(s.c);
+		if (poll(&pl, 1, 5) == 1)
+			break;
+	}
+	CU_ASSERT_EQUAL(ev_disconnected, 1);
+	CU_ASSERT_EQUAL(fb_handshake(&s.b, 0), 0);
+	end = now_ms() + WAIT_MS;
+	while (!ipcbus_connected(s.c) && now_ms() < end) {
+		struct pollfd pl = {.fd = ipcbus_fd(s.c), .events = POLLIN};
+		poll(&pl, 1, 5);
+		ipcbus_dispatch(s.c);
+	}
+	CU_ASSERT(ipcbus_connected(s.c));
+	CU_ASSERT_EQUAL(fb_next(&s.b, &f, WAIT_MS), 1);
+	CU_ASSERT_EQUAL(f.type, IPCBUS__FRAME_TYPE__SUB);
+	CU_ASSERT(f.has_sid && f.sid == s.inbox_sid);
+	CU_ASSERT(inbox_of(f.channel, inbox) == 0 && strcmp(inbox, s.inbox) == 0);
+
+	if (sess_requests(&s, 1, NULL, &r[1], &p[1]) == 0) { /* checks the old inbox */
+		CU_ASSERT_EQUAL(fb_next(&s.b, &f, 50), 0);   /* and no further SUB */
+		CU_ASSERT_EQUAL(fb_msg(&s.b, s.inbox_sid, p[1].reply_to, "r1"), 0);
+		CU_ASSERT_EQUAL(pump(s.c, base + 2, WAIT_MS), 0);
+		CU_ASSERT(r[1].calls == 1 && r[1].status == 0 && strcmp(r[1].data, "r1") == 0);
+	}
+out:
+	sess_close(&s);
+}
+
+static void test_close_pending(void)
+{
+	struct sess s;
+	struct rec r[5] = {{0}};
+	struct fb_frame p[5], f;
+	int tmo[5] = {5000, -1, 100, -1, 5000};
+	int base = rec_seq;
+
+	sess_open(&s, NULL);
+	if (!s.ok)
+		return;
+	if (sess_requests(&s, 5, tmo, r, p) < 0) {
+		sess_close(&s);
+		return;
+	}
+	/* one answered first: it must not be called again */
+	CU_ASSERT_EQUAL(fb_msg(&s.b, s.inbox_sid, p[3].reply_to, "r3"), 0);
+	CU_ASSERT_EQUAL(pump(s.c, base + 1, WAIT_MS), 0);
+	CU_ASSERT(r[3].calls == 1 && r[3].status == 0);
+
+	ipcbus_close(s.c);
+	s.c = NULL;
+	for (int i = 0; i < 5; i++) {
+		if (i == 3)
+			continue;
+		CU_ASSERT(r[i].calls == 1 && r[i].status == IPCBUS_ECLOSED && !r[i].had_reply);
+	}
+	CU_ASSERT_EQUAL(r[3].calls, 1);
+	CU_ASSERT_EQUAL(rec_seq, base + 5);
+	/* and the broker sees the connection end */
+	CU_ASSERT_EQUAL(fb_next(&s.b, &f, WAIT_MS), -EPIPE);
+	fb_stop(&s.b);
+}
+
+int main(void)
+{
+	static const struct unit_case cases[] = {
+		{"inbox: one SUB per connection, reply_to <inbox>.<id>", test_inbox},
+		{"matching: 50 shuffled replies, junk and duplicates ignored", test_match},
+		{"matching: a reply under another inbox is not ours", test_match_foreign_inbox},
+		{"E_NO_RESPONDERS fails exactly its request", test_no_responders},
+		{"timeouts expire in deadline order", test_timeouts},
+		{"disconnect fails requests at once (reconnecting)", test_disconnect_reconnecting},
+		{"disconnect fails requests at once (no_reconnect)", test_disconnect_no_reconnect},
+		{"reconnect restores the same inbox", test_reconnect_inbox},
+		{"close calls pending callbacks with ECLOSED", test_close_pending},
+	};
+
+	/* a safety net: the default action ends a test that hangs */
+	alarm(60);
+	snprintf(test_dir, sizeof test_dir, "/tmp/ipcbus-requnit.XXXXXX");
+	if (!mkdtemp(test_dir))
+		return 99;
+	int rc = unit_run("client_req", cases, UNIT_NELEM(cases));
+	if (rmdir(test_dir) < 0)
+		rc = 99; /* something was left behind */
+	return rc;
+}
