@@ -326,6 +326,7 @@ int broker_init(struct broker *b, struct conf *cfg)
 		memset(rnd, 0, sizeof rnd);
 	for (size_t i = 0; i < sizeof rnd; i++)
 		snprintf(b->server_id + 2 * i, 3, "%02x", rnd[i]);
+	hash_key_random(&b->hash_key);
 	broker_nofile(b);
 	if ((rc = loop_new(&b->loop)) < 0) {
 		log_error(&b->log, "epoll: %s", strerror(-rc));

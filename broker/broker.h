@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "hash.h"
 #include "conf.h"
 #include "log.h"
 #include "loop.h"
@@ -42,6 +43,7 @@ struct broker {
 	uint64_t pending;          /* output bytes queued over all connections */
 	struct broker_stats stats;
 	struct buf scratch;        /* one MSG body, encoded once per PUB */
+	struct hash_key hash_key;  /* for tables keyed by what clients choose */
 	char server_id[24];
 	struct loop_watch sigwatch;
 	int sigfd;

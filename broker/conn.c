@@ -16,6 +16,7 @@
 
 #include "broker.h"
 #include "conn.h"
+#include "hash.h"
 #include "ipcbus.h"
 #include "transport.h"
 
@@ -258,12 +259,11 @@ void conn_frame(struct conn *c, const uint8_t *body, size_t len)
 
 /* sid map: open addressing, linear probing, tombstones = (struct sub *)c */
 
-static size_t conn_sid_hash(uint64_t sid)
+/* Keyed: clients choose their sids, and with a known hash they could make
+ * every probe walk one long cluster. */
+static size_t conn_sid_hash(const struct conn *c, uint64_t sid)
 {
-	sid ^= sid >> 33;
-	sid *= 0xff51afd7ed558ccdULL;
-	sid ^= sid >> 33;
-	return (size_t)sid;
+	return (size_t)hash_u64(&c->b->hash_key, sid);
 }
 
 struct sub *conn_sub_find(struct conn *c, uint64_t sid)
@@ -271,7 +271,7 @@ struct sub *conn_sub_find(struct conn *c, uint64_t sid)
 	if (!c->subs_cap)
 		return NULL;
 	size_t mask = c->subs_cap - 1;
-	for (size_t i = conn_sid_hash(sid) & mask;; i = (i + 1) & mask) {
+	for (size_t i = conn_sid_hash(c, sid) & mask;; i = (i + 1) & mask) {
 		struct sub *s = c->subs[i];
 		if (!s)
 			return NULL;
@@ -293,7 +293,7 @@ static int conn_sub_rehash(struct conn *c)
 		struct sub *s = c->subs[i];
 		if (!s || s == (struct sub *)c)
 			continue;
-		size_t j = conn_sid_hash(s->sid) & (cap - 1);
+		size_t j = conn_sid_hash(c, s->sid) & (cap - 1);
 		while (t[j])
 			j = (j + 1) & (cap - 1);
 		t[j] = s;
@@ -315,7 +315,7 @@ int conn_sub_add(struct conn *c, struct sub *s)
 			return rc;
 	}
 	size_t mask = c->subs_cap - 1;
-	size_t i = conn_sid_hash(s->sid) & mask;
+	size_t i = conn_sid_hash(c, s->sid) & mask;
 	while (c->subs[i] && c->subs[i] != (struct sub *)c)
 		i = (i + 1) & mask;
 	if (!c->subs[i])
@@ -328,7 +328,7 @@ int conn_sub_add(struct conn *c, struct sub *s)
 void conn_sub_del(struct conn *c, struct sub *s)
 {
 	size_t mask = c->subs_cap - 1;
-	for (size_t i = conn_sid_hash(s->sid) & mask; c->subs[i]; i = (i + 1) & mask) {
+	for (size_t i = conn_sid_hash(c, s->sid) & mask; c->subs[i]; i = (i + 1) & mask) {
 		if (c->subs[i] == s) {
 			c->subs[i] = (struct sub *)c; /* tombstone */
 			c->nsubs--;

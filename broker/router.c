@@ -32,6 +32,7 @@
 #include <string.h>
 
 #include "chan.h"
+#include "hash.h"
 #include "router.h"
 
 enum { ROUTER_LIT, ROUTER_STAR, ROUTER_GT };
@@ -84,6 +85,7 @@ struct router_tok {
 };
 
 struct router {
+	struct hash_key key;
 	struct router_node *root;
 	size_t count;
 	/* queue groups by name: chained hash table */
@@ -104,15 +106,11 @@ struct router {
 /* A channel of CHAN_MAX bytes has at most this many tokens. */
 #define ROUTER_MAX_TOKENS (CHAN_MAX / 2 + 1)
 
-/* FNV-1a: tokens are short, so a byte loop beats anything clever. */
-static uint32_t router_hash(const char *p, size_t n)
+/* Keyed (SipHash with the router's random key): clients choose the tokens,
+ * and with a known hash they could pile them all into one bucket. */
+static uint32_t router_hash(const struct router *r, const char *p, size_t n)
 {
-	uint32_t h = 2166136261u;
-	for (size_t i = 0; i < n; i++) {
-		h ^= (unsigned char)p[i];
-		h *= 16777619u;
-	}
-	return h;
+	return (uint32_t)hash_bytes(&r->key, p, n);
 }
 
 /* Grow *arr (of elements of size sz) to hold at least want; 0 or -ENOMEM. */
@@ -241,7 +239,8 @@ static void router_prune(struct router *r, struct router_node *n)
 }
 
 /* The child of n for one pattern token, created when missing. */
-static struct router_node *router_child(struct router_node *n, const char *tok, size_t len)
+static struct router_node *router_child(const struct router *r, struct router_node *n,
+					const char *tok, size_t len)
 {
 	struct router_node **slot = NULL;
 	uint32_t hash = 0;
@@ -255,7 +254,7 @@ static struct router_node *router_child(struct router_node *n, const char *tok, 
 			*slot = router_node_new(n, tok, len, 0);
 		return *slot;
 	}
-	hash = router_hash(tok, len);
+	hash = router_hash(r, tok, len);
 	struct router_node *c = router_lit_find(n, tok, len, hash);
 	if (c)
 		return c;
@@ -271,7 +270,7 @@ static struct router_node *router_child(struct router_node *n, const char *tok, 
 
 static struct router_group *router_group_get(struct router *r, const char *name, size_t len)
 {
-	uint32_t hash = router_hash(name, len);
+	uint32_t hash = router_hash(r, name, len);
 
 	if (r->gcap) {
 		for (struct router_group *g = r->groups[hash & (r->gcap - 1)]; g; g = g->next)
@@ -375,6 +374,7 @@ struct router *router_new(void)
 	struct router *r = calloc(1, sizeof *r);
 	if (!r)
 		return NULL;
+	hash_key_random(&r->key);
 	r->root = router_node_new(NULL, "", 0, 0);
 	if (!r->root) {
 		free(r);
@@ -422,7 +422,7 @@ int router_add(struct router *r, struct sub *s)
 	for (;;) {
 		const char *dot = memchr(p, '.', (size_t)(end - p));
 		const char *tend = dot ? dot : end;
-		struct router_node *c = router_child(n, p, (size_t)(tend - p));
+		struct router_node *c = router_child(r, n, p, (size_t)(tend - p));
 		if (!c) {
 			router_prune(r, n);
 			return -ENOMEM;
@@ -478,7 +478,8 @@ size_t router_count(const struct router *r)
 
 /* Split a channel into tokens and hash each once.  Returns the count, or 0
  * when it is not something router_match() can be asked about. */
-static size_t router_tokens(const char *channel, size_t len, struct router_tok *t)
+static size_t router_tokens(const struct router *r, const char *channel, size_t len,
+			    struct router_tok *t)
 {
 	size_t n = 0, i = 0;
 
@@ -486,15 +487,11 @@ static size_t router_tokens(const char *channel, size_t len, struct router_tok *
 		return 0;
 	while (n < ROUTER_MAX_TOKENS) {
 		size_t start = i;
-		uint32_t h = 2166136261u;
-		while (i < len && channel[i] != '.') {
-			h ^= (unsigned char)channel[i];
-			h *= 16777619u;
+		while (i < len && channel[i] != '.')
 			i++;
-		}
 		t[n].p = channel + start;
 		t[n].len = i - start;
-		t[n].hash = h;
+		t[n].hash = router_hash(r, t[n].p, t[n].len);
 		n++;
 		if (i >= len)
 			return n;
@@ -576,7 +573,7 @@ static int router_wild_first(const char *channel, size_t len)
 long router_match(struct router *r, const char *channel, size_t len, struct sub ***out)
 {
 	struct router_tok t[ROUTER_MAX_TOKENS];
-	size_t nt = router_tokens(channel, len, t);
+	size_t nt = router_tokens(r, channel, len, t);
 
 	*out = r->res;
 	r->nres = 0;
@@ -640,7 +637,7 @@ int router_has_interest(struct router *r, const char *channel, size_t len)
 
 	if (r->count == 0)
 		return 0;
-	nt = router_tokens(channel, len, t);
+	nt = router_tokens(r, channel, len, t);
 	if (nt == 0)
 		return 0;
 	return router_any(r->root, t, 0, nt, router_wild_first(channel, len));
