@@ -167,6 +167,14 @@ static void broker_before_sleep(void *arg)
 		loop_stop(b->loop);
 }
 
+/* Every second (or half a ping-interval, if shorter): drop connections
+ * that never said HELLO, ping idle ones, drop those that do not answer. */
+static uint64_t broker_tick_ms(const struct broker *b)
+{
+	uint64_t iv = b->cfg.ping_interval;
+	return iv && iv / 2 < 1000 ? (iv / 2 ? iv / 2 : 1) : 1000;
+}
+
 static void broker_keepalive(void *arg)
 {
 	struct broker *b = arg;
@@ -175,6 +183,17 @@ static void broker_keepalive(void *arg)
 
 	for (struct conn *c = b->conns; c; c = c->next) {
 		if (c->state == CONN_CLOSING)
+			continue;
+		if (c->state == CONN_HELLO) {
+			/* it holds a max-connections place: it must speak */
+			uint64_t limit = iv && iv < CONN_HELLO_MS ? iv : CONN_HELLO_MS;
+			if (now - c->last_rx >= limit)
+				conn_error(c, 0, IPCBUS__ERR_CODE__E_NO_HELLO, 2,
+					   "no HELLO within %llu ms of connecting",
+					   (unsigned long long)limit);
+			continue;
+		}
+		if (!iv)
 			continue;
 		if (c->ping_sent) {
 			if (now - c->ping_sent >= iv && now - c->last_rx >= iv)
@@ -190,7 +209,7 @@ static void broker_keepalive(void *arg)
 				c->ping_sent = now;
 		}
 	}
-	loop_timer_set(b->loop, &b->keepalive, iv / 2 ? iv / 2 : 1, broker_keepalive, b);
+	loop_timer_set(b->loop, &b->keepalive, broker_tick_ms(b), broker_keepalive, b);
 }
 
 static void broker_drain_timeout(void *arg)
@@ -201,12 +220,25 @@ static void broker_drain_timeout(void *arg)
 	loop_stop(b->loop);
 }
 
+/* Stop listening: the sockets close and their files go.  The structs stay
+ * until broker_fini(): this runs inside an event callback, and later events
+ * of the same turn may still name a listener's watch. */
 static void broker_close_listeners(struct broker *b)
 {
+	for (struct listener *l = b->listeners; l; l = l->next) {
+		if (l->fd >= 0) {
+			l->tr->unlisten(l);
+			l->fd = -1;
+		}
+	}
+}
+
+static void broker_free_listeners(struct broker *b)
+{
+	broker_close_listeners(b);
 	while (b->listeners) {
 		struct listener *l = b->listeners;
 		b->listeners = l->next;
-		l->tr->unlisten(l);
 		free(l);
 	}
 }
@@ -365,8 +397,7 @@ int broker_init(struct broker *b, struct conf *cfg)
 	}
 	if ((rc = broker_pidfile(b)) < 0)
 		return rc;
-	if (b->cfg.ping_interval)
-		loop_timer_set(b->loop, &b->keepalive, b->cfg.ping_interval / 2, broker_keepalive, b);
+	loop_timer_set(b->loop, &b->keepalive, broker_tick_ms(b), broker_keepalive, b);
 	log_info(&b->log, "ready (ipcbusd %s, protocol %d, pid %d)", PACKAGE_VERSION,
 		 IPCBUS_PROTOCOL_VERSION, (int)getpid());
 	return 0;
@@ -390,7 +421,7 @@ int broker_run(struct broker *b)
 void broker_fini(struct broker *b)
 {
 	if (b->loop) {
-		broker_close_listeners(b);
+		broker_free_listeners(b);
 		/* flush what can go without waiting, then free */
 		for (struct conn *c = b->conns; c; c = c->next)
 			if (c->state != CONN_CLOSING)

@@ -256,7 +256,7 @@ int conf_load(struct conf *c, const char *path, FILE *err)
 	size_t cap = 0;
 	ssize_t n;
 	int errors = 0;
-	unsigned lineno = 0;
+	unsigned lineno = 0, last_limit = 0;
 
 	if (!f) {
 		int rc = -errno;
@@ -273,16 +273,20 @@ int conf_load(struct conf *c, const char *path, FILE *err)
 			errors++;
 			continue;
 		}
+		uint32_t seen = c->seen;
 		if (conf_line(c, line, why, sizeof why) < 0) {
 			fprintf(err, "%s:%u: %s\n", path, lineno, why);
 			errors++;
 		}
+		/* bits 2 and 5: max-pending and max-memory (conf_nums order) */
+		if ((c->seen ^ seen) & (1u << 2 | 1u << 5))
+			last_limit = lineno; /* for the cross-check below */
 	}
 	free(line);
 	fclose(f);
 	if (c->max_memory < c->max_pending) {
-		fprintf(err, "%s: max-memory (%llu) is less than max-pending (%llu)\n", path,
-			(unsigned long long)c->max_memory, (unsigned long long)c->max_pending);
+		fprintf(err, "%s:%u: max-memory (%llu) is less than max-pending (%llu)\n", path,
+			last_limit, (unsigned long long)c->max_memory, (unsigned long long)c->max_pending);
 		errors++;
 	}
 	return errors;

@@ -113,8 +113,44 @@ static void conn_account(struct conn *c, size_t before)
 		broker_mark_dirty(c->b, c);
 }
 
+/* Room for a control frame of about n bytes?  Control frames answer the
+ * client's own frames (PONG, a recoverable ERR), so a client that keeps
+ * asking without reading the answers would pile them up: they may use half
+ * the slack past max-pending, and past max-memory only a small share. */
+static int conn_control_room(const struct conn *c, size_t n)
+{
+	const struct conf *cfg = &c->b->cfg;
+	size_t have = buf_len(&c->out);
+
+	if (have + n > cfg->max_pending + CONN_CONTROL_SLACK / 2)
+		return 0;
+	if (c->b->pending + n > cfg->max_memory && have + n > CONN_CONTROL_SLACK / 2)
+		return 0;
+	return 1;
+}
+
+/* The client does not read what it asked for: tell it (in the rest of the
+ * slack, after dropping what it has not started reading) and close. */
+static void conn_overflow(struct conn *c)
+{
+	size_t pending = buf_len(&c->out);
+	conn_drop_queued(c);
+	size_t before = buf_len(&c->out);
+	if (frame_append_error(&c->out, 0, IPCBUS__ERR_CODE__E_SLOW_CONSUMER, 1,
+			       "not reading the broker's answers; disconnected") == 0)
+		conn_account(c, before);
+	c->b->stats.slow_consumers++;
+	log_warn(&c->b->log, "%s does not read its answers (%zu bytes pending); disconnected",
+		 c->desc, pending);
+	conn_close(c, "not reading its answers");
+}
+
 int conn_send(struct conn *c, const struct frame *f)
 {
+	if (!conn_control_room(c, frame_size(f, NULL, 0) + FRAME_VARINT_MAX)) {
+		conn_overflow(c);
+		return -ENOBUFS;
+	}
 	size_t before = buf_len(&c->out);
 	int rc = frame_append(&c->out, f, NULL, 0);
 	if (rc == 0)
@@ -132,6 +168,10 @@ void conn_error(struct conn *c, uint64_t id, int code, int fatal, const char *fm
 	va_start(ap, fmt);
 	vsnprintf(text, sizeof text, fmt, ap);
 	va_end(ap);
+	if (!fatal && !conn_control_room(c, strlen(text) + 32)) {
+		conn_overflow(c);
+		return;
+	}
 	size_t before = buf_len(&c->out);
 	if (frame_append_error(&c->out, id, code, fatal, text) == 0)
 		conn_account(c, before);
@@ -153,8 +193,14 @@ void conn_deliver(struct conn *c, uint64_t sid, const uint8_t *body, size_t len)
 	if (c->state != CONN_OPEN)
 		return;
 	size_t k = frame_sid_prefix(prefix, sid, len);
-	if (before + k + len > b->cfg.max_pending || b->pending + k + len > b->cfg.max_memory) {
-		int global = before + k + len <= b->cfg.max_pending;
+	/* past max-memory, only the connections holding more than a fair
+	 * share lose messages: an up-to-date client is not punished for the
+	 * backlog of others (the overshoot is at most the fair shares) */
+	size_t fair = (size_t)(b->cfg.max_memory / (b->nconns ? b->nconns : 1));
+	int over_own = before + k + len > b->cfg.max_pending;
+	int over_all = b->pending + k + len > b->cfg.max_memory && before + k + len > fair;
+	if (over_own || over_all) {
+		int global = !over_own;
 		if (b->cfg.slow_consumer == SLOW_DISCONNECT) {
 			conn_drop_queued(c);
 			conn_error(c, 0, IPCBUS__ERR_CODE__E_SLOW_CONSUMER, 1,
@@ -235,7 +281,7 @@ void conn_flush(struct conn *c)
 		buf_shrink(&c->out, 1 << 20);
 	int want = rc == 1;
 	if (want != c->want_write && c->state != CONN_CLOSING) {
-		uint32_t ev = (c->state == CONN_CLOSING ? 0 : EPOLLIN) | (want ? EPOLLOUT : 0);
+		uint32_t ev = (c->b->stopping ? 0 : EPOLLIN) | (want ? EPOLLOUT : 0);
 		if (loop_mod(c->b->loop, &c->watch, ev) == 0)
 			c->want_write = want;
 	}

@@ -94,6 +94,9 @@ void conn_error(struct conn *c, uint64_t id, int code, int fatal, const char *fm
  * (an ERR saying why) for at most CONN_LINGER_MS, then frees the
  * connection in its before-sleep step.  why is logged. */
 #define CONN_LINGER_MS 1000
+/* A connection must send HELLO this soon after it is accepted (or within
+ * ping-interval, when that is shorter). */
+#define CONN_HELLO_MS 10000
 void conn_close(struct conn *c, const char *why);
 
 /* Queue a control frame (never dropped: control frames are small and may

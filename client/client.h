@@ -105,6 +105,12 @@ struct ipcbus {
 	struct idmap subs;  /* sid -> struct sub */
 	uint64_t next_sid;
 	struct msgblk *qhead, **qtail; /* for ipcbus_next() */
+	/* messages that arrived while a callback ran a blocking call: held
+	 * (copied) and delivered in order once the callback returned, so
+	 * callbacks never nest more than one level deep */
+	struct msgblk *dhead, **dtail;
+	size_t dbytes;
+	int cb_depth;       /* message or reply callbacks running */
 	size_t qbytes;
 	uint64_t qdropped;
 	int qfull_reported;
@@ -146,6 +152,8 @@ void sub_restore(struct ipcbus *c);
 void sub_on_msg(struct ipcbus *c, const struct frame *f);
 void sub_on_err(struct ipcbus *c, uint64_t frame_id, int code);
 void sub_fini(struct ipcbus *c);
+/* Deliver the held messages (when no callback runs). */
+void sub_deliver_held(struct ipcbus *c);
 
 /* req.c */
 void req_on_reply(struct ipcbus *c, const ipcbus_msg *m);

@@ -606,6 +606,7 @@ static int conn_work(struct ipcbus *c, int may_read)
 	if (may_read && (c->state == CONN_HELLO || c->state == CONN_READY))
 		conn_read(c);
 	req_expire(c);
+	sub_deliver_held(c);
 	if (buf_len(&c->out))
 		conn_write(c);
 	if (c->pending_err)
@@ -711,6 +712,7 @@ int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
 	c->write_mark = CONN_WRITE_CHUNK;
 	c->next_id = 1;
 	c->qtail = &c->qhead;
+	c->dtail = &c->dhead;
 	buf_init(&c->in, CONN_IN_MAX(CONN_FRAME_DEFAULT));
 	buf_init(&c->out, SIZE_MAX / 4);
 	buf_init(&c->pend, c->opts.reconnect_buffer);

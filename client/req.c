@@ -107,7 +107,9 @@ static void req_finish(struct ipcbus *c, struct req *r, int status, const ipcbus
 
 	free(r);
 	c->delivered++;
+	c->cb_depth++;
 	cb(arg, status, reply);
+	c->cb_depth--;
 }
 
 void req_on_reply(struct ipcbus *c, const ipcbus_msg *m)

@@ -11,6 +11,12 @@
  * with up to SUB_STACK_HEADERS headers); only subscriptions without a
  * callback copy it, into the queue that ipcbus_next() empties, bounded by
  * opts.max_queued bytes (past it messages are dropped and counted).
+ *
+ * A callback may make a blocking call (a request), which reads on.  The
+ * messages that call reads for callback subscriptions are not delivered
+ * from inside it: they are copied and held, and delivered in order once the
+ * callback returned.  Otherwise a steady flow of messages whose callbacks
+ * make requests would nest callbacks without end and exhaust the stack.
  */
 #include <config.h>
 
@@ -179,6 +185,52 @@ static void sub_queue(struct ipcbus *c, const ipcbus_msg *m)
 	}
 }
 
+/* Copy m onto the held list (bounded by max_queued with the ipcbus_next()
+ * queue); 0, or -1 when it had to be dropped. */
+static int sub_hold(struct ipcbus *c, const ipcbus_msg *m)
+{
+	struct msgblk *b = msg_copy(m);
+
+	if (b && c->qbytes + c->dbytes + b->size <= c->opts.max_queued) {
+		*c->dtail = b;
+		c->dtail = &b->next;
+		c->dbytes += b->size;
+		return 0;
+	}
+	free(b);
+	c->qdropped++;
+	if (!c->qfull_reported) {
+		c->qfull_reported = 1;
+		conn_event(c, IPCBUS_EV_ERROR, IPCBUS_EBUFFER,
+			   "messages dropped: a callback's blocking call held more than max_queued");
+	}
+	return -1;
+}
+
+/* Call s's callback with m. */
+static void sub_call(struct ipcbus *c, struct sub *s, const ipcbus_msg *m)
+{
+	c->delivered++;
+	c->cb_depth++;
+	s->cb(s->arg, m);
+	c->cb_depth--;
+}
+
+void sub_deliver_held(struct ipcbus *c)
+{
+	while (c->dhead && c->cb_depth == 0) {
+		struct msgblk *b = c->dhead;
+		c->dhead = b->next;
+		if (!c->dhead)
+			c->dtail = &c->dhead;
+		c->dbytes -= b->size;
+		struct sub *s = idmap_get(&c->subs, b->m.sid);
+		if (s && s->cb)
+			sub_call(c, s, &b->m);
+		free(b);
+	}
+}
+
 void sub_on_msg(struct ipcbus *c, const struct frame *f)
 {
 	ipcbus_header hs[SUB_STACK_HEADERS], *h = hs;
@@ -196,9 +248,15 @@ void sub_on_msg(struct ipcbus *c, const struct frame *f)
 	if (s->inbox) {
 		req_on_reply(c, &m);
 	} else if (s->cb) {
-		/* s may be freed by the callback (unsubscribe): not used after */
-		c->delivered++;
-		s->cb(s->arg, &m);
+		if (c->cb_depth > 0 || c->dhead) {
+			/* inside a callback's blocking call, or behind held
+			 * ones: keep the order */
+			sub_hold(c, &m);
+			sub_deliver_held(c);
+		} else {
+			/* s may be freed by the callback: not used after */
+			sub_call(c, s, &m);
+		}
 	} else {
 		sub_queue(c, &m);
 	}
@@ -256,4 +314,11 @@ void sub_fini(struct ipcbus *c)
 	}
 	c->qtail = &c->qhead;
 	c->qbytes = 0;
+	while (c->dhead) {
+		struct msgblk *b = c->dhead;
+		c->dhead = b->next;
+		free(b);
+	}
+	c->dtail = &c->dhead;
+	c->dbytes = 0;
 }

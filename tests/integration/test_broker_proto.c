@@ -31,6 +31,7 @@ enum {
 	E_NO_HELLO = IPCBUS__ERR_CODE__E_NO_HELLO,
 	E_MAX_CONNECTIONS = IPCBUS__ERR_CODE__E_MAX_CONNECTIONS,
 	E_IDLE = IPCBUS__ERR_CODE__E_IDLE,
+	E_SLOW_CONSUMER = IPCBUS__ERR_CODE__E_SLOW_CONSUMER,
 	E_INVALID_CHANNEL = IPCBUS__ERR_CODE__E_INVALID_CHANNEL,
 	E_PERMISSION = IPCBUS__ERR_CODE__E_PERMISSION,
 	E_PAYLOAD_TOO_BIG = IPCBUS__ERR_CODE__E_PAYLOAD_TOO_BIG,
@@ -523,6 +524,63 @@ static void test_emfile(void)
 	CU_ASSERT_EQUAL(harness_raw_read(sub, T), 1);
 	CU_ASSERT(harness_raw_is_msg(sub, 1, "x"));
 	CU_ASSERT(kill(b->pid, 0) == 0);
+}
+
+/* A client that sends PINGs (or bad frames) and never reads the answers
+ * is disconnected once they pass its bound; the broker's memory stays
+ * bounded and other clients are served. */
+static void test_control_flood(void)
+{
+	UP(b, "max-pending 64k\nmax-memory 1M\n");
+	OPEN(other, b, "other");
+	OPEN(r, b, "flood");
+	r->auto_pong = 0;
+	long rss0 = harness_broker_rss(b);
+	struct buf many;
+	buf_init(&many, 64 << 20);
+	for (uint64_t i = 1; i <= 200000; i++) {
+		struct frame ping = {.type = IPCBUS__FRAME_TYPE__PING, .has_id = 1, .id = i};
+		CU_ASSERT_EQUAL_FATAL(frame_append(&many, &ping, NULL, 0), 0);
+	}
+	/* the broker may close it before all is sent */
+	harness_raw_send(r, buf_rptr(&many), buf_len(&many));
+	buf_fini(&many);
+	CU_ASSERT(harness_raw_wait_closed(r, T));
+	CU_ASSERT_EQUAL(r->err_code, E_SLOW_CONSUMER);
+	CU_ASSERT(harness_broker_log_has(b, "does not read its answers"));
+	long rss1 = harness_broker_rss(b);
+	fprintf(stderr, "  (broker RSS %ld -> %ld KiB)\n", rss0, rss1);
+	CU_ASSERT(rss1 - rss0 < 16 * 1024);
+	CU_ASSERT(quiet(other));
+}
+
+/* TERM while a connection waits to be accepted: the listener goes in the
+ * same turn as its pending event (no use after free), the broker exits 0. */
+static void test_term_with_pending_accept(void)
+{
+	UP(b, "");
+	CU_ASSERT_EQUAL(kill(b->pid, SIGSTOP), 0);
+	CU_ASSERT_EQUAL(kill(b->pid, SIGTERM), 0);
+	struct harness_raw *late = harness_raw_connect(b->sock); /* in the backlog */
+	CU_ASSERT_PTR_NOT_NULL(late);
+	CU_ASSERT_EQUAL(kill(b->pid, SIGCONT), 0);
+	CU_ASSERT_EQUAL(harness_wait_pid(b->pid, 10000), 0);
+	b->pid = 0;
+	CU_ASSERT(harness_broker_log_has(b, "stopped"));
+}
+
+/* A connection that never says HELLO does not keep its place. */
+static void test_hello_deadline(void)
+{
+	UP(b, "ping-interval 300\n");
+	struct harness_raw *mute = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mute);
+	uint64_t t0 = harness_now();
+	CU_ASSERT(harness_raw_wait_closed(mute, T));
+	CU_ASSERT_EQUAL(mute->err_code, E_NO_HELLO);
+	CU_ASSERT(mute->err_fatal);
+	CU_ASSERT(harness_now() - t0 < 3000);
+	CU_ASSERT_EQUAL(mute->pings, 0); /* no PING before WELCOME */
 }
 
 static void test_no_responders(void)
@@ -1135,6 +1193,9 @@ static const struct harness_case cases[] = {
 	{"max_subscriptions", test_max_subscriptions},
 	{"max_connections", test_max_connections},
 	{"emfile", test_emfile},
+	{"control_flood", test_control_flood},
+	{"term_with_pending_accept", test_term_with_pending_accept},
+	{"hello_deadline", test_hello_deadline},
 	{"no_responders", test_no_responders},
 	{"ping_pong", test_ping_pong},
 	{"keepalive", test_keepalive},

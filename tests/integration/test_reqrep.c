@@ -397,7 +397,71 @@ static void test_blocking_request_broker_dies(void)
 	harness_broker_kill(b); /* reap it */
 }
 
+/* A callback that makes a blocking request while messages keep coming:
+ * the messages that arrive meanwhile wait until it returns (callbacks never
+ * nest), and all arrive, in order. */
+struct nester {
+	ipcbus *c;
+	int depth, max_depth;
+	int got, next, out_of_order, requests, failed;
+};
+
+static void nest_cb(void *arg, const ipcbus_msg *m)
+{
+	struct nester *n = arg;
+	char want[32];
+	int len = snprintf(want, sizeof want, "m%d", n->next);
+	if (m->len != (size_t)len || memcmp(m->data, want, m->len) != 0)
+		n->out_of_order++;
+	n->next++;
+	n->got++;
+	if (++n->depth > n->max_depth)
+		n->max_depth = n->depth;
+	if (n->got % 5 == 0) {
+		ipcbus_msg *reply = NULL;
+		if (ipcbus_request(n->c, "nest.svc", NULL, 0, "q", 1, T, &reply) == 0)
+			n->requests++;
+		else
+			n->failed++;
+		ipcbus_msg_free(reply);
+	}
+	n->depth--;
+}
+
+static void test_request_inside_callback(void)
+{
+	enum { N = 3000 };
+	struct harness_broker *b = harness_broker_up("");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	CU_ASSERT_FATAL(spawn_responder(b, "nest.svc") > 0);
+	ipcbus *c = lib_connect(b, "nester");
+	ipcbus *p = lib_connect(b, "flood");
+	CU_ASSERT_FATAL(c && p);
+	struct nester n = {.c = c};
+	CU_ASSERT_EQUAL_FATAL(ipcbus_subscribe(c, "nest.data", NULL, nest_cb, &n, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(ipcbus_flush(c, T), 0);
+	/* everything is published before the subscriber reads: each of its
+	 * requests finds many messages in front of its reply */
+	for (int i = 0; i < N; i++) {
+		char pl[32];
+		int len = snprintf(pl, sizeof pl, "m%d", i);
+		CU_ASSERT_EQUAL_FATAL(ipcbus_publish(p, "nest.data", pl, (size_t)len), 0);
+	}
+	CU_ASSERT_EQUAL(ipcbus_flush(p, T), 0);
+	uint64_t deadline = harness_now() + 20000;
+	while (n.got < N && harness_now() < deadline)
+		ipcbus_wait(c, 500);
+	fprintf(stderr, "  (%d messages, %d nested requests, deepest callback nesting %d)\n", n.got,
+		n.requests, n.max_depth);
+	CU_ASSERT_EQUAL(n.got, N);
+	CU_ASSERT_EQUAL(n.out_of_order, 0);
+	CU_ASSERT_EQUAL(n.max_depth, 1);
+	CU_ASSERT_EQUAL(n.requests, N / 5);
+	CU_ASSERT_EQUAL(n.failed, 0);
+}
+
 static const struct harness_case cases[] = {
+	{"request_inside_callback", test_request_inside_callback},
 	{"echo_same_connection", test_echo_same_connection},
 	{"echo_other_process", test_echo_other_process},
 	{"no_responders", test_no_responders},

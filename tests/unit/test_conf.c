@@ -349,9 +349,15 @@ static void test_load(void)
 	/* max-memory below max-pending */
 	conf_init(&c);
 	out = NULL;
-	rc = load("max-pending 64M\nmax-memory 32M\n", &c, path, sizeof path, &out);
+	rc = load("max-pending 64M\nmax-memory 32M\n# end\n", &c, path, sizeof path, &out);
 	CU_ASSERT_EQUAL(rc, 1);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, "max-memory"));
+	{
+		/* FILE:LINE: the line of the last of the two */
+		char where[300];
+		snprintf(where, sizeof where, "%s:2: max-memory", path);
+		CU_ASSERT_PTR_NOT_NULL(strstr(out, where));
+	}
 	free(out);
 	conf_fini(&c);
 
