@@ -32,7 +32,22 @@ size_t conn_frame_max(const struct conn *c)
 	return (size_t)(cfg->max_payload + cfg->max_header_bytes + 1024);
 }
 
-static void conn_describe(struct conn *c)
+void conn_describe(struct conn *c)
+{
+	if (c->has_cred)
+		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d uid %u)",
+			 (unsigned long long)c->id, c->name, c->name[0] ? " " : "", (int)c->pid,
+			 (unsigned)c->uid);
+	else if (c->pid)
+		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d, said the client)",
+			 (unsigned long long)c->id, c->name, c->name[0] ? " " : "", (int)c->pid);
+	else
+		snprintf(c->desc, sizeof c->desc, "client %llu (%s)", (unsigned long long)c->id,
+			 c->name[0] ? c->name : "unknown peer");
+}
+
+/* Who is at the other end of a Unix socket (SO_PEERCRED). */
+static void conn_peercred(struct conn *c)
 {
 	struct ucred cr;
 	socklen_t len = sizeof cr;
@@ -43,13 +58,6 @@ static void conn_describe(struct conn *c)
 		c->gid = cr.gid;
 		c->has_cred = 1;
 	}
-	if (c->has_cred)
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d uid %u)",
-			 (unsigned long long)c->id, c->name, c->name[0] ? " " : "", (int)c->pid,
-			 (unsigned)c->uid);
-	else
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s)", (unsigned long long)c->id,
-			 c->name[0] ? c->name : "unknown peer");
 }
 
 struct conn *conn_new(struct broker *b, int fd, const struct conn_ops *ops, struct listener *l)
@@ -68,6 +76,7 @@ struct conn *conn_new(struct broker *b, int fd, const struct conn_ops *ops, stru
 	c->last_rx = loop_now(b->loop);
 	buf_init(&c->in, conn_frame_max(c) + FRAME_VARINT_MAX + (64 << 10));
 	buf_init(&c->out, b->cfg.max_pending + CONN_CONTROL_SLACK);
+	conn_peercred(c);
 	conn_describe(c);
 	return c;
 }

@@ -81,6 +81,9 @@ struct conn *conn_new(struct broker *b, int fd, const struct conn_ops *ops,
  * Called by the broker only (before-sleep). */
 void conn_free(struct conn *c);
 
+/* Set c->desc from what is known of the peer (after HELLO: its name). */
+void conn_describe(struct conn *c);
+
 /* Handle one frame body (a complete frame, without its length prefix). */
 void conn_frame(struct conn *c, const uint8_t *body, size_t len);
 

@@ -71,13 +71,7 @@ static void handle_hello(struct conn *c, const struct frame *f)
 	if (h->has_pid && !c->has_cred)
 		c->pid = (pid_t)h->pid;
 	ipcbus__hello__free_unpacked(h, NULL);
-	if (c->has_cred)
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d uid %u)",
-			 (unsigned long long)c->id, c->name, c->name[0] ? " " : "", (int)c->pid,
-			 (unsigned)c->uid);
-	else
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s)", (unsigned long long)c->id,
-			 c->name);
+	conn_describe(c);
 
 	Ipcbus__Welcome w = IPCBUS__WELCOME__INIT;
 	w.version = IPCBUS_PROTOCOL_VERSION;

@@ -335,32 +335,34 @@ int frame_append(struct buf *b, const struct frame *f, const struct frame_header
 	return 0;
 }
 
-/* Bytes of all header fields of f as encoded (key, length and message). */
-static size_t frame_headers_raw_size(const struct frame *f)
+/* The next header field of f as encoded (key, length and message), from
+ * *pos: 1 and *field, *len, or 0 at the end. */
+static int frame_header_raw(const struct frame *f, size_t *pos, const uint8_t **field,
+			    size_t *len)
 {
-	size_t n = 0, pos = 0;
-	while (pos < f->body_len) {
-		size_t start = pos;
-		uint32_t field;
+	while (*pos < f->body_len) {
+		size_t start = *pos;
+		uint32_t num;
 		int wt;
 		uint64_t v = 0;
 		const uint8_t *b = NULL;
-		if (frame_field(f->body, f->body_len, &pos, &field, &wt, &v, &b) < 0)
-			break;
-		if (field == FRAME_F_HEADERS)
-			n += pos - start;
+		if (frame_field(f->body, f->body_len, pos, &num, &wt, &v, &b) < 0)
+			return 0;
+		if (num == FRAME_F_HEADERS) {
+			*field = f->body + start;
+			*len = *pos - start;
+			return 1;
+		}
 	}
-	return n;
+	return 0;
 }
 
 size_t frame_msg_size(const struct frame *pub)
 {
 	struct frame m = {.type = IPCBUS__FRAME_TYPE__MSG, .channel = pub->channel,
 			  .reply_to = pub->reply_to, .payload = pub->payload};
-	size_t n = frame_size(&m, NULL, 0);
-	if (pub->nheaders)
-		n += frame_headers_raw_size(pub);
-	return n;
+	/* header_bytes is exactly the header fields as encoded */
+	return frame_size(&m, NULL, 0) + pub->header_bytes;
 }
 
 size_t frame_msg_encode(const struct frame *pub, uint8_t *dst)
@@ -371,19 +373,11 @@ size_t frame_msg_encode(const struct frame *pub, uint8_t *dst)
 	d = frame_put_fb(d, FRAME_F_CHANNEL, &pub->channel);
 	d = frame_put_fb(d, FRAME_F_REPLY_TO, &pub->reply_to);
 	if (pub->nheaders) {
-		size_t pos = 0;
-		while (pos < pub->body_len) {
-			size_t start = pos;
-			uint32_t field;
-			int wt;
-			uint64_t v = 0;
-			const uint8_t *b = NULL;
-			if (frame_field(pub->body, pub->body_len, &pos, &field, &wt, &v, &b) < 0)
-				break;
-			if (field == FRAME_F_HEADERS) {
-				memcpy(d, pub->body + start, pos - start);
-				d += pos - start;
-			}
+		size_t pos = 0, len;
+		const uint8_t *field;
+		while (frame_header_raw(pub, &pos, &field, &len)) {
+			memcpy(d, field, len);
+			d += len;
 		}
 	}
 	d = frame_put_fb(d, FRAME_F_PAYLOAD, &pub->payload);
