@@ -405,12 +405,22 @@ int broker_init(struct broker *b, struct conf *cfg)
 
 int broker_run(struct broker *b)
 {
+	b->log.tee_stderr = 0; /* ready: the configured log alone from now on */
 	if (b->ready_fd >= 0) {
 		char ok = 1;
 		if (write(b->ready_fd, &ok, 1) < 0) {
 		}
 		close(b->ready_fd);
 		b->ready_fd = -1;
+	}
+	if (b->detach_log) {
+		/* a daemon does not keep its caller's terminal or pipe */
+		int null = open("/dev/null", O_WRONLY | O_CLOEXEC);
+		log_open(&b->log, "syslog");
+		if (null >= 0) {
+			dup2(null, STDERR_FILENO);
+			close(null);
+		}
 	}
 	int rc = loop_run(b->loop);
 	if (rc < 0)

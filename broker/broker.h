@@ -53,6 +53,7 @@ struct broker {
 	int stopping;
 	uint64_t refused, refused_logged; /* over max-connections, for the log */
 	int ready_fd;              /* -d: write a byte when ready, then close */
+	int detach_log;            /* -d without a log directive: syslog once ready */
 	unsigned long nofile_soft; /* RLIMIT_NOFILE at start (restored in children) */
 };
 

@@ -9,6 +9,8 @@
 #include <config.h>
 
 #include <errno.h>
+#include <grp.h>
+#include <sys/stat.h>
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
@@ -130,8 +132,11 @@ int conf_add_listen(struct conf *c, const char *u, char *why, size_t whylen)
 	if (url_parse(u, &url, err, sizeof err) < 0)
 		return conf_fail(why, whylen, "%s", err);
 	if (url.kind != URL_UNIX)
-		return conf_fail(why, whylen, "%s: %s:// listeners are not supported in this version (unix:// only)",
-				 u, url_scheme(url.kind));
+		return conf_fail(why, whylen, "%s:// listeners are not supported in this version (unix:// only)",
+				 url_scheme(url.kind));
+	if (url.group[0] && !getgrnam(url.group))
+		return conf_fail(why, whylen, "%s: no group named %s (create it with groupadd)", u,
+				 url.group);
 	for (size_t i = 0; i < c->nlisten; i++)
 		if (strcmp(c->listen[i], u) == 0)
 			return conf_fail(why, whylen, "%s is listed twice", u);
@@ -185,6 +190,20 @@ static int conf_string(char **dst, const char *v, char *why, size_t whylen)
 	free(*dst);
 	*dst = s;
 	return 0;
+}
+
+/* 1 when the folder of path (absolute) exists. */
+static int conf_dir_exists(const char *path)
+{
+	char dir[4096];
+	struct stat st;
+	const char *slash = strrchr(path, '/');
+	size_t n = slash == path ? 1 : (size_t)(slash - path);
+	if (n >= sizeof dir)
+		return 0;
+	memcpy(dir, path, n);
+	dir[n] = 0;
+	return stat(dir, &st) == 0 && S_ISDIR(st.st_mode);
 }
 
 int conf_line(struct conf *c, char *line, char *why, size_t whylen)
@@ -242,6 +261,8 @@ int conf_line(struct conf *c, char *line, char *why, size_t whylen)
 	if (strcmp(w[0], "log") == 0) {
 		if (n != 2 || (strcmp(w[1], "stderr") && strcmp(w[1], "syslog") && w[1][0] != '/'))
 			return conf_fail(why, whylen, "log takes stderr, syslog or an absolute path");
+		if (w[1][0] == '/' && !conf_dir_exists(w[1]))
+			return conf_fail(why, whylen, "log %s: its folder does not exist", w[1]);
 		if (conf_once(c, nnums + 2, w[0], why, whylen) < 0)
 			return -1;
 		return conf_string(&c->log, w[1], why, whylen);

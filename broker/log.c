@@ -66,6 +66,15 @@ void log_msg(struct log *l, int level, const char *fmt, ...)
 		return;
 	if (level > LOG_LVL_DEBUG)
 		level = LOG_LVL_DEBUG;
+	if (l->tee_stderr && level <= LOG_LVL_WARN && (l->to_syslog || l->file != stderr)) {
+		/* before ready, whoever started us must see why it failed,
+		 * whatever the configured log (a missing syslog socket...) */
+		va_start(ap, fmt);
+		fprintf(stderr, "ipcbusd: ");
+		vfprintf(stderr, fmt, ap);
+		fputc('\n', stderr);
+		va_end(ap);
+	}
 	va_start(ap, fmt);
 	if (l->to_syslog) {
 		vsyslog(prio[level], fmt, ap);

@@ -13,6 +13,7 @@ struct log {
 	int to_syslog;
 	FILE *file;     /* stderr or an opened file (when !to_syslog) */
 	char path[256]; /* the file's path, for reopening */
+	int tee_stderr; /* errors and warnings also on stderr (before ready) */
 };
 
 /* Log to stderr at INFO. */

@@ -162,9 +162,12 @@ int main(int argc, char **argv)
 			return 1;
 		}
 	}
+	int detach_log = daemonize && !cfg.log;
 	int ready_fd = daemonize ? main_daemonize() : -1;
+	b.log.tee_stderr = 1; /* until ready */
 	int rc = broker_init(&b, &cfg);
 	b.ready_fd = ready_fd;
+	b.detach_log = detach_log;
 	if (rc == 0)
 		rc = broker_run(&b);
 	else if (ready_fd >= 0)

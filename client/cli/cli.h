@@ -33,8 +33,15 @@ int cli_exit_code(int err);
 void cli_err(const char *sub, const char *fmt, ...) __attribute__((format(printf, 2, 3)));
 
 /* Parse "KEY=VALUE" (split at the first '=') into h, pointing into s.
- * 0, or -1 when there is no '=' or the key is empty. */
+ * 0, -1 when there is no '=' or the key is empty, -2 when the key begins
+ * with the reserved "ipcbus-". */
 int cli_parse_header(const char *s, ipcbus_header *h);
+
+/* Print the error for cli_parse_header's code rc about arg. */
+void cli_header_err(const char *sub, int rc, const char *arg);
+
+/* 1 when g is a valid queue group name (1-255 of A-Z a-z 0-9 _ - .). */
+int cli_valid_group(const char *g);
 
 /* Parse a non-negative integer option value; 0 or -1. */
 int cli_parse_long(const char *s, long min, long max, long *out);

@@ -64,6 +64,8 @@ int cli_parse_header(const char *s, ipcbus_header *h)
 
 	if (!eq || eq == s)
 		return -1;
+	if (strncmp(s, "ipcbus-", 7) == 0)
+		return -2; /* the broker's and the exec bridge's own */
 	h->key = s;
 	h->key_len = (size_t)(eq - s);
 	h->value = eq + 1;
@@ -147,9 +149,19 @@ ipcbus *cli_connect(const char *sub, const char *url, const char *name)
 	else
 		common_default_url(shown, sizeof(shown));
 	switch (r) {
-	case IPCBUS_EURL:
-		cli_err(sub, "invalid URL '%s'", shown);
+	case IPCBUS_EURL: {
+		static const char *const later[] = {"tcp://", "udp://", "sysv://", "shm://"};
+		size_t i;
+		for (i = 0; i < sizeof later / sizeof later[0]; i++)
+			if (strncmp(shown, later[i], strlen(later[i])) == 0)
+				break;
+		if (i < sizeof later / sizeof later[0])
+			cli_err(sub, "%s: %s is not supported by this version (unix:// only)", shown,
+				later[i]);
+		else
+			cli_err(sub, "invalid URL '%s' (unix:///path/to/socket)", shown);
 		break;
+	}
 	case -ENOENT:
 	case -ECONNREFUSED:
 	case IPCBUS_ETIMEOUT:
@@ -165,4 +177,27 @@ ipcbus *cli_connect(const char *sub, const char *url, const char *name)
 		break;
 	}
 	return NULL;
+}
+
+int cli_valid_group(const char *g)
+{
+	size_t n = strlen(g);
+	if (n == 0 || n > 255)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char ch = (unsigned char)g[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+		      ch == '_' || ch == '-' || ch == '.'))
+			return 0;
+	}
+	return 1;
+}
+
+void cli_header_err(const char *sub, int rc, const char *arg)
+{
+	if (rc == -2)
+		cli_err(sub, "-H %s: keys beginning with ipcbus- are reserved for the broker and the CLI",
+			arg);
+	else
+		cli_err(sub, "-H wants KEY=VALUE, not '%s'", arg);
 }

@@ -139,8 +139,9 @@ int cmd_pub(int argc, char **argv)
 			url = optarg;
 			break;
 		case 'H':
-			if (cli_parse_header(optarg, &h[nh]) < 0) {
-				cli_err("pub", "-H wants KEY=VALUE, not '%s'", optarg);
+			int hr = cli_parse_header(optarg, &h[nh]);
+			if (hr < 0) {
+				cli_header_err("pub", hr, optarg);
 				goto usage;
 			}
 			nh++;

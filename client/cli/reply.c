@@ -201,6 +201,10 @@ int cmd_reply(int argc, char **argv)
 		command = argv + optind + 1;
 	}
 
+	if (group && !cli_valid_group(group)) {
+		cli_err("reply", "invalid queue group '%s' (1 to 255 of A-Z a-z 0-9 _ - .)", group);
+		return CLI_USAGE;
+	}
 	if (command) {
 		/* made before connecting: it records RLIMIT_NOFILE as it was
 		 * at start, for the children */
@@ -218,7 +222,7 @@ int cmd_reply(int argc, char **argv)
 			return CLI_ERROR;
 		}
 	}
-	r.c = cli_connect("reply", url, "ipcbus-reply");
+	r.c = cli_connect("reply", url, "ipcbus reply");
 	if (!r.c)
 		goto out;
 	if (r.pool && ipcbus_max_payload(r.c) > 0)

@@ -101,8 +101,9 @@ int cmd_req(int argc, char **argv)
 			}
 			break;
 		case 'H':
-			if (cli_parse_header(optarg, &h[nh]) < 0) {
-				cli_err("req", "-H wants KEY=VALUE, not '%s'", optarg);
+			int hr = cli_parse_header(optarg, &h[nh]);
+			if (hr < 0) {
+				cli_header_err("req", hr, optarg);
 				goto usage;
 			}
 			nh++;

@@ -419,6 +419,11 @@ int cmd_sub(int argc, char **argv)
 		cli_err("sub", "signalfd: %m");
 		goto out;
 	}
+	if (group && !cli_valid_group(group)) {
+		cli_err("sub", "invalid queue group '%s' (1 to 255 of A-Z a-z 0-9 _ - .)", group);
+		ret = CLI_USAGE;
+		goto out;
+	}
 	c = cli_connect("sub", url, "ipcbus sub");
 	if (!c)
 		goto out;

@@ -1098,7 +1098,9 @@ static void test_check_config(void)
 						 "nosuch thing\n"
 						 "slow-consumer drop\n"
 						 "slow-consumer drop\n"
-						 "max-pending 1k\n"),
+						 "max-pending 1k\n"
+						 "listen unix:///tmp/x.sock?group=no-such-group-here\n"
+						 "log /no/such/folder/ipcbusd.log\n"),
 			      0);
 	char *argv[] = {(char *)harness_ipcbusd(), (char *)"-t", (char *)"-c", good, NULL};
 	struct harness_proc *p = harness_proc_start(argv, NULL, 0);
@@ -1111,7 +1113,7 @@ static void test_check_config(void)
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
 	CU_ASSERT_EQUAL(harness_proc_wait(p, T), 1);
 	char want[200];
-	static const int lines[] = {2, 3, 5, 6};
+	static const int lines[] = {2, 3, 5, 6, 7, 8};
 	for (size_t i = 0; i < HARNESS_NELEM(lines); i++) {
 		snprintf(want, sizeof want, "%s:%d: ", bad, lines[i]);
 		if (!strstr(p->err, want)) {
@@ -1122,6 +1124,19 @@ static void test_check_config(void)
 	snprintf(want, sizeof want, "%s:4: ", bad);
 	CU_ASSERT_PTR_NULL(strstr(p->err, want)); /* the first slow-consumer was fine */
 	CU_ASSERT_PTR_NOT_NULL(strstr(p->err, "nosuch"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(p->err, "no group named no-such-group-here"));
+	CU_ASSERT_PTR_NOT_NULL(strstr(p->err, "folder does not exist"));
+
+	/* a failure before ready is on stderr whatever the configured log */
+	char slog[128], where[160];
+	snprintf(slog, sizeof slog, "%s/syslog.conf", dir);
+	CU_ASSERT_EQUAL_FATAL(harness_write_file(slog, "log syslog\n"), 0);
+	snprintf(where, sizeof where, "unix://%s/not-a-folder/s.sock", good); /* under a file */
+	char *argv2[] = {(char *)harness_ipcbusd(), (char *)"-c", slog, (char *)"-l", where, NULL};
+	p = harness_proc_start(argv2, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	CU_ASSERT_EQUAL(harness_proc_wait(p, T), 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(p->err, "cannot listen on"));
 
 	/* a missing file */
 	snprintf(want, sizeof want, "%s/missing.conf", dir);
@@ -1160,6 +1175,14 @@ static void test_daemonize(void)
 	CU_ASSERT_FATAL(daemon > 0 && daemon != parent);
 	harness_adopt(daemon); /* reparented to us: we are a subreaper */
 	b->pid = daemon;
+	/* without a log directive it logs to syslog: it keeps no stderr of
+	 * the caller (a pipe would never see EOF) */
+	char fd2[64], target[256] = "";
+	snprintf(fd2, sizeof fd2, "/proc/%d/fd/2", (int)daemon);
+	ssize_t tn = readlink(fd2, target, sizeof target - 1);
+	if (tn > 0)
+		target[tn] = 0;
+	CU_ASSERT_STRING_EQUAL(target, "/dev/null");
 	OPEN(r, b, "to-daemon");
 	CU_ASSERT(quiet(r));
 

@@ -396,6 +396,12 @@ static void test_bad_usage(void)
 		{"req", "-u", url, "-t", "soon", NULL},
 		{"reply", "-u", url, NULL},
 		{"bench", "-u", url, "-n", "many", NULL},
+		/* refused before connecting: else they would fail with 1 */
+		{"pub", "-H", "ipcbus-error=x", "ch.x", "m", NULL}, /* reserved key */
+		{"req", "-H", "ipcbus-exit-status=1", "ch.x", "m", NULL},
+		{"sub", "-q", "bad group!", "ch.x", NULL},
+		{"sub", "-q", "", "ch.x", NULL},
+		{"reply", "-q", "a/b", "ch.x", NULL},
 	};
 	struct harness_proc *p = harness_cli(T, NULL, 0, NULL, NULL);
 	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
