@@ -229,6 +229,8 @@ void sub_deliver_held(struct ipcbus *c)
 			sub_call(c, s, &b->m);
 		free(b);
 	}
+	if (!c->dhead && c->qbytes <= c->opts.max_queued / 2)
+		c->qfull_reported = 0; /* a new episode of drops is reported again */
 }
 
 void sub_on_msg(struct ipcbus *c, const struct frame *f)
