@@ -26,6 +26,9 @@
 /* Descriptors beyond max-connections: listeners, signalfd, epoll, logs. */
 #define BROKER_SPARE_FDS 64
 
+static void broker_keepalive(void *arg);
+static uint64_t broker_tick_ms(const struct broker *b);
+
 void broker_mark_dirty(struct broker *b, struct conn *c)
 {
 	if (c->dirty)
@@ -103,6 +106,8 @@ void broker_accept(struct broker *b, int fd, const struct conn_ops *ops, struct 
 	b->conns = c;
 	b->nconns++;
 	b->stats.conns_total++;
+	if (!b->keepalive.armed)
+		loop_timer_set(b->loop, &b->keepalive, broker_tick_ms(b), broker_keepalive, b);
 }
 
 static void broker_unlink_conn(struct broker *b, struct conn *c)
@@ -209,7 +214,10 @@ static void broker_keepalive(void *arg)
 				c->ping_sent = now;
 		}
 	}
-	loop_timer_set(b->loop, &b->keepalive, broker_tick_ms(b), broker_keepalive, b);
+	/* nobody connected: nothing to watch, no wake-ups (broker_accept
+	 * starts the tick again) */
+	if (b->conns)
+		loop_timer_set(b->loop, &b->keepalive, broker_tick_ms(b), broker_keepalive, b);
 }
 
 static void broker_drain_timeout(void *arg)
@@ -397,7 +405,6 @@ int broker_init(struct broker *b, struct conf *cfg)
 	}
 	if ((rc = broker_pidfile(b)) < 0)
 		return rc;
-	loop_timer_set(b->loop, &b->keepalive, broker_tick_ms(b), broker_keepalive, b);
 	log_info(&b->log, "ready (ipcbusd %s, protocol %d, pid %d)", PACKAGE_VERSION,
 		 IPCBUS_PROTOCOL_VERSION, (int)getpid());
 	return 0;
