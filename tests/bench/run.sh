@@ -32,6 +32,7 @@ echo "== socketpair ceilings (parent CPU 0, child CPU 1)"
 "$build/tests/bench/socketpair_bench" stream -n 10000000 -s 64 -b 64 -c 0,1
 "$build/tests/bench/socketpair_bench" stream -n 2000000 -s 1024 -b 64 -c 0,1
 "$build/tests/bench/socketpair_bench" pingpong -n 20000 -s 64 -c 0,1
+"$build/tests/bench/socketpair_bench" relay -n 20000 -s 64 -c 0,1
 
 echo "== peerbench"
 cd "$work"
