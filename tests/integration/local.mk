@@ -30,11 +30,13 @@ tests_integration_test_slow_SOURCES = tests/integration/test_slow.c
 tests_integration_test_slow_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_slow_LDADD = $(INTEG_LDADD)
 
-tests_integration_test_pubsub_SOURCES = tests/integration/test_pubsub.c
+tests_integration_test_pubsub_SOURCES = tests/integration/test_pubsub.c \
+	tests/integration/libpump.c tests/integration/libpump.h
 tests_integration_test_pubsub_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_pubsub_LDADD = $(INTEG_LIB_LDADD)
 
-tests_integration_test_reqrep_SOURCES = tests/integration/test_reqrep.c
+tests_integration_test_reqrep_SOURCES = tests/integration/test_reqrep.c \
+	tests/integration/libpump.c tests/integration/libpump.h
 tests_integration_test_reqrep_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_reqrep_LDADD = $(INTEG_LIB_LDADD)
 

@@ -18,6 +18,7 @@
 #include <string.h>
 
 #include "harness.h"
+#include "libpump.h"
 #include "ipcbus.h"
 
 #define T 5000
@@ -72,34 +73,6 @@ static ipcbus *lib_connect(const struct harness_broker *b, const char *name, str
 	}
 	harness_defer(lib_close_cb, c);
 	return c;
-}
-
-/* Wait on every connection's descriptor and dispatch them all, until
- * done(arg) or timeout_ms.  0 when done, -1 on timeout. */
-static int pump(ipcbus *const *cs, size_t n, int (*done)(void *), void *arg, int timeout_ms)
-{
-	uint64_t deadline = harness_now() + (uint64_t)timeout_ms;
-	struct pollfd pf[8];
-
-	for (;;) {
-		for (size_t i = 0; i < n; i++)
-			ipcbus_dispatch(cs[i]);
-		if (done && done(arg))
-			return 0;
-		uint64_t now = harness_now();
-		if (now >= deadline)
-			return done ? -1 : 0;
-		int wait = (int)(deadline - now);
-		for (size_t i = 0; i < n; i++) {
-			pf[i] = (struct pollfd){.fd = ipcbus_fd(cs[i]), .events = POLLIN};
-			int t = ipcbus_timeout(cs[i]);
-			if (t >= 0 && t < wait)
-				wait = t;
-		}
-		if (wait > 50)
-			wait = 50;
-		poll(pf, (nfds_t)n, wait);
-	}
 }
 
 struct counter {
@@ -208,7 +181,7 @@ static void test_wildcards(void)
 	CU_ASSERT(ipcbus_next(c, &m, 300) < 0); /* nothing else matches w.* */
 	CU_ASSERT_PTR_NULL(m);
 	CU_ASSERT_EQUAL(ipcbus_next(c, &m, 0), IPCBUS_EAGAIN);
-	pump(&c, 1, NULL, NULL, 200);
+	lib_pump(&c, 1, NULL, NULL, 200);
 
 	CU_ASSERT_EQUAL(deep.n, 2);
 	CU_ASSERT_STRING_EQUAL(deep.channel[0], "w.a");
@@ -225,7 +198,7 @@ static void test_wildcards(void)
 	CU_ASSERT_EQUAL(ipcbus_flush(c, T), 0);
 	CU_ASSERT_EQUAL(ipcbus_publish(p, "x", "5", 1), 0);
 	CU_ASSERT_EQUAL(ipcbus_flush(p, T), 0);
-	pump(&c, 1, NULL, NULL, 200);
+	lib_pump(&c, 1, NULL, NULL, 200);
 	CU_ASSERT_EQUAL(all.n, 3);
 }
 
@@ -251,12 +224,12 @@ static void test_queue_groups(void)
 	struct counter total = {0};
 	uint64_t deadline = harness_now() + 10000;
 	while (harness_now() < deadline) {
-		pump(m, M, NULL, NULL, 50);
+		lib_pump(m, M, NULL, NULL, 50);
 		total.n = k[0].n + k[1].n + k[2].n;
 		if (total.n >= N)
 			break;
 	}
-	pump(m, M, NULL, NULL, 200); /* anything extra would show now */
+	lib_pump(m, M, NULL, NULL, 200); /* anything extra would show now */
 	total.n = k[0].n + k[1].n + k[2].n;
 	CU_ASSERT_EQUAL(total.n, N);
 	for (int i = 0; i < M; i++) {
@@ -287,7 +260,7 @@ static void test_ordered_10000(void)
 			break;
 		}
 	CU_ASSERT_EQUAL(ipcbus_flush(p, 10000), 0);
-	CU_ASSERT_EQUAL(pump(s, 1, counter_done, &k1, 15000), 0);
+	CU_ASSERT_EQUAL(lib_pump(s, 1, counter_done, &k1, 15000), 0);
 	CU_ASSERT_EQUAL(k1.n, N);
 	CU_ASSERT_EQUAL(k1.out_of_order, 0);
 
@@ -301,7 +274,7 @@ static void test_ordered_10000(void)
 			break;
 		}
 	CU_ASSERT_EQUAL(ipcbus_flush(p, 10000), 0);
-	CU_ASSERT_EQUAL(pump(s, 2, counters_done, ks, 15000), 0);
+	CU_ASSERT_EQUAL(lib_pump(s, 2, counters_done, ks, 15000), 0);
 	CU_ASSERT_EQUAL(k1.n, N);
 	CU_ASSERT_EQUAL(k2.n, N);
 	CU_ASSERT_EQUAL(k1.out_of_order, 0);
@@ -384,18 +357,18 @@ static void test_restart(void)
 	CU_ASSERT_EQUAL(publish_seq(p, "rs.a", 0, 8), 0);
 	CU_ASSERT_EQUAL(ipcbus_flush(p, T), 0);
 	k.want = 1;
-	CU_ASSERT_EQUAL(pump(&s, 1, counter_done, &k, T), 0);
+	CU_ASSERT_EQUAL(lib_pump(&s, 1, counter_done, &k, T), 0);
 
 	CU_ASSERT_EQUAL(harness_broker_stop(b), 0);
-	CU_ASSERT_EQUAL(pump(&s, 1, is_disconnected, s, T), 0);
+	CU_ASSERT_EQUAL(lib_pump(&s, 1, is_disconnected, s, T), 0);
 	CU_ASSERT(ev.disconnected > 0);
 	CU_ASSERT_EQUAL(ev.closed, 0);
 	CU_ASSERT_EQUAL_FATAL(harness_broker_start(b, NULL), 0);
-	CU_ASSERT_EQUAL(pump(&s, 1, is_connected, s, 10000), 0);
-	CU_ASSERT_EQUAL(pump(&p, 1, is_connected, p, 10000), 0);
+	CU_ASSERT_EQUAL(lib_pump(&s, 1, is_connected, s, 10000), 0);
+	CU_ASSERT_EQUAL(lib_pump(&p, 1, is_connected, p, 10000), 0);
 	uint64_t deadline = harness_now() + 10000;
 	while (ev.reconnected == 0 && harness_now() < deadline)
-		pump(&s, 1, NULL, NULL, 50);
+		lib_pump(&s, 1, NULL, NULL, 50);
 	CU_ASSERT(ev.reconnected > 0);
 	/* the subscription is back: messages published now arrive, on the
 	 * same sid (retry: the SUB may still be on its way) */
@@ -405,7 +378,7 @@ static void test_restart(void)
 		k.next = seq;
 		CU_ASSERT_EQUAL(publish_seq(p, "rs.b", seq++, 8), 0);
 		ipcbus_flush(p, T);
-		pump(&s, 1, NULL, NULL, 100);
+		lib_pump(&s, 1, NULL, NULL, 100);
 	}
 	CU_ASSERT(k.n >= 2);
 	CU_ASSERT_EQUAL(k.sid, sid);
@@ -425,8 +398,8 @@ static void test_disconnected_buffer(void)
 	CU_ASSERT_EQUAL(ipcbus_flush(s, T), 0);
 
 	CU_ASSERT_EQUAL(harness_broker_stop(b), 0);
-	CU_ASSERT_EQUAL(pump(&p, 1, is_disconnected, p, T), 0);
-	CU_ASSERT_EQUAL(pump(&s, 1, is_disconnected, s, T), 0);
+	CU_ASSERT_EQUAL(lib_pump(&p, 1, is_disconnected, p, T), 0);
+	CU_ASSERT_EQUAL(lib_pump(&s, 1, is_disconnected, s, T), 0);
 
 	/* kept while disconnected up to the bound, then IPCBUS_EBUFFER */
 	uint64_t n_ok = 0;
@@ -454,9 +427,9 @@ static void test_disconnected_buffer(void)
 	b->lines = strdup("max-payload 1536\n");
 	CU_ASSERT_EQUAL_FATAL(harness_broker_start(b, NULL), 0);
 	/* the subscriber first, so nothing is published before it is back */
-	CU_ASSERT_EQUAL(pump(&s, 1, is_connected, s, 10000), 0);
+	CU_ASSERT_EQUAL(lib_pump(&s, 1, is_connected, s, 10000), 0);
 	CU_ASSERT_EQUAL(ipcbus_flush(s, T), 0);
-	CU_ASSERT_EQUAL(pump(&p, 1, is_connected, p, 10000), 0);
+	CU_ASSERT_EQUAL(lib_pump(&p, 1, is_connected, p, 10000), 0);
 	rc = ipcbus_flush(p, T);
 	CU_ASSERT(rc < 0 && rc != IPCBUS_ETIMEOUT && rc != IPCBUS_EDISCONNECTED);
 	fprintf(stderr, "  (flush: %s: %s)\n", ipcbus_strerror(rc), ipcbus_last_error(p));
@@ -465,8 +438,8 @@ static void test_disconnected_buffer(void)
 	CU_ASSERT_EQUAL(ipcbus_flush(p, T), 0); /* reported once */
 
 	k.want = n_ok;
-	CU_ASSERT_EQUAL(pump(&s, 1, counter_done, &k, 10000), 0);
-	pump(&s, 1, NULL, NULL, 100);
+	CU_ASSERT_EQUAL(lib_pump(&s, 1, counter_done, &k, 10000), 0);
+	lib_pump(&s, 1, NULL, NULL, 100);
 	CU_ASSERT_EQUAL(k.n, n_ok);
 	CU_ASSERT_EQUAL(k.out_of_order, 0);
 	CU_ASSERT_EQUAL(k.next, n_ok);

@@ -19,6 +19,7 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "libpump.h"
 #include "ipcbus.h"
 
 #define T 5000
@@ -44,31 +45,6 @@ static ipcbus *lib_connect(const struct harness_broker *b, const char *name)
 	}
 	harness_defer(lib_close_cb, c);
 	return c;
-}
-
-/* Dispatch every connection until done(arg) or timeout_ms: 0 or -1. */
-static int pump(ipcbus *const *cs, size_t n, int (*done)(void *), void *arg, int timeout_ms)
-{
-	uint64_t deadline = harness_now() + (uint64_t)timeout_ms;
-	struct pollfd pf[8];
-
-	for (;;) {
-		for (size_t i = 0; i < n; i++)
-			ipcbus_dispatch(cs[i]);
-		if (done && done(arg))
-			return 0;
-		uint64_t now = harness_now();
-		if (now >= deadline)
-			return done ? -1 : 0;
-		int wait = (int)(deadline - now);
-		for (size_t i = 0; i < n; i++) {
-			pf[i] = (struct pollfd){.fd = ipcbus_fd(cs[i]), .events = POLLIN};
-			int t = ipcbus_timeout(cs[i]);
-			if (t >= 0 && t < wait)
-				wait = t;
-		}
-		poll(pf, (nfds_t)n, wait > 50 ? 50 : wait);
-	}
 }
 
 struct responder {
@@ -282,11 +258,11 @@ static void test_concurrent_100(void)
 	memset(&a, 0, sizeof a);
 	CU_ASSERT_EQUAL_FATAL(send_async(c, "echo.many", &a, one, N, 10000), 0);
 	struct async_wait w = {&a, N};
-	CU_ASSERT_EQUAL(pump(&c, 1, async_done, &w, 15000), 0);
+	CU_ASSERT_EQUAL(lib_pump(&c, 1, async_done, &w, 15000), 0);
 	CU_ASSERT_EQUAL(a.done, N);
 	CU_ASSERT_EQUAL(a.ok, N);
 	CU_ASSERT_EQUAL(a.wrong, 0);
-	pump(&c, 1, NULL, NULL, 100);
+	lib_pump(&c, 1, NULL, NULL, 100);
 	CU_ASSERT_EQUAL(a.done, N); /* each callback exactly once */
 }
 
@@ -311,7 +287,7 @@ static void test_queue_group_responders(void)
 	memset(&a, 0, sizeof a);
 	CU_ASSERT_EQUAL_FATAL(send_async(cs[0], "work.q", &a, one, N, 10000), 0);
 	struct async_wait w = {&a, N};
-	CU_ASSERT_EQUAL(pump(cs, 3, async_done, &w, 15000), 0);
+	CU_ASSERT_EQUAL(lib_pump(cs, 3, async_done, &w, 15000), 0);
 	CU_ASSERT_EQUAL(a.ok, N);
 	fprintf(stderr, "  (worker1 %d, worker2 %d)\n", r[0].answered, r[1].answered);
 	CU_ASSERT_EQUAL(r[0].answered + r[1].answered, N); /* each request answered once */
@@ -339,7 +315,7 @@ static void test_broker_dies(void)
 	harness_broker_kill(b);
 	uint64_t t0 = harness_now();
 	struct async_wait w = {&a, N};
-	CU_ASSERT_EQUAL(pump(&c, 1, async_done, &w, 10000), 0);
+	CU_ASSERT_EQUAL(lib_pump(&c, 1, async_done, &w, 10000), 0);
 	uint64_t dt = harness_now() - t0;
 	fprintf(stderr, "  (in-flight requests failed after %llu ms)\n", (unsigned long long)dt);
 	CU_ASSERT(dt < 3000);
@@ -359,7 +335,7 @@ static void test_broker_dies(void)
 	rc = send_async(c, "sink.b", &a, one, 1, 10000);
 	if (rc == 0) {
 		w.n = 1;
-		CU_ASSERT_EQUAL(pump(&c, 1, async_done, &w, 500), 0);
+		CU_ASSERT_EQUAL(lib_pump(&c, 1, async_done, &w, 500), 0);
 		CU_ASSERT_EQUAL(a.status[0], IPCBUS_EDISCONNECTED);
 	} else {
 		CU_ASSERT_EQUAL(rc, IPCBUS_EDISCONNECTED);
