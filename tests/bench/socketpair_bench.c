@@ -181,35 +181,50 @@ static int bench_cmp(const void *a, const void *b)
 	return x < y ? -1 : x > y;
 }
 
+/* count round trips of one frame over fd (the far end echoes it); prints
+ * the percentiles as test (JSON) or label (text).  0 or 1. */
+static int bench_round_trips(int fd, long count, size_t size, const char *test, const char *label,
+			     int json)
+{
+	uint8_t *out = malloc(size + 32);
+	uint64_t *lat = malloc(sizeof *lat * (size_t)count);
+	int rc = 1;
+
+	if (!out || !lat)
+		goto out;
+	for (long i = 0; i < count; i++) {
+		size_t n = bench_frame(out, size, (uint64_t)i);
+		uint64_t t0 = bench_now_ns();
+		if (bench_write_all(fd, out, n) < 0 || bench_reader(fd, 1, 0, 1) < 0)
+			goto out;
+		lat[i] = bench_now_ns() - t0;
+	}
+	qsort(lat, (size_t)count, sizeof *lat, bench_cmp);
+	double p50 = (double)lat[count / 2] / 1e3, p99 = (double)lat[count * 99 / 100] / 1e3,
+	       p999 = (double)lat[count * 999 / 1000] / 1e3;
+	if (json)
+		printf("{\"test\":\"%s\",\"count\":%ld,\"size\":%zu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f}\n",
+		       test, count, size, p50, p99, p999);
+	else
+		printf("%s: %ld round trips of %zu B: p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n",
+		       label, count, size, p50, p99, p999);
+	rc = 0;
+out:
+	free(out);
+	free(lat);
+	return rc;
+}
+
 static int bench_pingpong(long count, size_t size, int json)
 {
 	int sv[2];
 	if (socketpair(AF_UNIX, SOCK_STREAM, 0, sv) < 0)
 		return 1;
 	pid_t pid = bench_fork(sv, count, 1, 1);
-	uint8_t *out = malloc(size + 32);
-	uint64_t *lat = malloc(sizeof *lat * (size_t)count);
-	for (long i = 0; i < count; i++) {
-		size_t n = bench_frame(out, size, (uint64_t)i);
-		uint64_t t0 = bench_now_ns();
-		if (bench_write_all(sv[0], out, n) < 0 || bench_reader(sv[0], 1, 0, 1) < 0)
-			return 1;
-		lat[i] = bench_now_ns() - t0;
-	}
-	int st;
-	waitpid(pid, &st, 0);
-	qsort(lat, (size_t)count, sizeof *lat, bench_cmp);
-	double p50 = (double)lat[count / 2] / 1e3, p99 = (double)lat[count * 99 / 100] / 1e3,
-	       p999 = (double)lat[count * 999 / 1000] / 1e3;
-	if (json)
-		printf("{\"test\":\"pingpong\",\"count\":%ld,\"size\":%zu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f}\n",
-		       count, size, p50, p99, p999);
-	else
-		printf("socketpair ping-pong: %ld round trips of %zu B: p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n",
-		       count, size, p50, p99, p999);
-	free(out);
-	free(lat);
-	return 0;
+	int rc = bench_round_trips(sv[0], count, size, "pingpong", "socketpair ping-pong", json);
+	close(sv[0]);
+	waitpid(pid, NULL, 0);
+	return rc;
 }
 
 /* The relay: moves whole frames between its two sockets until EOF. */
@@ -256,30 +271,12 @@ static int bench_relay(long count, size_t size, int json)
 	}
 	close(rb[0]);
 	bench_pin(cpu_child);
-	uint8_t *out = malloc(size + 32);
-	uint64_t *lat = malloc(sizeof *lat * (size_t)count);
-	for (long i = 0; i < count; i++) {
-		size_t n = bench_frame(out, size, (uint64_t)i);
-		uint64_t t0 = bench_now_ns();
-		if (bench_write_all(ra[0], out, n) < 0 || bench_reader(ra[0], 1, 0, 1) < 0)
-			return 1;
-		lat[i] = bench_now_ns() - t0;
-	}
+	int rc = bench_round_trips(ra[0], count, size, "relay",
+				   "relay round trip (the floor of a broker)", json);
 	close(ra[0]);
 	waitpid(resp, NULL, 0);
 	waitpid(relay, NULL, 0);
-	qsort(lat, (size_t)count, sizeof *lat, bench_cmp);
-	double p50 = (double)lat[count / 2] / 1e3, p99 = (double)lat[count * 99 / 100] / 1e3,
-	       p999 = (double)lat[count * 999 / 1000] / 1e3;
-	if (json)
-		printf("{\"test\":\"relay\",\"count\":%ld,\"size\":%zu,\"p50_us\":%.1f,\"p99_us\":%.1f,\"p999_us\":%.1f}\n",
-		       count, size, p50, p99, p999);
-	else
-		printf("relay round trip (the floor of a broker): %ld of %zu B: p50 %.1f us, p99 %.1f us, p99.9 %.1f us\n",
-		       count, size, p50, p99, p999);
-	free(out);
-	free(lat);
-	return 0;
+	return rc;
 }
 
 int main(int argc, char **argv)
