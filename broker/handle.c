@@ -144,7 +144,10 @@ static void handle_pub(struct conn *c, const struct frame *f)
 	b->stats.msgs_in++;
 	long n = router_match(b->router, (const char *)f->channel.p, f->channel.len, &subs);
 	if (n <= 0) {
-		if (n == 0 && f->reply_to.set) {
+		/* "is anyone subscribed" is the router's question: bridges
+		 * will answer it for interest learned from peer brokers */
+		if (n == 0 && f->reply_to.set &&
+		    !router_has_interest(b->router, (const char *)f->channel.p, f->channel.len)) {
 			b->stats.no_responders++;
 			conn_error(c, f->id, IPCBUS__ERR_CODE__E_NO_RESPONDERS, 0,
 				   "no responders on '%s'", handle_show(&f->channel, show, sizeof show));
