@@ -38,20 +38,35 @@ void broker_mark_dirty(struct broker *b, struct conn *c)
 	b->dirty = c;
 }
 
+struct conn *broker_pop_dirty(struct broker *b)
+{
+	struct conn *c = b->dirty;
+	if (c) {
+		b->dirty = c->dirty_next;
+		c->dirty = 0;
+		c->dirty_next = NULL;
+	}
+	return c;
+}
+
 void broker_mark_closing(struct broker *b, struct conn *c)
 {
 	c->close_next = b->closing;
 	b->closing = c;
-	/* no more input; the last output goes out in before-sleep */
-	loop_mod(b->loop, &c->watch, 0);
+	/* the last output goes out in before-sleep (broker_reap) */
 }
 
 static void broker_conn_event(void *arg, uint32_t events)
 {
 	struct conn *c = arg;
 
-	if (c->state == CONN_CLOSING)
-		return; /* writable again: broker_reap() writes in before-sleep */
+	if (c->state == CONN_CLOSING) {
+		/* input is read and discarded; writable again: broker_reap()
+		 * writes in before-sleep */
+		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
+			c->ops->read_ready(c);
+		return;
+	}
 	if (events & EPOLLOUT)
 		conn_flush(c);
 	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
@@ -126,8 +141,12 @@ static void broker_linger_expired(void *arg)
 	(void)arg; /* the before-sleep step that follows does the work */
 }
 
-/* Closed connections: write what is queued (the ERR that says why) and free
- * them once it is out, or once they lingered CONN_LINGER_MS. */
+/* Closed connections, in steps: write what is queued (the ERR that says
+ * why) for at most CONN_LINGER_MS; then shut the write side down, so the
+ * peer reads the ERR and EOF, and discard what it still sends for at most
+ * CONN_DRAIN_MS (a socket closed with unread input is reset, and the reset
+ * would destroy the ERR before the peer reads it); free it at the peer's
+ * EOF or when the time is up. */
 static void broker_reap(struct broker *b)
 {
 	uint64_t now = loop_now(b->loop);
@@ -135,12 +154,27 @@ static void broker_reap(struct broker *b)
 
 	for (struct conn **pp = &b->closing; *pp;) {
 		struct conn *c = *pp;
-		int rc = buf_len(&c->out) ? c->ops->flush(c) : 0;
-		uint64_t age = now - c->closed_at;
-		if (rc == 1 && age < CONN_LINGER_MS) {
-			loop_mod(b->loop, &c->watch, EPOLLOUT);
-			if (!wait || CONN_LINGER_MS - age < wait)
-				wait = CONN_LINGER_MS - age;
+		uint64_t left = 0;
+		if (c->out.len && !c->eof && c->ops->flush(c) < 0)
+			c->eof = 1;
+		if (c->eof) {
+			left = 0;
+		} else if (c->out.len) {
+			uint64_t age = now - c->closed_at;
+			left = age < CONN_LINGER_MS ? CONN_LINGER_MS - age : 0;
+		} else if (c->ops->shutdown && !b->stopping) {
+			if (!c->shut) {
+				c->ops->shutdown(c);
+				c->shut = 1;
+				c->shut_at = now;
+			}
+			uint64_t age = now - c->shut_at;
+			left = age < CONN_DRAIN_MS ? CONN_DRAIN_MS - age : 0;
+		}
+		if (left) {
+			conn_watch(c);
+			if (!wait || left < wait)
+				wait = left;
 			pp = &c->close_next;
 			continue;
 		}
@@ -159,14 +193,11 @@ static void broker_before_sleep(void *arg)
 {
 	struct broker *b = arg;
 
-	while (b->dirty) {
-		struct conn *c = b->dirty;
-		b->dirty = c->dirty_next;
-		c->dirty = 0;
-		c->dirty_next = NULL;
+	b->turn++;
+	struct conn *c;
+	while ((c = broker_pop_dirty(b)))
 		if (c->state != CONN_CLOSING)
 			conn_flush(c);
-	}
 	broker_reap(b);
 	if (b->stopping && (b->pending == 0 || !b->conns))
 		loop_stop(b->loop);
@@ -189,6 +220,7 @@ static void broker_keepalive(void *arg)
 	for (struct conn *c = b->conns; c; c = c->next) {
 		if (c->state == CONN_CLOSING)
 			continue;
+		conn_trim(c);
 		if (c->state == CONN_HELLO) {
 			/* it holds a max-connections place: it must speak */
 			uint64_t limit = iv && iv < CONN_HELLO_MS ? iv : CONN_HELLO_MS;
@@ -261,8 +293,7 @@ static void broker_stop(struct broker *b, int sig)
 	broker_close_listeners(b);
 	/* read no more; what is queued goes out until the drain deadline */
 	for (struct conn *c = b->conns; c; c = c->next)
-		if (c->state != CONN_CLOSING)
-			loop_mod(b->loop, &c->watch, c->want_write ? EPOLLOUT : 0);
+		conn_watch(c);
 	loop_timer_set(b->loop, &b->drain, b->cfg.drain_timeout, broker_drain_timeout, b);
 }
 
@@ -362,6 +393,7 @@ int broker_init(struct broker *b, struct conf *cfg)
 	b->sigfd = -1;
 	b->ready_fd = -1;
 	buf_init(&b->scratch, (size_t)(b->cfg.max_payload + b->cfg.max_header_bytes + 1024));
+	buf_init(&b->ctl, 64 << 10);
 	if (getrandom(rnd, sizeof rnd, 0) != (ssize_t)sizeof rnd)
 		memset(rnd, 0, sizeof rnd);
 	for (size_t i = 0; i < sizeof rnd; i++)
@@ -453,6 +485,7 @@ void broker_fini(struct broker *b)
 			conn_free(c);
 		}
 		loop_timer_cancel(b->loop, &b->linger);
+		loop_timer_cancel(b->loop, &b->resume);
 		loop_timer_cancel(b->loop, &b->keepalive);
 		loop_timer_cancel(b->loop, &b->drain);
 		if (b->sigfd >= 0) {
@@ -465,6 +498,7 @@ void broker_fini(struct broker *b)
 	router_free(b->router);
 	loop_free(b->loop);
 	buf_fini(&b->scratch);
+	buf_fini(&b->ctl);
 	log_info(&b->log, "stopped");
 	conf_fini(&b->cfg);
 	b->loop = NULL;

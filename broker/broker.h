@@ -24,6 +24,7 @@ struct broker_stats {
 	uint64_t msgs_out;     /* MSG frames queued to subscribers */
 	uint64_t bytes_in, bytes_out;
 	uint64_t dropped;      /* MSGs dropped for slow consumers */
+	uint64_t evictions;    /* backlogs dropped to keep max-memory */
 	uint64_t slow_consumers; /* slow-consumer episodes */
 	uint64_t no_responders;
 	uint64_t errors;       /* ERR frames sent */
@@ -41,8 +42,17 @@ struct broker {
 	size_t nconns;
 	uint64_t next_conn_id;
 	uint64_t pending;          /* output bytes queued over all connections */
+	size_t memory;             /* bytes held for clients: input and output
+				    * buffers as allocated (max-memory) */
+	struct conn *stalled, *stalled_tail; /* connections whose socket is
+				    * full, the longest stalled first: who
+				    * pays past max-memory (conn.c) */
+	struct conn *paused;       /* not reading until memory is free */
+	struct loop_timer resume;  /* retries the paused ones */
+	uint64_t turn;             /* loop turns, for once-a-turn work */
 	struct broker_stats stats;
 	struct buf scratch;        /* one MSG body, encoded once per PUB */
+	struct buf ctl;            /* one control frame (ERR, WELCOME) being queued */
 	struct hash_key hash_key;  /* for tables keyed by what clients choose */
 	char server_id[24];
 	struct loop_watch sigwatch;
@@ -73,6 +83,9 @@ void broker_accept(struct broker *b, int fd, const struct conn_ops *ops, struct 
 
 /* Put c on the flush list (its output is written in before-sleep). */
 void broker_mark_dirty(struct broker *b, struct conn *c);
+
+/* Take a connection off the flush list (NULL when empty). */
+struct conn *broker_pop_dirty(struct broker *b);
 
 /* Put c on the free list. */
 void broker_mark_closing(struct broker *b, struct conn *c);

@@ -1,6 +1,7 @@
 /*
- * conn.c: a client connection: buffers, the output bound, subscriptions by
- * sid, errors and the two-step close.
+ * conn.c: a client connection: its buffers and what bounds them
+ * (max-pending per connection, max-memory for all, the biggest backlogs
+ * paying first), subscriptions by sid, errors, and the close in steps.
  */
 #include <config.h>
 
@@ -16,6 +17,7 @@
 
 #include "broker.h"
 #include "conn.h"
+#include "outq.h"
 #include "hash.h"
 #include "ipcbus.h"
 #include "transport.h"
@@ -25,6 +27,11 @@
 #define CONN_CONTROL_SLACK (64 << 10)
 /* A drop episode ends when the output drained below this share of max. */
 #define CONN_RECOVER_DIV 2
+/* At most one slow-consumer episode per client is logged in this time; the
+ * next line that is logged counts the ones in between. */
+#define CONN_SLOW_LOG_MS 10000
+/* Backlogs dropped at most per delivery to make room under max-memory. */
+#define CONN_EVICT_MAX 4
 
 size_t conn_frame_max(const struct conn *c)
 {
@@ -75,10 +82,120 @@ struct conn *conn_new(struct broker *b, int fd, const struct conn_ops *ops, stru
 	c->state = CONN_HELLO;
 	c->last_rx = loop_now(b->loop);
 	buf_init(&c->in, conn_frame_max(c) + FRAME_VARINT_MAX + (64 << 10));
-	buf_init(&c->out, b->cfg.max_pending + CONN_CONTROL_SLACK);
+	c->in.acct = &b->memory;
+	outq_init(&c->out, &b->memory);
 	conn_peercred(c);
 	conn_describe(c);
 	return c;
+}
+
+/* ---- the events watched ---- */
+
+/* What c waits for: input unless paused or stopping (a closing connection
+ * still reads, to discard), output while some is left. */
+void conn_watch(struct conn *c)
+{
+	struct broker *b = c->b;
+	uint32_t ev = 0;
+
+	if (!b->stopping && !c->in_paused && !c->eof)
+		ev |= EPOLLIN;
+	if (c->state == CONN_CLOSING ? c->out.len > 0 : c->want_write)
+		ev |= EPOLLOUT;
+	loop_mod(b->loop, &c->watch, ev);
+}
+
+static void conn_unpause(struct conn *c)
+{
+	if (!c->in_paused)
+		return;
+	for (struct conn **pp = &c->b->paused; *pp; pp = &(*pp)->paused_next) {
+		if (*pp == c) {
+			*pp = c->paused_next;
+			break;
+		}
+	}
+	c->in_paused = 0;
+	c->paused_next = NULL;
+}
+
+/* Every few milliseconds while some connection waits for memory: let them
+ * read again (each pauses again if there is still none). */
+static void conn_resume(void *arg)
+{
+	struct broker *b = arg;
+	while (b->paused) {
+		struct conn *c = b->paused;
+		conn_unpause(c);
+		conn_watch(c);
+	}
+}
+
+static void conn_pause(struct conn *c)
+{
+	struct broker *b = c->b;
+	if (c->in_paused)
+		return;
+	c->in_paused = 1;
+	c->paused_next = b->paused;
+	b->paused = c;
+	conn_watch(c);
+	if (!b->resume.armed)
+		loop_timer_set(b->loop, &b->resume, 10, conn_resume, b);
+}
+
+/* ---- who pays past max-memory ----
+ *
+ * broker.stalled lists the connections whose socket was found full with
+ * output left, the longest stalled first.  Past max-memory they pay: their
+ * unsent backlog is dropped (or they are disconnected), the longest stalled
+ * first, before a connection that keeps up loses anything.  A stalled
+ * connection whose backlog was dropped leaves the list but stays stalled
+ * (stall_since) until its socket drains; when it queues again it goes back
+ * to the front, so it cannot look younger than a reader that keeps up. */
+
+static void conn_stall_unlink(struct conn *c)
+{
+	struct broker *b = c->b;
+
+	if (!c->stall_linked)
+		return;
+	if (c->stall_prev)
+		c->stall_prev->stall_next = c->stall_next;
+	else
+		b->stalled = c->stall_next;
+	if (c->stall_next)
+		c->stall_next->stall_prev = c->stall_prev;
+	else
+		b->stalled_tail = c->stall_prev;
+	c->stall_next = c->stall_prev = NULL;
+	c->stall_linked = 0;
+}
+
+static void conn_stall_link(struct conn *c, int front)
+{
+	struct broker *b = c->b;
+
+	if (c->stall_linked)
+		return;
+	c->stall_linked = 1;
+	if (front) {
+		c->stall_prev = NULL;
+		c->stall_next = b->stalled;
+		if (b->stalled)
+			b->stalled->stall_prev = c;
+		else
+			b->stalled_tail = c;
+		b->stalled = c;
+	} else {
+		c->stall_next = NULL;
+		c->stall_prev = b->stalled_tail;
+		if (b->stalled_tail)
+			b->stalled_tail->stall_next = c;
+		else
+			b->stalled = c;
+		b->stalled_tail = c;
+	}
 }
 
 void conn_free(struct conn *c)
@@ -93,9 +210,11 @@ void conn_free(struct conn *c)
 		}
 	}
 	free(c->subs);
-	c->b->pending -= buf_len(&c->out);
+	conn_unpause(c);
+	conn_stall_unlink(c);
+	c->b->pending -= c->out.len;
 	buf_fini(&c->in);
-	buf_fini(&c->out);
+	outq_fini(&c->out);
 	c->ops->close(c);
 	free(c);
 }
@@ -106,18 +225,27 @@ void conn_close(struct conn *c, const char *why)
 		return;
 	c->state = CONN_CLOSING;
 	c->closed_at = loop_now(c->b->loop);
+	conn_unpause(c);
 	if (c->dropped)
 		log_info(&c->b->log, "%s closed: %s (%llu messages dropped as a slow consumer)",
 			 c->desc, why, (unsigned long long)c->dropped);
 	else
 		log_debug(&c->b->log, "%s closed: %s", c->desc, why);
 	broker_mark_closing(c->b, c);
+	conn_watch(c);
 }
 
+/* Output changed from `before` bytes: keep the totals and the ranking, and
+ * get it written in before-sleep. */
 static void conn_account(struct conn *c, size_t before)
 {
-	size_t after = buf_len(&c->out);
-	c->b->pending += after - before;
+	size_t after = c->out.len;
+	c->b->pending += after;
+	c->b->pending -= before;
+	/* a stalled connection whose backlog was dropped comes back to the
+	 * front once it holds a whole chunk again: something to free */
+	if (after > before && c->stall_since && c->out.head != c->out.tail)
+		conn_stall_link(c, 1);
 	if (after && !c->dirty)
 		broker_mark_dirty(c->b, c);
 }
@@ -129,42 +257,86 @@ static void conn_account(struct conn *c, size_t before)
 static int conn_control_room(const struct conn *c, size_t n)
 {
 	const struct conf *cfg = &c->b->cfg;
-	size_t have = buf_len(&c->out);
+	size_t have = c->out.len;
 
 	if (have + n > cfg->max_pending + CONN_CONTROL_SLACK / 2)
 		return 0;
-	if (c->b->pending + n > cfg->max_memory && have + n > CONN_CONTROL_SLACK / 2)
+	if (c->b->memory + n > cfg->max_memory && have + n > CONN_CONTROL_SLACK / 2)
 		return 0;
 	return 1;
+}
+
+/* Queue the frame encoded in the broker's control scratch, and empty it. */
+static int conn_push_ctl(struct conn *c)
+{
+	struct buf *ctl = &c->b->ctl;
+	size_t before = c->out.len;
+	int rc = outq_push(&c->out, buf_rptr(ctl), buf_len(ctl));
+	buf_consume(ctl, buf_len(ctl));
+	if (rc == 0)
+		conn_account(c, before);
+	return rc;
+}
+
+/* Queue an ERR; no checks. */
+static void conn_push_error(struct conn *c, uint64_t id, int code, int fatal, const char *text)
+{
+	if (frame_append_error(&c->b->ctl, id, code, fatal, text) == 0 && conn_push_ctl(c) == 0)
+		c->b->stats.errors++;
+}
+
+/* Drop what c has not started to read; returns the frames dropped. */
+static size_t conn_drop_queued(struct conn *c)
+{
+	size_t before = c->out.len;
+	size_t n = outq_drop_unsent(&c->out);
+	conn_account(c, before);
+	return n;
 }
 
 /* The client does not read what it asked for: tell it (in the rest of the
  * slack, after dropping what it has not started reading) and close. */
 static void conn_overflow(struct conn *c)
 {
-	size_t pending = buf_len(&c->out);
-	conn_drop_queued(c);
-	size_t before = buf_len(&c->out);
-	if (frame_append_error(&c->out, 0, IPCBUS__ERR_CODE__E_SLOW_CONSUMER, 1,
-			       "not reading the broker's answers; disconnected") == 0)
-		conn_account(c, before);
+	size_t pending = c->out.len;
+	size_t dropped = conn_drop_queued(c);
+	conn_push_error(c, 0, IPCBUS__ERR_CODE__E_SLOW_CONSUMER, 1,
+			"not reading the broker's answers; disconnected");
 	c->b->stats.slow_consumers++;
-	log_warn(&c->b->log, "%s does not read its answers (%zu bytes pending); disconnected",
-		 c->desc, pending);
+	log_warn(&c->b->log,
+		 "%s does not read its answers (%zu bytes pending, %zu frames dropped); disconnected",
+		 c->desc, pending, dropped);
 	conn_close(c, "not reading its answers");
 }
 
 int conn_send(struct conn *c, const struct frame *f)
 {
-	if (!conn_control_room(c, frame_size(f, NULL, 0) + FRAME_VARINT_MAX)) {
+	size_t n = frame_size(f, NULL, 0);
+	size_t total = frame_varint_len(n) + n;
+
+	if (!conn_control_room(c, total)) {
 		conn_overflow(c);
 		return -ENOBUFS;
 	}
-	size_t before = buf_len(&c->out);
-	int rc = frame_append(&c->out, f, NULL, 0);
-	if (rc == 0)
-		conn_account(c, before);
-	return rc;
+	size_t before = c->out.len;
+	uint8_t *p = outq_reserve(&c->out, total);
+	if (!p)
+		return -ENOMEM;
+	size_t k = frame_varint_put(p, n);
+	frame_encode(f, NULL, 0, p + k);
+	outq_commit(&c->out, total);
+	conn_account(c, before);
+	return 0;
+}
+
+int conn_send_welcome(struct conn *c, uint64_t id, const Ipcbus__Welcome *w)
+{
+	int rc = frame_append_welcome(&c->b->ctl, id, w);
+	if (rc < 0) {
+		buf_consume(&c->b->ctl, buf_len(&c->b->ctl));
+		return rc;
+	}
+	return conn_push_ctl(c);
 }
 
 void conn_error(struct conn *c, uint64_t id, int code, int fatal, const char *fmt, ...)
@@ -181,10 +353,7 @@ void conn_error(struct conn *c, uint64_t id, int code, int fatal, const char *fm
 		conn_overflow(c);
 		return;
 	}
-	size_t before = buf_len(&c->out);
-	if (frame_append_error(&c->out, id, code, fatal, text) == 0)
-		conn_account(c, before);
-	c->b->stats.errors++;
+	conn_push_error(c, id, code, fatal, text);
 	if (fatal) {
 		log_info(&c->b->log, "%s: %s", c->desc, text);
 		conn_close(c, text);
@@ -193,89 +362,234 @@ void conn_error(struct conn *c, uint64_t id, int code, int fatal, const char *fm
 	}
 }
 
+/* ---- slow consumers ---- */
+
+/* A drop episode begins: logged at most once per CONN_SLOW_LOG_MS per
+ * client, the next logged line counting what was not. */
+static void conn_episode_begin(struct conn *c, const char *why)
+{
+	struct broker *b = c->b;
+	uint64_t now = loop_now(b->loop);
+
+	c->slow = 1;
+	c->episode_drop = 0;
+	b->stats.slow_consumers++;
+	if (c->slow_log_at && now - c->slow_log_at < CONN_SLOW_LOG_MS) {
+		c->slow_logged = 0;
+		c->quiet_episodes++;
+		return;
+	}
+	if (c->quiet_episodes)
+		log_warn(&b->log,
+			 "slow consumer: %s has %zu bytes pending (%s); dropping its messages (%llu more episodes and %llu messages dropped since the last report)",
+			 c->desc, c->out.len, why, (unsigned long long)c->quiet_episodes,
+			 (unsigned long long)c->quiet_dropped);
+	else
+		log_warn(&b->log, "slow consumer: %s has %zu bytes pending (%s); dropping its messages",
+			 c->desc, c->out.len, why);
+	c->slow_log_at = now;
+	c->slow_logged = 1;
+	c->quiet_episodes = c->quiet_dropped = 0;
+}
+
+static void conn_episode_end(struct conn *c)
+{
+	c->slow = 0;
+	if (c->slow_logged)
+		log_warn(&c->b->log, "slow consumer: %s caught up; %llu messages were dropped", c->desc,
+			 (unsigned long long)c->episode_drop);
+	else
+		c->quiet_dropped += c->episode_drop;
+}
+
+/* `slow-consumer disconnect`: a consumer that does not keep up will not
+ * read a backlog either: what is queued for it is dropped and counted, and
+ * the ERR goes out at once. */
+static void conn_disconnect_slow(struct conn *c, const char *why, size_t extra)
+{
+	struct broker *b = c->b;
+	size_t pending = c->out.len;
+	size_t dropped = conn_drop_queued(c) + extra;
+	char text[160];
+
+	c->dropped += dropped;
+	b->stats.dropped += dropped;
+	b->stats.slow_consumers++;
+	snprintf(text, sizeof text,
+		 "slow consumer: %zu bytes pending (%s); disconnected, %zu messages dropped", pending,
+		 why, dropped);
+	log_warn(&b->log, "%s: %s", c->desc, text);
+	conn_push_error(c, 0, IPCBUS__ERR_CODE__E_SLOW_CONSUMER, 1, text);
+	conn_close(c, "slow consumer");
+}
+
+/* c cannot take one more message (why): drop it, or disconnect c. */
+static void conn_slow(struct conn *c, const char *why)
+{
+	struct broker *b = c->b;
+
+	if (b->cfg.slow_consumer == SLOW_DISCONNECT) {
+		conn_disconnect_slow(c, why, 1);
+		return;
+	}
+	if (!c->slow)
+		conn_episode_begin(c, why);
+	c->dropped++;
+	c->episode_drop++;
+	b->stats.dropped++;
+}
+
+/* Max-memory is reached and v has been stalled longest: it pays for its
+ * backlog, not the connections that keep up.  Returns 1 when memory was
+ * freed. */
+static int conn_evict(struct conn *v)
+{
+	struct broker *b = v->b;
+	size_t held = b->memory;
+
+	b->stats.evictions++;
+	if (b->cfg.slow_consumer == SLOW_DISCONNECT) {
+		conn_disconnect_slow(v, "max-memory reached", 0);
+		return b->memory < held;
+	}
+	if (!v->slow)
+		conn_episode_begin(v, "max-memory reached");
+	size_t dropped = conn_drop_queued(v);
+	v->dropped += dropped;
+	v->episode_drop += dropped;
+	b->stats.dropped += dropped;
+	return b->memory < held;
+}
+
+/* Free memory for `need` more bytes on behalf of c by dropping the
+ * backlogs of connections stalled longer than c.  1 when there is room
+ * now. */
+static int conn_make_room(struct conn *c, size_t need)
+{
+	struct broker *b = c->b;
+	size_t max = (size_t)b->cfg.max_memory;
+	int evicted = 0, c_dirty = 0;
+
+	while (b->memory + need > max && evicted < CONN_EVICT_MAX) {
+		struct conn *v = b->stalled;
+		if (!v) {
+			/* none known stalled yet: write what the others
+			 * queued this turn; those whose socket is full are
+			 * stalled then (each is taken off the flush list, so
+			 * this is O(1) per connection made dirty) */
+			struct conn *d = broker_pop_dirty(b);
+			if (!d)
+				break;
+			if (d == c)
+				c_dirty = 1; /* c's turn comes in before-sleep */
+			else if (d->state != CONN_CLOSING)
+				conn_flush(d);
+			continue;
+		}
+		if (v == c)
+			break; /* c is the longest stalled: c pays */
+		if (outq_unsent(&v->out) == 0) {
+			/* nothing left to drop there (dropped before, or
+			 * only a frame being written): off the list until it
+			 * queues again */
+			conn_stall_unlink(v);
+			continue;
+		}
+		conn_evict(v);
+		conn_stall_unlink(v);
+		evicted++;
+	}
+	if (c_dirty)
+		broker_mark_dirty(b, c);
+	return b->memory + need <= max;
+}
+
+/* Over a bound: before judging c slow, write what it has (a reader that
+ * keeps up empties its queue between two read batches of a publisher).
+ * Not again in a turn where its socket was found full, so a stalled
+ * consumer costs one failed write per turn, not one per message.  -1 when
+ * that closed c. */
+static int conn_flush_early(struct conn *c)
+{
+	if (c->flush_turn == c->b->turn)
+		return 0;
+	conn_flush(c);
+	if (c->want_write)
+		c->flush_turn = c->b->turn;
+	return c->state == CONN_CLOSING ? -1 : 0;
+}
+
 void conn_deliver(struct conn *c, uint64_t sid, const uint8_t *body, size_t len)
 {
 	struct broker *b = c->b;
+	const struct conf *cfg = &b->cfg;
 	uint8_t prefix[2 * FRAME_VARINT_MAX + 1];
-	size_t before = buf_len(&c->out);
 
 	if (c->state != CONN_OPEN)
 		return;
 	size_t k = frame_sid_prefix(prefix, sid, len);
-	/* past max-memory, only the connections holding more than a fair
-	 * share lose messages: an up-to-date client is not punished for the
-	 * backlog of others (the overshoot is at most the fair shares) */
-	size_t fair = (size_t)(b->cfg.max_memory / (b->nconns ? b->nconns : 1));
-	int over_own = before + k + len > b->cfg.max_pending;
-	int over_all = b->pending + k + len > b->cfg.max_memory && before + k + len > fair;
-	if (over_own || over_all) {
-		int global = !over_own;
-		if (b->cfg.slow_consumer == SLOW_DISCONNECT) {
-			conn_drop_queued(c);
-			conn_error(c, 0, IPCBUS__ERR_CODE__E_SLOW_CONSUMER, 1,
-				   "slow consumer: %zu bytes pending (%s); disconnected", before,
-				   global ? "max-memory reached" : "max-pending reached");
-			b->stats.slow_consumers++;
-			b->stats.dropped++;
+	size_t n = k + len;
+	if (c->out.len + n > cfg->max_pending && conn_flush_early(c) < 0)
+		return;
+	if (c->out.len + n > cfg->max_pending) {
+		conn_slow(c, "max-pending reached");
+		return;
+	}
+	size_t grow = outq_growth(&c->out, n);
+	if (b->memory + grow > cfg->max_memory && !conn_make_room(c, grow)) {
+		/* c holds one of the biggest backlogs: it pays, unless it can
+		 * write some of it now */
+		if (conn_flush_early(c) < 0)
+			return;
+		if (b->memory + grow > cfg->max_memory && !conn_make_room(c, grow)) {
+			conn_slow(c, "max-memory reached");
 			return;
 		}
-		if (!c->slow) {
-			c->slow = 1;
-			c->episode_drop = 0;
-			b->stats.slow_consumers++;
-			log_warn(&b->log, "slow consumer: %s has %zu bytes pending (%s); dropping its messages",
-				 c->desc, before, global ? "max-memory reached" : "max-pending reached");
-		}
-		c->dropped++;
-		c->episode_drop++;
-		b->stats.dropped++;
-		return;
 	}
-	if (buf_reserve(&c->out, k + len) < 0) {
+	size_t before = c->out.len;
+	uint8_t *d = outq_reserve(&c->out, n);
+	if (!d) {
 		c->dropped++;
 		b->stats.dropped++;
 		return;
 	}
-	uint8_t *d = buf_wptr(&c->out);
 	memcpy(d, prefix, k);
 	memcpy(d + k, body, len);
-	buf_commit(&c->out, k + len);
+	outq_commit(&c->out, n);
 	c->msgs_out++;
 	b->stats.msgs_out++;
-	b->stats.bytes_out += k + len;
+	b->stats.bytes_out += n;
 	conn_account(c, before);
 }
 
 void conn_sent(struct conn *c, size_t n)
 {
-	/* keep track of where the next whole frame starts: every byte in out
-	 * belongs to a whole frame, so the walk never leaves the buffer */
-	size_t next = c->out_next;
-	const uint8_t *p = buf_rptr(&c->out);
-	while (next < n) {
-		uint64_t len = 0;
-		int k = frame_varint_get(p + next, buf_len(&c->out) - next, &len);
-		assert(k > 0);
-		next += (size_t)k + (size_t)len;
-	}
-	c->out_next = next - n;
-	buf_consume(&c->out, n);
+	outq_consume(&c->out, n);
 	c->b->pending -= n;
-	if (c->slow && buf_len(&c->out) <= c->b->cfg.max_pending / CONN_RECOVER_DIV) {
-		c->slow = 0;
-		log_warn(&c->b->log, "slow consumer: %s caught up; %llu messages were dropped",
-			 c->desc, (unsigned long long)c->episode_drop);
+	if (c->out.len == 0 && c->stall_since) {
+		c->stall_since = 0;
+		conn_stall_unlink(c);
 	}
+	if (c->slow && c->out.len <= c->b->cfg.max_pending / CONN_RECOVER_DIV)
+		conn_episode_end(c);
 }
 
-void conn_drop_queued(struct conn *c)
+int conn_in_reserve(struct conn *c, size_t n)
 {
-	size_t keep = c->out_next;
-	size_t drop = buf_len(&c->out) - keep;
-	c->out.wpos = c->out.rpos + keep;
-	c->b->pending -= drop;
-	if (keep == 0)
-		buf_consume(&c->out, 0);
+	struct buf *in = &c->in;
+	struct broker *b = c->b;
+
+	if (buf_room(in) >= n)
+		return 0;
+	size_t want = buf_len(in) + n;
+	if (want > CONN_IN_FREE + 4096 && want > in->cap) {
+		size_t grow = want - in->cap;
+		if (b->memory + grow > b->cfg.max_memory && !conn_make_room(c, grow)) {
+			conn_pause(c);
+			return -ENOBUFS;
+		}
+	}
+	return buf_reserve(in, n);
 }
 
 void conn_flush(struct conn *c)
@@ -284,16 +598,28 @@ void conn_flush(struct conn *c)
 	if (rc < 0) {
 		if (c->state != CONN_CLOSING)
 			conn_close(c, rc == -EPIPE || rc == -ECONNRESET ? "peer went away" : strerror(-rc));
+		c->eof = 1;
 		return;
 	}
-	if (rc == 0)
-		buf_shrink(&c->out, 1 << 20);
 	int want = rc == 1;
-	if (want != c->want_write && c->state != CONN_CLOSING) {
-		uint32_t ev = (c->b->stopping ? 0 : EPOLLIN) | (want ? EPOLLOUT : 0);
-		if (loop_mod(c->b->loop, &c->watch, ev) == 0)
-			c->want_write = want;
+	if (want && !c->stall_since) {
+		c->stall_since = loop_now(c->b->loop);
+		conn_stall_link(c, 0);
 	}
+	if (want != c->want_write && c->state != CONN_CLOSING) {
+		c->want_write = want;
+		conn_watch(c);
+	}
+}
+
+/* Once a second (the keepalive tick): an idle connection gives back its
+ * buffers. */
+void conn_trim(struct conn *c)
+{
+	if (c->out.len == 0)
+		outq_trim(&c->out);
+	if (buf_len(&c->in) == 0)
+		buf_shrink(&c->in, 0);
 }
 
 void conn_frame(struct conn *c, const uint8_t *body, size_t len)

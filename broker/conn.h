@@ -18,6 +18,7 @@
 #include "buf.h"
 #include "frame.h"
 #include "loop.h"
+#include "outq.h"
 #include "router.h"
 
 struct broker;
@@ -38,7 +39,8 @@ struct conn {
 	int fd;
 	uint64_t id;
 	enum conn_state state;
-	struct buf in, out;
+	struct buf in;   /* bytes read, frames not handled yet */
+	struct outq out; /* frames to write, with their length prefixes */
 
 	/* who it is, for logs: "client 7 (name pid 123 uid 1000)" */
 	pid_t pid;
@@ -60,11 +62,23 @@ struct conn {
 	uint64_t dropped;      /* messages dropped for this client, in total */
 	uint64_t episode_drop; /* dropped in the current episode */
 	int slow;              /* in an episode (output full) */
+	int slow_logged;       /* this episode's start was logged */
+	uint64_t slow_log_at;  /* loop time of the last episode logged */
+	uint64_t quiet_episodes, quiet_dropped; /* since then, not logged */
+	uint64_t flush_turn;   /* broker turn in which its socket was full */
+	uint64_t stall_since;  /* loop time its socket was found full, with
+				* output left and none written since; 0 */
+	int stall_linked;      /* on broker.stalled */
+	struct conn *stall_next, *stall_prev;
 
 	uint64_t msgs_in, msgs_out;
 
-	size_t out_next;    /* from out's read position to the next frame start */
 	uint64_t closed_at; /* loop time of conn_close() */
+	int shut;           /* closing: the write side is shut down */
+	uint64_t shut_at;   /* loop time of that */
+	int eof;            /* closing: the peer closed its side */
+	int in_paused;      /* not reading: max-memory reached (broker.paused) */
+	struct conn *paused_next;
 
 	int dirty;          /* on the broker's list of connections to flush */
 	int want_write;     /* watching for writability */
@@ -93,10 +107,14 @@ void conn_frame(struct conn *c, const uint8_t *body, size_t len);
 void conn_error(struct conn *c, uint64_t id, int code, int fatal, const char *fmt, ...)
 	__attribute__((format(printf, 5, 6)));
 
-/* Close: stop reading and delivering; the broker writes what is queued
- * (an ERR saying why) for at most CONN_LINGER_MS, then frees the
- * connection in its before-sleep step.  why is logged. */
+/* Close: stop handling input and delivering.  The broker writes what is
+ * queued (the ERR saying why) for at most CONN_LINGER_MS, shuts the write
+ * side down, and reads and discards what the peer still sends for at most
+ * CONN_DRAIN_MS more (closing a socket with unread input would reset it and
+ * lose the ERR), then frees the connection in its before-sleep step.  why
+ * is logged. */
 #define CONN_LINGER_MS 1000
+#define CONN_DRAIN_MS 1000
 /* A connection must send HELLO this soon after it is accepted (or within
  * ping-interval, when that is shorter). */
 #define CONN_HELLO_MS 10000
@@ -106,20 +124,34 @@ void conn_close(struct conn *c, const char *why);
  * exceed max-pending by a little).  0 or a negative code. */
 int conn_send(struct conn *c, const struct frame *f);
 
+/* Queue the WELCOME for the HELLO `id`.  0 or a negative code. */
+int conn_send_welcome(struct conn *c, uint64_t id, const Ipcbus__Welcome *w);
+
 /* Deliver one MSG: the shared body (frame_msg_encode) with this
- * subscription's sid in front.  Applies the slow-consumer bound. */
+ * subscription's sid in front.  Applies the slow-consumer bound (after one
+ * early attempt per turn to write what is queued, so that a reader that
+ * keeps up is not judged by one read batch) and max-memory (the biggest
+ * backlog pays first). */
 void conn_deliver(struct conn *c, uint64_t sid, const uint8_t *body, size_t len);
 
 /* Write queued output now (the before-sleep step and EPOLLOUT call it). */
 void conn_flush(struct conn *c);
 
-/* Called by transports after they consumed output bytes. */
+/* Called by transports after they wrote n bytes of c->out. */
 void conn_sent(struct conn *c, size_t n);
 
-/* Drop the queued output that has not started going out (a frame already
- * partly written is kept whole), e.g. to tell a slow consumer why it is
- * disconnected without making it read megabytes first. */
-void conn_drop_queued(struct conn *c);
+/* Make room for n more input bytes in c->in (a frame's length is known and
+ * checked, or a read chunk).  Growing past CONN_IN_FREE counts against
+ * max-memory: when it cannot be had, reading c pauses until memory is free
+ * again.  0, -ENOBUFS (paused: stop reading), -ENOMEM. */
+#define CONN_IN_FREE (64 << 10)
+int conn_in_reserve(struct conn *c, size_t n);
+
+/* Watch for what c needs now (input, output), after a state change. */
+void conn_watch(struct conn *c);
+
+/* Give back the buffers of an idle connection (the keepalive tick). */
+void conn_trim(struct conn *c);
 
 /* The frame limit of this connection: max-payload + max-header-bytes + 1 KiB. */
 size_t conn_frame_max(const struct conn *c);

@@ -88,13 +88,10 @@ static void handle_hello(struct conn *c, const struct frame *f)
 	w.ping_interval_ms = (uint32_t)b->cfg.ping_interval;
 	w.has_client_id = 1;
 	w.client_id = c->id;
-	size_t before = buf_len(&c->out);
-	if (frame_append_welcome(&c->out, f->id, &w) < 0) {
+	if (conn_send_welcome(c, f->id, &w) < 0) {
 		conn_close(c, "out of memory");
 		return;
 	}
-	b->pending += buf_len(&c->out) - before;
-	broker_mark_dirty(b, c);
 	c->state = CONN_OPEN;
 	log_debug(&b->log, "%s connected", c->desc);
 }

@@ -5,6 +5,7 @@ broker_libipcbusd_la_SOURCES = \
 	broker/broker.c broker/broker.h \
 	broker/conf.c broker/conf.h \
 	broker/conn.c broker/conn.h \
+	broker/outq.c broker/outq.h \
 	broker/handle.c \
 	broker/log.c broker/log.h \
 	broker/loop.c broker/loop.h \

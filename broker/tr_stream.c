@@ -47,10 +47,15 @@ static int stream_frames(struct conn *c)
 		}
 		if (n == 0) {
 			/* make room for the whole frame now that its length is
-			 * known and checked */
-			if (need && buf_reserve(&c->in, need - buf_len(&c->in)) < 0) {
-				conn_close(c, "out of memory for input");
-				return -1;
+			 * known and checked (max-memory may pause reading) */
+			if (need) {
+				int rc = conn_in_reserve(c, need - buf_len(&c->in));
+				if (rc == -ENOBUFS)
+					return -1;
+				if (rc < 0) {
+					conn_close(c, "out of memory for input");
+					return -1;
+				}
 			}
 			return 0;
 		}
@@ -60,15 +65,43 @@ static int stream_frames(struct conn *c)
 	return 0;
 }
 
+/* A closing connection: read and throw away what the peer still sends,
+ * within the same budget, until its EOF (see broker_reap). */
+static void stream_discard(struct conn *c)
+{
+	uint8_t sink[16 << 10];
+	size_t total = 0;
+
+	while (total < STREAM_READ_BUDGET) {
+		ssize_t n = read(c->fd, sink, sizeof sink);
+		if (n < 0 && errno == EINTR)
+			continue;
+		if (n < 0 && errno == EAGAIN)
+			return;
+		if (n <= 0) {
+			c->eof = 1;
+			return;
+		}
+		total += (size_t)n;
+	}
+}
+
 static void stream_read_ready(struct conn *c)
 {
 	size_t total = 0;
 
-	while (c->state != CONN_CLOSING && total < STREAM_READ_BUDGET) {
-		if (buf_room(&c->in) < 4096 && buf_reserve(&c->in, STREAM_READ_CHUNK) < 0) {
-			/* the buffer is at its bound: only a frame in progress
-			 * can be there, and it fits by construction */
-			if (buf_room(&c->in) == 0) {
+	if (c->state == CONN_CLOSING) {
+		stream_discard(c);
+		return;
+	}
+	while (c->state != CONN_CLOSING && !c->in_paused && total < STREAM_READ_BUDGET) {
+		if (buf_room(&c->in) < 4096) {
+			int rc = conn_in_reserve(c, STREAM_READ_CHUNK);
+			if (rc == -ENOBUFS)
+				break; /* paused until memory is free */
+			/* at its bound the buffer holds one frame in
+			 * progress, which fits by construction */
+			if (rc < 0 && buf_room(&c->in) == 0) {
 				conn_close(c, "input buffer full");
 				return;
 			}
@@ -92,14 +125,21 @@ static void stream_read_ready(struct conn *c)
 		if ((size_t)n < STREAM_READ_CHUNK / 2)
 			break; /* drained, most likely: epoll says when there is more */
 	}
+	/* nothing half-read: hold no memory between reads (counted in
+	 * max-memory; malloc per read, not per frame) */
 	if (buf_len(&c->in) == 0)
-		buf_shrink(&c->in, 1 << 20);
+		buf_shrink(&c->in, 0);
 }
 
+/* Write the queued chunks, several per system call. */
 static int stream_flush(struct conn *c)
 {
-	while (buf_len(&c->out) > 0) {
-		ssize_t n = send(c->fd, buf_rptr(&c->out), buf_len(&c->out), MSG_NOSIGNAL);
+	struct iovec iov[64];
+
+	while (c->out.len > 0) {
+		int k = outq_iov(&c->out, iov, 64);
+		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)k};
+		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
 		if (n < 0) {
 			if (errno == EINTR)
 				continue;
@@ -112,6 +152,11 @@ static int stream_flush(struct conn *c)
 	return 0;
 }
 
+static void stream_shutdown(struct conn *c)
+{
+	shutdown(c->fd, SHUT_WR);
+}
+
 static void stream_close(struct conn *c)
 {
 	close(c->fd);
@@ -121,6 +166,7 @@ static void stream_close(struct conn *c)
 const struct conn_ops stream_conn_ops = {
 	.read_ready = stream_read_ready,
 	.flush = stream_flush,
+	.shutdown = stream_shutdown,
 	.close = stream_close,
 };
 

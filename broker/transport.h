@@ -32,12 +32,18 @@ struct conn_ops {
 	/* The connection's descriptor is readable: read at most the broker's
 	 * per-turn budget and call conn_frame() for each complete frame (it
 	 * stops early once the connection is closing).  On EOF or a read
-	 * error, call conn_close(). */
+	 * error, call conn_close().  Once the connection is closing, read and
+	 * discard (within the same budget) and set c->eof at EOF or error. */
 	void (*read_ready)(struct conn *c);
-	/* Write queued output (c->out).  Returns 0 when all was written, 1
-	 * when some is left (the caller watches for writability), or -errno
-	 * (the caller closes the connection). */
+	/* Write queued output (c->out), calling conn_sent() for what went
+	 * out.  Returns 0 when all was written, 1 when some is left (the
+	 * caller watches for writability), or -errno (the caller closes the
+	 * connection). */
 	int (*flush)(struct conn *c);
+	/* Closing, with everything written: end the output (a stream's
+	 * write side is shut down so the peer reads EOF after the ERR).
+	 * NULL when the medium has no such thing. */
+	void (*shutdown)(struct conn *c);
 	/* Release the transport's resources (close the descriptor). */
 	void (*close)(struct conn *c);
 };

@@ -14,12 +14,25 @@ void buf_init(struct buf *b, size_t max)
 	b->data = NULL;
 	b->rpos = b->wpos = b->cap = 0;
 	b->max = max;
+	b->acct = NULL;
+}
+
+/* The allocation changes from cap to `to` bytes. */
+static void buf_account(struct buf *b, size_t to)
+{
+	if (b->acct) {
+		*b->acct -= b->cap;
+		*b->acct += to;
+	}
+	b->cap = to;
 }
 
 void buf_fini(struct buf *b)
 {
 	free(b->data);
-	buf_init(b, b->max);
+	buf_account(b, 0);
+	b->data = NULL;
+	b->rpos = b->wpos = 0;
 }
 
 int buf_reserve(struct buf *b, size_t n)
@@ -30,8 +43,10 @@ int buf_reserve(struct buf *b, size_t n)
 		return -ENOBUFS;
 	if (b->cap - b->wpos >= n)
 		return 0;
-	/* compact first: enough room once the consumed bytes are gone? */
-	if (b->rpos > 0 && b->cap - len >= n) {
+	/* compact first when that is cheap: the bytes moved are at most the
+	 * bytes consumed since the last move, so moving is O(1) amortized per
+	 * byte read; else grow */
+	if (b->rpos >= len && b->cap - len >= n) {
 		memmove(b->data, b->data + b->rpos, len);
 		b->rpos = 0;
 		b->wpos = len;
@@ -40,9 +55,20 @@ int buf_reserve(struct buf *b, size_t n)
 	size_t want = b->cap ? b->cap : 4096;
 	while (want - len < n)
 		want = want > SIZE_MAX / 2 ? SIZE_MAX : want * 2;
-	/* never allocate much more than the bound allows */
-	if (want > b->max + 4096 && len + n <= b->max + 4096)
-		want = len + n < 4096 ? 4096 : len + n;
+	/* never allocate much more than the bound allows; len + n <= max, so
+	 * a buffer of max bytes always holds it (growing to exactly len + n
+	 * would copy the whole buffer again at every reservation) */
+	if (want > b->max && b->max >= 4096)
+		want = b->max;
+	else if (want > b->max)
+		want = 4096;
+	if (b->rpos > 0 && b->cap - len >= n && want <= b->cap) {
+		/* at the bound: moving is the only way */
+		memmove(b->data, b->data + b->rpos, len);
+		b->rpos = 0;
+		b->wpos = len;
+		return 0;
+	}
 	uint8_t *p = malloc(want);
 	if (!p)
 		return -ENOMEM;
@@ -50,7 +76,7 @@ int buf_reserve(struct buf *b, size_t n)
 		memcpy(p, b->data + b->rpos, len);
 	free(b->data);
 	b->data = p;
-	b->cap = want;
+	buf_account(b, want);
 	b->rpos = 0;
 	b->wpos = len;
 	return 0;
@@ -79,6 +105,7 @@ void buf_shrink(struct buf *b, size_t keep)
 	if (buf_len(b) == 0 && b->cap > keep) {
 		free(b->data);
 		b->data = NULL;
-		b->cap = b->rpos = b->wpos = 0;
+		buf_account(b, 0);
+		b->rpos = b->wpos = 0;
 	}
 }

@@ -18,16 +18,21 @@ struct buf {
 	size_t wpos; /* first free byte */
 	size_t cap;  /* allocated size */
 	size_t max;  /* never hold more than this many unread bytes */
+	size_t *acct; /* NULL, or a counter that follows cap (set by the owner) */
 };
 
-/* Empty buffer holding at most max unread bytes.  Allocates nothing. */
+/* Empty buffer holding at most max unread bytes.  Allocates nothing; acct
+ * is NULL (an owner that counts memory sets it after buf_init). */
 void buf_init(struct buf *b, size_t max);
 
-/* Free the memory; the buffer is empty and usable again (same max). */
+/* Free the memory; the buffer is empty and usable again (same max and
+ * acct). */
 void buf_fini(struct buf *b);
 
 /* Make room for n more bytes at buf_wptr().  0, -ENOBUFS when the unread
- * bytes plus n would exceed max (nothing changes), -ENOMEM. */
+ * bytes plus n would exceed max (nothing changes), -ENOMEM.  Growth is
+ * geometric up to max, so reserving a little at a time costs O(1)
+ * amortized however full the buffer is. */
 int buf_reserve(struct buf *b, size_t n);
 
 /* Append n bytes (reserve + copy).  0, -ENOBUFS, -ENOMEM. */

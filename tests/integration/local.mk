@@ -43,3 +43,8 @@ tests_integration_test_reqrep_LDADD = $(INTEG_LIB_LDADD)
 tests_integration_test_cli_SOURCES = tests/integration/test_cli.c
 tests_integration_test_cli_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_cli_LDADD = $(INTEG_LDADD)
+
+INTEG_BROKER_TESTS += tests/integration/test_flood
+tests_integration_test_flood_SOURCES = tests/integration/test_flood.c
+tests_integration_test_flood_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_flood_LDADD = $(INTEG_LDADD)

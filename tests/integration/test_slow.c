@@ -26,7 +26,10 @@
 
 #define MSG_SIZE (16 << 10)
 #define WINDOW (256 << 10)  /* bytes in flight to the fast subscriber */
-#define RSS_BOUND_KIB (64 << 10)
+/* Every flood is 64 MiB (or 32 MiB beside a 1 MiB max-memory) against a
+ * max-pending of 1 MiB: a broker without a bound would grow by the whole
+ * flood, a bounded one by its max-pending and its buffers. */
+#define RSS_BOUND_KIB (16 << 10)
 
 struct flood {
 	struct harness_broker *b;
@@ -200,7 +203,7 @@ static void test_slow_disconnect(void)
 	struct harness_broker *b = harness_broker_up("max-pending 1M\nslow-consumer disconnect\n");
 	if (!b)
 		return;
-	struct flood fl = {.b = b, .count = (32u << 20) / MSG_SIZE};
+	struct flood fl = {.b = b, .count = (64u << 20) / MSG_SIZE};
 	struct harness_raw *slow = flood_slow(&fl);
 	if (!slow)
 		return;

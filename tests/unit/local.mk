@@ -50,3 +50,8 @@ tests_unit_test_conf_LDADD = broker/libipcbusd.la $(UNIT_LDADD)
 tests_unit_test_client_idmap_SOURCES = tests/unit/test_client_idmap.c client/idmap.c
 tests_unit_test_client_idmap_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_client_idmap_LDADD = $(UNIT_LDADD)
+
+UNIT_TESTS += tests/unit/test_outq
+tests_unit_test_outq_SOURCES = tests/unit/test_outq.c
+tests_unit_test_outq_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_outq_LDADD = broker/libipcbusd.la $(UNIT_LDADD)

@@ -190,6 +190,35 @@ static void test_shrink(void)
 	buf_fini(&b);
 }
 
+/* Near its maximum the buffer grows to the maximum at once: growing to
+ * exactly what is asked copied the whole buffer again at every append
+ * (a PING flood made that seconds of CPU). */
+static void test_growth_at_bound(void)
+{
+	struct buf b;
+	static uint8_t chunk[70000];
+	size_t acct = 0;
+
+	buf_init(&b, 100000);
+	b.acct = &acct;
+	CU_ASSERT_EQUAL_FATAL(buf_append(&b, chunk, sizeof chunk), 0);
+	CU_ASSERT_EQUAL(acct, b.cap);
+	size_t cap = b.cap;
+	uint8_t *data = b.data;
+	int moved = 0;
+	for (int i = 0; i < 1000; i++) {
+		CU_ASSERT_EQUAL_FATAL(buf_append(&b, "x", 1), 0);
+		if (b.data != data || b.cap != cap)
+			moved++;
+		data = b.data;
+		cap = b.cap;
+	}
+	CU_ASSERT(moved <= 1);
+	CU_ASSERT_EQUAL(b.cap, 100000);
+	buf_fini(&b);
+	CU_ASSERT_EQUAL(acct, 0);
+}
+
 int main(void)
 {
 	static const struct unit_case cases[] = {
@@ -200,6 +229,7 @@ int main(void)
 		{"consume and compaction", test_consume_compact},
 		{"growth with unread bytes", test_grow_with_unread},
 		{"shrink", test_shrink},
+		{"growth at the bound", test_growth_at_bound},
 	};
 	return unit_run("buf", cases, UNIT_NELEM(cases));
 }
