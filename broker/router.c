@@ -344,6 +344,7 @@ static int router_queue_add(struct router *r, struct router_node *n, struct sub 
 		}
 		return -ENOMEM;
 	}
+	s->qidx = qn->n;
 	qn->m[qn->n++] = s;
 	return 0;
 }
@@ -352,17 +353,19 @@ static void router_queue_remove(struct router *r, struct router_node *n, struct 
 {
 	for (size_t i = 0; i < n->nq; i++) {
 		struct router_qnode *qn = &n->q[i];
-		for (size_t j = 0; j < qn->n; j++) {
-			if (qn->m[j] != s)
-				continue;
-			memmove(qn->m + j, qn->m + j + 1, (qn->n - j - 1) * sizeof *qn->m);
-			if (--qn->n == 0) {
-				router_group_put(r, qn->g);
-				free(qn->m);
-				n->q[i] = n->q[--n->nq];
-			}
-			return;
+		size_t j = s->qidx;
+		if (j >= qn->n || qn->m[j] != s)
+			continue;
+		/* O(1) whatever the group's size: the last member takes the
+		 * place (the rotation goes by count, not by position) */
+		qn->m[j] = qn->m[--qn->n];
+		qn->m[j]->qidx = j;
+		if (qn->n == 0) {
+			router_group_put(r, qn->g);
+			free(qn->m);
+			n->q[i] = n->q[--n->nq];
 		}
+		return;
 	}
 	assert(!"router_remove: subscription not in its node");
 }

@@ -27,6 +27,7 @@ struct sub {
 	/* router-private */
 	struct router_node *node;
 	struct sub *next, *prev; /* in the node's list */
+	size_t qidx;             /* in its queue group's member array */
 };
 
 /* New empty router; NULL when out of memory. */
