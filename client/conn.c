@@ -9,7 +9,17 @@
  * schedules a new attempt after a jittered exponential backoff (each delay
  * drawn from 50-100% of the current step, min doubling to max), so that
  * clients of a restarted broker do not all come back at the same moment.
- * A fatal ERR, or opts.no_reconnect, closes the connection for good.
+ * A fatal ERR, or opts.no_reconnect, closes the connection for good:
+ * the ERR's `fatal` flag alone decides (an older broker sets `closing` on
+ * a fatal ERR too, a newer one does not; `closing` without `fatal` means
+ * the broker closes and reconnecting is allowed).
+ *
+ * The broker's reason comes first: when a write fails because the broker
+ * closed (EPIPE, ECONNRESET), what it sent before closing -- an ERR saying
+ * it is full, or that we were idle or too slow -- is read before the write
+ * error is reported, so the program sees the broker's code and text rather
+ * than "Broken pipe".  A failed ipcbus_connect() hands its text to
+ * on_event (IPCBUS_EV_CONNECT_FAILED), there being no connection to ask.
  *
  * Transports: one function per URL scheme returns a connected (or
  * connecting) non-blocking socket; everything after that is shared.
@@ -396,9 +406,13 @@ static void conn_on_err(struct ipcbus *c, const struct frame *f)
 		return;
 	}
 	int code = (int)e->code;
-	/* the flags say it; the code ranges of the schema are the fallback */
+	/* The flags say it; the code ranges of the schema are the fallback
+	 * for a broker that sends no flags.  `fatal` alone decides whether we
+	 * may reconnect: an older broker sets closing on a fatal ERR as well,
+	 * a newer one only fatal, and a closing ERR without fatal (full,
+	 * idle, slow consumer) allows a reconnect whatever its code. */
 	int fatal = e->has_fatal ? e->fatal : code >= 1 && code <= 5;
-	int closing = fatal || (e->has_closing ? e->closing : code >= 6 && code <= 8);
+	int closing = e->has_closing ? e->closing : code >= 6 && code <= 8;
 	int err = conn_map_err(code);
 	if (code == IPCBUS__ERR_CODE__E_NO_RESPONDERS) {
 		/* the answer to a request, not an error of the connection */
@@ -413,7 +427,7 @@ static void conn_on_err(struct ipcbus *c, const struct frame *f)
 		snprintf(c->last_error, sizeof c->last_error, "%s", ipcbus_strerror(err));
 	protobuf_c_message_free_unpacked(&e->base, NULL);
 
-	if (closing) {
+	if (fatal || closing) {
 		conn_drop(c, err, c->last_error, fatal);
 		return;
 	}
@@ -586,6 +600,26 @@ static void conn_read(struct ipcbus *c)
 
 /* --- driving --- */
 
+/* A write failed (pending_err): drop the connection.  When the broker
+ * closed it (EPIPE, ECONNRESET), it usually said why first -- a full broker
+ * refuses a new connection with ERR E_MAX_CONNECTIONS before it even reads
+ * the HELLO, a slow or idle client gets its ERR before the close -- so read
+ * what is left in the socket first: an ERR there drops the connection with
+ * the broker's code and text.  The peer is gone, so this ends (EOF). */
+static void conn_write_failed(struct ipcbus *c)
+{
+	int err = c->pending_err;
+
+	if ((err == -EPIPE || err == -ECONNRESET) &&
+	    (c->state == CONN_HELLO || c->state == CONN_READY)) {
+		do
+			conn_read(c);
+		while (c->pending_err && c->sock >= 0 && c->in_more);
+	}
+	if (c->pending_err) /* conn_drop() clears it */
+		conn_drop(c, c->pending_err, NULL, 0);
+}
+
 /* The work of a dispatch; may_read 0 skips the read when nothing says the
  * socket has data (saves a recv() that would say EAGAIN). */
 static int conn_work(struct ipcbus *c, int may_read)
@@ -595,7 +629,7 @@ static int conn_work(struct ipcbus *c, int may_read)
 	if (c->state == CONN_CLOSED)
 		return c->closed_err;
 	if (c->pending_err)
-		conn_drop(c, c->pending_err, NULL, 0);
+		conn_write_failed(c);
 	if (c->state == CONN_WAIT && conn_now() >= c->reconnect_at) {
 		if (conn_open(c) < 0)
 			conn_schedule(c);
@@ -612,7 +646,7 @@ static int conn_work(struct ipcbus *c, int may_read)
 	if (buf_len(&c->out))
 		conn_write(c);
 	if (c->pending_err)
-		conn_drop(c, c->pending_err, NULL, 0);
+		conn_write_failed(c);
 	if (c->state == CONN_CLOSED && c->delivered == before)
 		return c->closed_err;
 	uint64_t n = c->delivered - before;
@@ -727,8 +761,11 @@ int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
 		rc = snprintf(c->url, sizeof c->url, "%s", url) >= (int)sizeof c->url ? IPCBUS_EURL : 0;
 	else
 		rc = url_default_client(c->url, sizeof c->url);
+	err[0] = 0;
 	if (rc < 0 || url_parse(c->url, &c->u, err, sizeof err) < 0) {
 		rc = IPCBUS_EURL;
+		if (err[0])
+			conn_set_text(c, err, strlen(err));
 		goto fail;
 	}
 	const char *token = c->opts.token ? c->opts.token : getenv("IPCBUS_TOKEN");
@@ -759,6 +796,9 @@ int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
 	*out = c;
 	return 0;
 fail:
+	/* the broker's text, or ours: the program has no connection to ask */
+	conn_event(c, IPCBUS_EV_CONNECT_FAILED, rc, c->last_error[0] ? c->last_error
+								    : ipcbus_strerror(rc));
 	conn_free(c);
 	return rc;
 }
