@@ -21,6 +21,10 @@
  * than "Broken pipe".  A failed ipcbus_connect() hands its text to
  * on_event (IPCBUS_EV_CONNECT_FAILED), there being no connection to ask.
  *
+ * A default address (no URL from the caller) is checked before every
+ * connect by defpath_check(): the socket and its folder must be the user's
+ * (the system broker's: root's), else IPCBUS_EUNSAFE.
+ *
  * Transports: one function per URL scheme returns a connected (or
  * connecting) non-blocking socket; everything after that is shared.
  *
@@ -59,6 +63,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "defpath.h"
 
 #define CONN_READ_CHUNK (256 * 1024)
 #define CONN_READ_ROUNDS 4             /* reads per dispatch, then yield */
@@ -291,6 +296,15 @@ static int conn_open(struct ipcbus *c)
 		snprintf(c->last_error, sizeof c->last_error,
 			 "%s:// URLs are not supported by this client yet", url_scheme(c->u.kind));
 		return IPCBUS_EURL;
+	}
+	/* at every attempt: what was safe at the first may not be at the next */
+	if (c->defpath && c->u.kind == URL_UNIX) {
+		char why[sizeof c->last_error];
+		rc = defpath_check(c->u.path, geteuid(), c->defpath == 2, why, sizeof why);
+		if (rc < 0) {
+			conn_set_text(c, why, strlen(why));
+			return rc;
+		}
 	}
 	rc = t->open(&c->u, &fd);
 	if (rc < 0)
@@ -757,16 +771,28 @@ int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
 	conn_random(&c->rng, sizeof c->rng);
 	c->rng |= 1; /* xorshift must not start at 0 */
 
-	if (url)
+	const char *env = getenv("IPCBUS_URL");
+	if (url) {
 		rc = snprintf(c->url, sizeof c->url, "%s", url) >= (int)sizeof c->url ? IPCBUS_EURL : 0;
-	else
+	} else {
+		/* the same test as url_default_client(): an empty $IPCBUS_URL
+		 * is none */
+		c->defpath = env && *env ? 0 : 1;
 		rc = url_default_client(c->url, sizeof c->url);
+	}
 	err[0] = 0;
 	if (rc < 0 || url_parse(c->url, &c->u, err, sizeof err) < 0) {
 		rc = IPCBUS_EURL;
 		if (err[0])
 			conn_set_text(c, err, strlen(err));
 		goto fail;
+	}
+	if (c->defpath) {
+		/* the user's own path, or the system broker's (root's) */
+		char mine[sizeof c->url];
+		if (geteuid() == 0 || url_default_listen(mine, sizeof mine) < 0 ||
+		    strcmp(mine + strlen("unix://"), c->u.path) != 0)
+			c->defpath = 2;
 	}
 	const char *token = c->opts.token ? c->opts.token : getenv("IPCBUS_TOKEN");
 	if (!token && c->u.has_token)

@@ -66,6 +66,8 @@ enum {
 	IPCBUS_ENOSUB = -1013,        /* no such subscription */
 	IPCBUS_EPERM = -1014,         /* denied (ACL, reserved channel, bad token) */
 	IPCBUS_EAGAIN = -1015,        /* nothing there yet (ipcbus_next with timeout 0) */
+	IPCBUS_EUNSAFE = -1016,       /* a default socket (or its folder) that another user
+				       * owns or may write to: ipcbus_connect refused it */
 };
 
 /* Name of any code returned by this library (never NULL). */
@@ -137,7 +139,15 @@ typedef struct ipcbus_opts {
  * Returns 0 and *out, or a negative code (nothing to free); just before a
  * failure returns, opts->on_event gets IPCBUS_EV_CONNECT_FAILED with the
  * code and a text (the broker's own, e.g. "the broker is full
- * (max-connections 10)", or what went wrong). */
+ * (max-connections 10)", or what went wrong).
+ *
+ * A default address (url NULL and no $IPCBUS_URL) is a name that another
+ * local user may have made first, so before each connect to it the library
+ * checks that the socket and its folder belong to the user (the system
+ * broker's: to root, or the user), that neither is a symbolic link, and that
+ * the folder (and its parent, unless sticky) is not writable by group or
+ * others; else IPCBUS_EUNSAFE, the text naming the path and the reason.  An
+ * explicit url or $IPCBUS_URL is the caller's choice and is not checked. */
 IPCBUS_API int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts);
 
 /* Write what is buffered (best effort, without waiting), then close and

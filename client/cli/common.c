@@ -90,7 +90,8 @@ int cli_parse_long(const char *s, long min, long max, long *out)
 }
 
 /* The address ipcbus_connect() uses for url NULL, for error messages only:
- * the library owns the real rule (DESIGN.md, Default address). */
+ * the library owns the real rule (DESIGN.md, Default address; proto/url.c),
+ * and its own texts name the path whenever it matters. */
 static void common_default_url(char *out, size_t n)
 {
 	const char *env = getenv("IPCBUS_URL");
@@ -102,18 +103,18 @@ static void common_default_url(char *out, size_t n)
 		snprintf(out, n, "%s", env);
 		return;
 	}
-	if (xdg && *xdg)
+	if (xdg && xdg[0] == '/')
 		snprintf(path, sizeof(path), "%s/ipcbus/ipcbus.sock", xdg);
 	else
-		snprintf(path, sizeof(path), "/tmp/ipcbus-%u/ipcbus.sock", (unsigned)getuid());
-	if (getuid() == 0 || stat(path, &st) != 0)
+		snprintf(path, sizeof(path), "/tmp/ipcbus-%u/ipcbus.sock", (unsigned)geteuid());
+	if (geteuid() == 0 || stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
 		snprintf(path, sizeof(path), "/run/ipcbus/ipcbus.sock");
 	snprintf(out, n, "unix://%s", path);
 }
 
 /* Why the last ipcbus_connect() failed, from IPCBUS_EV_CONNECT_FAILED: the
  * broker's own text ("the broker is full (max-connections 10)") or the
- * library's.  One connect at a time per
+ * library's (the unsafe default socket, named).  One connect at a time per
  * process (bench forks), so one buffer will do. */
 static char common_connect_why[512];
 
@@ -183,6 +184,13 @@ ipcbus *cli_connect(const char *sub, const char *url, const char *name)
 	case -EHOSTUNREACH:
 	case -ENETUNREACH:
 		cli_err(sub, "cannot connect to %s: %s (is ipcbusd running?)", shown, why);
+		break;
+	case IPCBUS_EUNSAFE:
+		/* another user may serve a broker there to read what we send */
+		cli_err(sub,
+			"refusing the default socket %s: %s; "
+			"give -u URL (or IPCBUS_URL) to choose a broker",
+			shown, why);
 		break;
 	default:
 		cli_err(sub, "cannot connect to %s: %s", shown, why);
