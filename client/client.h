@@ -8,6 +8,7 @@
  *   req.c    the reply inbox, the table and deadline heap of requests
  *   msg.c    message copies, headers, error names, the version
  *   idmap.c  a small hash table from 64-bit ids to pointers
+ *   defpath.c  whether a default socket path is the user's own
  *
  * A connection is used from one thread at a time.  Callbacks may call any
  * function of the library on their own connection except ipcbus_close():
@@ -63,6 +64,8 @@ struct msgblk {
 struct ipcbus {
 	char url[1024];
 	struct url u;
+	int defpath;      /* a default address, checked before each connect:
+			   * 0 no (the caller's URL), 1 the user's, 2 the system's */
 	ipcbus_opts opts; /* defaults applied; name and token point to copies */
 	char *name, *token;
 

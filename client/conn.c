@@ -9,7 +9,21 @@
  * schedules a new attempt after a jittered exponential backoff (each delay
  * drawn from 50-100% of the current step, min doubling to max), so that
  * clients of a restarted broker do not all come back at the same moment.
- * A fatal ERR, or opts.no_reconnect, closes the connection for good.
+ * A fatal ERR, or opts.no_reconnect, closes the connection for good:
+ * the ERR's `fatal` flag alone decides (an older broker sets `closing` on
+ * a fatal ERR too, a newer one does not; `closing` without `fatal` means
+ * the broker closes and reconnecting is allowed).
+ *
+ * The broker's reason comes first: when a write fails because the broker
+ * closed (EPIPE, ECONNRESET), what it sent before closing -- an ERR saying
+ * it is full, or that we were idle or too slow -- is read before the write
+ * error is reported, so the program sees the broker's code and text rather
+ * than "Broken pipe".  A failed ipcbus_connect() hands its text to
+ * on_event (IPCBUS_EV_CONNECT_FAILED), there being no connection to ask.
+ *
+ * A default address (no URL from the caller) is checked before every
+ * connect by defpath_check(): the socket and its folder must be the user's
+ * (the system broker's: root's), else IPCBUS_EUNSAFE.
  *
  * Transports: one function per URL scheme returns a connected (or
  * connecting) non-blocking socket; everything after that is shared.
@@ -49,6 +63,7 @@
 #include <unistd.h>
 
 #include "client.h"
+#include "defpath.h"
 
 #define CONN_READ_CHUNK (256 * 1024)
 #define CONN_READ_ROUNDS 4             /* reads per dispatch, then yield */
@@ -282,6 +297,15 @@ static int conn_open(struct ipcbus *c)
 			 "%s:// URLs are not supported by this client yet", url_scheme(c->u.kind));
 		return IPCBUS_EURL;
 	}
+	/* at every attempt: what was safe at the first may not be at the next */
+	if (c->defpath && c->u.kind == URL_UNIX) {
+		char why[sizeof c->last_error];
+		rc = defpath_check(c->u.path, geteuid(), c->defpath == 2, why, sizeof why);
+		if (rc < 0) {
+			conn_set_text(c, why, strlen(why));
+			return rc;
+		}
+	}
 	rc = t->open(&c->u, &fd);
 	if (rc < 0)
 		return rc;
@@ -396,9 +420,13 @@ static void conn_on_err(struct ipcbus *c, const struct frame *f)
 		return;
 	}
 	int code = (int)e->code;
-	/* the flags say it; the code ranges of the schema are the fallback */
+	/* The flags say it; the code ranges of the schema are the fallback
+	 * for a broker that sends no flags.  `fatal` alone decides whether we
+	 * may reconnect: an older broker sets closing on a fatal ERR as well,
+	 * a newer one only fatal, and a closing ERR without fatal (full,
+	 * idle, slow consumer) allows a reconnect whatever its code. */
 	int fatal = e->has_fatal ? e->fatal : code >= 1 && code <= 5;
-	int closing = fatal || (e->has_closing ? e->closing : code >= 6 && code <= 8);
+	int closing = e->has_closing ? e->closing : code >= 6 && code <= 8;
 	int err = conn_map_err(code);
 	if (code == IPCBUS__ERR_CODE__E_NO_RESPONDERS) {
 		/* the answer to a request, not an error of the connection */
@@ -413,7 +441,7 @@ static void conn_on_err(struct ipcbus *c, const struct frame *f)
 		snprintf(c->last_error, sizeof c->last_error, "%s", ipcbus_strerror(err));
 	protobuf_c_message_free_unpacked(&e->base, NULL);
 
-	if (closing) {
+	if (fatal || closing) {
 		conn_drop(c, err, c->last_error, fatal);
 		return;
 	}
@@ -586,6 +614,26 @@ static void conn_read(struct ipcbus *c)
 
 /* --- driving --- */
 
+/* A write failed (pending_err): drop the connection.  When the broker
+ * closed it (EPIPE, ECONNRESET), it usually said why first -- a full broker
+ * refuses a new connection with ERR E_MAX_CONNECTIONS before it even reads
+ * the HELLO, a slow or idle client gets its ERR before the close -- so read
+ * what is left in the socket first: an ERR there drops the connection with
+ * the broker's code and text.  The peer is gone, so this ends (EOF). */
+static void conn_write_failed(struct ipcbus *c)
+{
+	int err = c->pending_err;
+
+	if ((err == -EPIPE || err == -ECONNRESET) &&
+	    (c->state == CONN_HELLO || c->state == CONN_READY)) {
+		do
+			conn_read(c);
+		while (c->pending_err && c->sock >= 0 && c->in_more);
+	}
+	if (c->pending_err) /* conn_drop() clears it */
+		conn_drop(c, c->pending_err, NULL, 0);
+}
+
 /* The work of a dispatch; may_read 0 skips the read when nothing says the
  * socket has data (saves a recv() that would say EAGAIN). */
 static int conn_work(struct ipcbus *c, int may_read)
@@ -595,7 +643,7 @@ static int conn_work(struct ipcbus *c, int may_read)
 	if (c->state == CONN_CLOSED)
 		return c->closed_err;
 	if (c->pending_err)
-		conn_drop(c, c->pending_err, NULL, 0);
+		conn_write_failed(c);
 	if (c->state == CONN_WAIT && conn_now() >= c->reconnect_at) {
 		if (conn_open(c) < 0)
 			conn_schedule(c);
@@ -612,7 +660,7 @@ static int conn_work(struct ipcbus *c, int may_read)
 	if (buf_len(&c->out))
 		conn_write(c);
 	if (c->pending_err)
-		conn_drop(c, c->pending_err, NULL, 0);
+		conn_write_failed(c);
 	if (c->state == CONN_CLOSED && c->delivered == before)
 		return c->closed_err;
 	uint64_t n = c->delivered - before;
@@ -723,13 +771,28 @@ int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
 	conn_random(&c->rng, sizeof c->rng);
 	c->rng |= 1; /* xorshift must not start at 0 */
 
-	if (url)
+	const char *env = getenv("IPCBUS_URL");
+	if (url) {
 		rc = snprintf(c->url, sizeof c->url, "%s", url) >= (int)sizeof c->url ? IPCBUS_EURL : 0;
-	else
+	} else {
+		/* the same test as url_default_client(): an empty $IPCBUS_URL
+		 * is none */
+		c->defpath = env && *env ? 0 : 1;
 		rc = url_default_client(c->url, sizeof c->url);
+	}
+	err[0] = 0;
 	if (rc < 0 || url_parse(c->url, &c->u, err, sizeof err) < 0) {
 		rc = IPCBUS_EURL;
+		if (err[0])
+			conn_set_text(c, err, strlen(err));
 		goto fail;
+	}
+	if (c->defpath) {
+		/* the user's own path, or the system broker's (root's) */
+		char mine[sizeof c->url];
+		if (geteuid() == 0 || url_default_listen(mine, sizeof mine) < 0 ||
+		    strcmp(mine + strlen("unix://"), c->u.path) != 0)
+			c->defpath = 2;
 	}
 	const char *token = c->opts.token ? c->opts.token : getenv("IPCBUS_TOKEN");
 	if (!token && c->u.has_token)
@@ -759,6 +822,9 @@ int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
 	*out = c;
 	return 0;
 fail:
+	/* the broker's text, or ours: the program has no connection to ask */
+	conn_event(c, IPCBUS_EV_CONNECT_FAILED, rc, c->last_error[0] ? c->last_error
+								    : ipcbus_strerror(rc));
 	conn_free(c);
 	return rc;
 }

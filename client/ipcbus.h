@@ -54,7 +54,8 @@ enum {
 	IPCBUS_ENORESPONDERS = -1002, /* a request nobody is subscribed to */
 	IPCBUS_EDISCONNECTED = -1003, /* the connection to the broker is down */
 	IPCBUS_EPROTO = -1004,        /* the peer sent bytes that do not decode */
-	IPCBUS_ESERVER = -1005,       /* the broker refused: ipcbus_last_error() says why */
+	IPCBUS_ESERVER = -1005,       /* the broker refused: ipcbus_last_error() says why
+				       * (for ipcbus_connect: IPCBUS_EV_CONNECT_FAILED) */
 	IPCBUS_ECLOSED = -1006,       /* closed for good (fatal ERR, or ipcbus_close) */
 	IPCBUS_EBUFFER = -1007,       /* disconnected and the outgoing buffer is full */
 	IPCBUS_ETOOBIG = -1008,       /* payload or headers over the broker's limit */
@@ -65,6 +66,8 @@ enum {
 	IPCBUS_ENOSUB = -1013,        /* no such subscription */
 	IPCBUS_EPERM = -1014,         /* denied (ACL, reserved channel, bad token) */
 	IPCBUS_EAGAIN = -1015,        /* nothing there yet (ipcbus_next with timeout 0) */
+	IPCBUS_EUNSAFE = -1016,       /* a default socket (or its folder) that another user
+				       * owns or may write to: ipcbus_connect refused it */
 };
 
 /* Name of any code returned by this library (never NULL). */
@@ -98,10 +101,13 @@ typedef struct ipcbus_msg {
 
 /* Events reported through ipcbus_opts.on_event. */
 enum {
-	IPCBUS_EV_DISCONNECTED = 1, /* err says why; reconnecting (unless fatal) */
+	IPCBUS_EV_DISCONNECTED = 1, /* err, text say why; reconnecting unless the
+				     * broker's ERR was fatal (its `fatal` flag) */
 	IPCBUS_EV_RECONNECTED = 2,  /* subscriptions were restored */
 	IPCBUS_EV_ERROR = 3,        /* the broker refused a frame: err, text */
 	IPCBUS_EV_CLOSED = 4,       /* closed for good: err, text */
+	IPCBUS_EV_CONNECT_FAILED = 5, /* ipcbus_connect() fails with err; text says why
+				       * (the broker's reason, or what the library found) */
 };
 
 typedef void (*ipcbus_event_cb)(void *arg, int event, int err, const char *text);
@@ -130,7 +136,18 @@ typedef struct ipcbus_opts {
 /* Connect to url; NULL means $IPCBUS_URL, else the default address (the
  * user's socket when it exists, else the system broker's).  Blocks until the
  * broker welcomed the connection or opts->connect_timeout_ms ran out.
- * Returns 0 and *out, or a negative code (nothing to free). */
+ * Returns 0 and *out, or a negative code (nothing to free); just before a
+ * failure returns, opts->on_event gets IPCBUS_EV_CONNECT_FAILED with the
+ * code and a text (the broker's own, e.g. "the broker is full
+ * (max-connections 10)", or what went wrong).
+ *
+ * A default address (url NULL and no $IPCBUS_URL) is a name that another
+ * local user may have made first, so before each connect to it the library
+ * checks that the socket and its folder belong to the user (the system
+ * broker's: to root, or the user), that neither is a symbolic link, and that
+ * the folder (and its parent, unless sticky) is not writable by group or
+ * others; else IPCBUS_EUNSAFE, the text naming the path and the reason.  An
+ * explicit url or $IPCBUS_URL is the caller's choice and is not checked. */
 IPCBUS_API int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts);
 
 /* Write what is buffered (best effort, without waiting), then close and
@@ -140,7 +157,8 @@ IPCBUS_API void ipcbus_close(ipcbus *c);
 /* The URL the connection uses (resolved default included).  Borrowed. */
 IPCBUS_API const char *ipcbus_url(const ipcbus *c);
 
-/* The broker's text of the last error it reported, or "" */
+/* The broker's text of the last error it reported (or why the connection
+ * was lost), or "" */
 IPCBUS_API const char *ipcbus_last_error(const ipcbus *c);
 
 /* 1 while connected and welcomed, 0 otherwise. */

@@ -4,6 +4,7 @@ include_HEADERS += client/ipcbus.h
 client_libipcbus_la_SOURCES = \
 	client/client.h \
 	client/conn.c \
+	client/defpath.c client/defpath.h \
 	client/idmap.c client/idmap.h \
 	client/msg.c \
 	client/pub.c \

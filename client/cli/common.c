@@ -90,7 +90,8 @@ int cli_parse_long(const char *s, long min, long max, long *out)
 }
 
 /* The address ipcbus_connect() uses for url NULL, for error messages only:
- * the library owns the real rule (DESIGN.md, Default address). */
+ * the library owns the real rule (DESIGN.md, Default address; proto/url.c),
+ * and its own texts name the path whenever it matters. */
 static void common_default_url(char *out, size_t n)
 {
 	const char *env = getenv("IPCBUS_URL");
@@ -102,14 +103,20 @@ static void common_default_url(char *out, size_t n)
 		snprintf(out, n, "%s", env);
 		return;
 	}
-	if (xdg && *xdg)
+	if (xdg && xdg[0] == '/')
 		snprintf(path, sizeof(path), "%s/ipcbus/ipcbus.sock", xdg);
 	else
-		snprintf(path, sizeof(path), "/tmp/ipcbus-%u/ipcbus.sock", (unsigned)getuid());
-	if (getuid() == 0 || stat(path, &st) != 0)
+		snprintf(path, sizeof(path), "/tmp/ipcbus-%u/ipcbus.sock", (unsigned)geteuid());
+	if (geteuid() == 0 || stat(path, &st) != 0 || !S_ISSOCK(st.st_mode))
 		snprintf(path, sizeof(path), "/run/ipcbus/ipcbus.sock");
 	snprintf(out, n, "unix://%s", path);
 }
+
+/* Why the last ipcbus_connect() failed, from IPCBUS_EV_CONNECT_FAILED: the
+ * broker's own text ("the broker is full (max-connections 10)") or the
+ * library's (the unsafe default socket, named).  One connect at a time per
+ * process (bench forks), so one buffer will do. */
+static char common_connect_why[512];
 
 /* Notes on stderr while the library reconnects: stdout stays data only. */
 static void common_on_event(void *arg, int event, int err, const char *text)
@@ -124,6 +131,9 @@ static void common_on_event(void *arg, int event, int err, const char *text)
 	case IPCBUS_EV_RECONNECTED:
 		cli_err(sub, "reconnected");
 		break;
+	case IPCBUS_EV_CONNECT_FAILED:
+		snprintf(common_connect_why, sizeof(common_connect_why), "%s", why);
+		break;
 	default:
 		/* Refusals and the final close are reported by the command
 		 * from the return codes, with their context. */
@@ -136,11 +146,13 @@ ipcbus *cli_connect(const char *sub, const char *url, const char *name)
 	ipcbus_opts opts = IPCBUS_OPTS_INIT;
 	ipcbus *c = NULL;
 	char shown[4200];
+	const char *why;
 	int r;
 
 	opts.name = name ? name : sub;
 	opts.on_event = common_on_event;
 	opts.event_arg = (void *)sub;
+	common_connect_why[0] = '\0';
 	r = ipcbus_connect(&c, url, &opts);
 	if (r == 0)
 		return c;
@@ -148,6 +160,8 @@ ipcbus *cli_connect(const char *sub, const char *url, const char *name)
 		snprintf(shown, sizeof(shown), "%s", url);
 	else
 		common_default_url(shown, sizeof(shown));
+	/* the broker's reason (a full broker) rather than the code's name */
+	why = common_connect_why[0] ? common_connect_why : ipcbus_strerror(r);
 	switch (r) {
 	case IPCBUS_EURL: {
 		static const char *const later[] = {"tcp://", "udp://", "sysv://", "shm://"};
@@ -169,11 +183,17 @@ ipcbus *cli_connect(const char *sub, const char *url, const char *name)
 	case IPCBUS_EDISCONNECTED:
 	case -EHOSTUNREACH:
 	case -ENETUNREACH:
-		cli_err(sub, "cannot connect to %s: %s (is ipcbusd running?)", shown,
-			ipcbus_strerror(r));
+		cli_err(sub, "cannot connect to %s: %s (is ipcbusd running?)", shown, why);
+		break;
+	case IPCBUS_EUNSAFE:
+		/* another user may serve a broker there to read what we send */
+		cli_err(sub,
+			"refusing the default socket %s: %s; "
+			"give -u URL (or IPCBUS_URL) to choose a broker",
+			shown, why);
 		break;
 	default:
-		cli_err(sub, "cannot connect to %s: %s", shown, ipcbus_strerror(r));
+		cli_err(sub, "cannot connect to %s: %s", shown, why);
 		break;
 	}
 	return NULL;

@@ -137,7 +137,10 @@ int cmd_req(int argc, char **argv)
 		cli_err("req", "no responders on '%s'", channel);
 		break;
 	case IPCBUS_EDISCONNECTED:
-		cli_err("req", "disconnected from the broker");
+		/* the broker may have said why (idle, slow consumer) */
+		text = ipcbus_last_error(c);
+		cli_err("req", "disconnected from the broker%s%s%s", text && *text ? " (" : "",
+			text ? text : "", text && *text ? ")" : "");
 		break;
 	case IPCBUS_ECHANNEL:
 		cli_err("req", "invalid channel name '%s'", channel);

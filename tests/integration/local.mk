@@ -7,7 +7,8 @@ INTEG_BROKER_TESTS = \
 INTEG_CLIENT_TESTS = \
 	tests/integration/test_pubsub \
 	tests/integration/test_reqrep \
-	tests/integration/test_cli
+	tests/integration/test_cli \
+	tests/integration/test_defpath
 check_PROGRAMS += $(INTEG_BROKER_TESTS) $(INTEG_CLIENT_TESTS)
 TESTS += $(INTEG_BROKER_TESTS) $(INTEG_CLIENT_TESTS)
 noinst_HEADERS += tests/integration/harness.h
@@ -48,3 +49,9 @@ INTEG_BROKER_TESTS += tests/integration/test_flood
 tests_integration_test_flood_SOURCES = tests/integration/test_flood.c
 tests_integration_test_flood_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_flood_LDADD = $(INTEG_LDADD)
+
+# The default-socket check: client/defpath.c is compiled in (libipcbus
+# exports only ipcbus_*) so the check can be asked about any uid.
+tests_integration_test_defpath_SOURCES = tests/integration/test_defpath.c client/defpath.c
+tests_integration_test_defpath_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_defpath_LDADD = $(INTEG_LIB_LDADD)

@@ -8,7 +8,8 @@
  * `sub` with -c, -v and --json (UTF-8 and base64 payloads, the headers
  * object with an array for a repeated key, reply_to), `req` and its exit
  * codes, `reply` in echo mode, a `sub` that outlives a broker restart,
- * --help, bad usage (exit 2) and no broker at all.
+ * --help, bad usage (exit 2), no broker at all, and a full broker (its
+ * reason shown, not the broken pipe it leaves behind).
  */
 #include <config.h>
 
@@ -449,6 +450,49 @@ static void test_no_broker(void)
 	}
 }
 
+/* A broker at max-connections answers a new connection with ERR
+ * E_MAX_CONNECTIONS and closes it, usually before reading its HELLO: the
+ * CLI's write may then fail with EPIPE, and before reading what the broker
+ * said it used to report just that.  Each command runs several times, as
+ * the race between the HELLO and the close goes either way. */
+static void test_full_broker(void)
+{
+	struct harness_broker *b = harness_broker_up("max-connections 1\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	/* the harness's own probe of the socket may still hold the place for
+	 * a moment */
+	struct harness_raw *hold = NULL;
+	for (int i = 0; i < 50 && !hold; i++) {
+		hold = harness_raw_open(b, "holds the one place");
+		if (!hold)
+			harness_sleep(20);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(hold);
+	const char *const runs[][3] = {
+		{"pub", "full.x", "m"},
+		{"req", "full.x", "m"},
+		{"sub", "full.x", NULL},
+	};
+	for (int round = 0; round < 4; round++) {
+		for (size_t i = 0; i < HARNESS_NELEM(runs); i++) {
+			struct harness_proc *p = harness_cli(T, NULL, 0, runs[i][0], "-u", b->url,
+							     runs[i][1], runs[i][2], NULL);
+			CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+			int good = p->status == 1 &&
+				   strstr(p->err, "the broker is full (max-connections 1)") &&
+				   !strstr(p->err, "Broken pipe") && !strstr(p->err, "reset by peer");
+			if (!good) {
+				fprintf(stderr, "\n  %s, round %d:", runs[i][0], round);
+				show(p);
+				CU_FAIL("full broker: not the broker's reason");
+			}
+			harness_proc_free(p);
+		}
+	}
+	/* the held connection is unharmed */
+	CU_ASSERT_EQUAL(harness_raw_barrier(hold, T, NULL, NULL), 1);
+}
+
 static const struct harness_case cases[] = {
 	{"pub_message", test_pub_message},
 	{"pub_stdin", test_pub_stdin},
@@ -462,6 +506,7 @@ static const struct harness_case cases[] = {
 	{"help", test_help},
 	{"bad_usage", test_bad_usage},
 	{"no_broker", test_no_broker},
+	{"full_broker", test_full_broker},
 };
 
 int main(int argc, char **argv)

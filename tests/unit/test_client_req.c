@@ -16,6 +16,13 @@
  * Frame order on one socket is what makes "ignored" checkable: junk sent
  * before a valid reply has been handled by the time the valid reply's
  * callback runs.
+ *
+ * The same fake broker checks the connection's side of the broker's ERR:
+ * `fatal` alone decides that the library never reconnects (an older broker
+ * sets `closing` too, a newer one does not); `closing` without `fatal`
+ * reconnects; and an ERR the broker sent before it closed is what the
+ * program sees even when the library's next write hits the closed socket
+ * first (EPIPE), not "Broken pipe".
  */
 #include <config.h>
 
@@ -46,7 +53,7 @@ static int test_nsock;    /* socket names in it */
 /* --- the fake broker --- */
 
 struct fb {
-	char path[128];
+	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	char url[160];
 	int lfd;       /* listening socket */
 	int fd;        /* the accepted connection, or -1 */
@@ -224,6 +231,38 @@ static int fb_msg(struct fb *b, uint64_t sid, const char *channel, const char *p
 	return fb_send(b, &o);
 }
 
+/* An ERR with the flags given as they are (-1: the field is left out),
+ * as brokers old and new, or a broken one, may send them. */
+static int fb_err_flags(struct fb *b, uint64_t id, int code, int fatal, int closing,
+			const char *text)
+{
+	Ipcbus__Error e = IPCBUS__ERROR__INIT;
+	uint8_t packed[512];
+	struct buf o;
+
+	e.code = (Ipcbus__ErrCode)code;
+	e.has_fatal = fatal >= 0;
+	e.fatal = fatal > 0;
+	e.has_closing = closing >= 0;
+	e.closing = closing > 0;
+	e.has_text = 1;
+	e.text.data = (uint8_t *)(uintptr_t)text;
+	e.text.len = strlen(text);
+	size_t n = protobuf_c_message_get_packed_size(&e.base);
+	if (n > sizeof packed)
+		return -ENOBUFS;
+	protobuf_c_message_pack(&e.base, packed);
+	struct frame f = {.type = IPCBUS__FRAME_TYPE__ERR, .has_id = id != 0, .id = id};
+	f.error = (struct frame_bytes){packed, n, 1};
+	buf_init(&o, 1 << 20);
+	int rc = frame_append(&o, &f, NULL, 0);
+	if (rc < 0) {
+		buf_fini(&o);
+		return rc;
+	}
+	return fb_send(b, &o);
+}
+
 static int fb_err(struct fb *b, uint64_t id, int code)
 {
 	struct buf o;
@@ -367,7 +406,9 @@ static int pump(ipcbus *c, int target, int timeout_ms)
 	return 0;
 }
 
-static int ev_disconnected, ev_error, ev_closed;
+static int ev_disconnected, ev_error, ev_closed, ev_reconnected;
+static int ev_last_err;           /* of the last DISCONNECTED or CLOSED */
+static char ev_last_text[STR_MAX];
 
 static void ev_cb(void *arg, int event, int err, const char *text)
 {
@@ -377,11 +418,19 @@ static void ev_cb(void *arg, int event, int err, const char *text)
 		ev_error++;
 	else if (event == IPCBUS_EV_CLOSED)
 		ev_closed++;
+	else if (event == IPCBUS_EV_RECONNECTED)
+		ev_reconnected++;
+	if (event == IPCBUS_EV_DISCONNECTED || event == IPCBUS_EV_CLOSED) {
+		ev_last_err = err;
+		snprintf(ev_last_text, sizeof ev_last_text, "%s", text ? text : "(null)");
+	}
 }
 
 static void ev_reset(void)
 {
-	ev_disconnected = ev_error = ev_closed = 0;
+	ev_disconnected = ev_error = ev_closed = ev_reconnected = 0;
+	ev_last_err = 0;
+	ev_last_text[0] = 0;
 }
 
 static int is_alnum(int ch)
@@ -901,6 +950,213 @@ static void test_close_pending(void)
 	fb_stop(&s.b);
 }
 
+
+/* 1 when the client makes a new connection attempt at b within ms while
+ * it is dispatched (left pending in the backlog, unaccepted). */
+static int attempts_within(struct fb *b, ipcbus *c, int ms)
+{
+	int64_t end = now_ms() + ms;
+
+	while (now_ms() < end) {
+		struct pollfd pl = {.fd = b->lfd, .events = POLLIN};
+		ipcbus_dispatch(c);
+		if (poll(&pl, 1, 5) == 1)
+			return 1;
+	}
+	return 0;
+}
+
+/* The broker's ERR closes the connection, with its flags as given; the
+ * client reconnects exactly when fatal is not set. */
+static void err_flags_case(int code, int fatal, int closing, int want_reconnect)
+{
+	ipcbus_opts o = IPCBUS_OPTS_INIT;
+	struct sess s;
+	const char *text = "the fake broker closes this connection";
+
+	o.reconnect_min_ms = 10;
+	o.reconnect_max_ms = 20;
+	o.on_event = ev_cb;
+	sess_open(&s, &o);
+	if (!s.ok)
+		return;
+	CU_ASSERT_EQUAL(fb_err_flags(&s.b, 0, code, fatal, closing, text), 0);
+	fb_drop(&s.b); /* the broker closes after it, as a real one does */
+	/* backoff is 5-10 ms then 10-20: 300 ms is many attempts */
+	int attempted = attempts_within(&s.b, s.c, 300);
+	CU_ASSERT_EQUAL(attempted, want_reconnect);
+	CU_ASSERT_EQUAL(ev_disconnected, 1);
+	CU_ASSERT_EQUAL(ev_closed, !want_reconnect);
+	/* what the broker said reaches the program, in the events and after */
+	CU_ASSERT_STRING_EQUAL(ev_last_text, text);
+	CU_ASSERT_STRING_EQUAL(ipcbus_last_error(s.c), text);
+	if (want_reconnect) {
+		CU_ASSERT(ipcbus_dispatch(s.c) >= 0);
+		CU_ASSERT_EQUAL(fb_handshake(&s.b, 0), 0);
+		int64_t end = now_ms() + WAIT_MS;
+		while (!ipcbus_connected(s.c) && now_ms() < end) {
+			struct pollfd pl = {.fd = ipcbus_fd(s.c), .events = POLLIN};
+			poll(&pl, 1, 5);
+			ipcbus_dispatch(s.c);
+		}
+		CU_ASSERT(ipcbus_connected(s.c));
+		CU_ASSERT_EQUAL(ev_reconnected, 1);
+	} else {
+		CU_ASSERT_EQUAL(ipcbus_dispatch(s.c), IPCBUS_ECLOSED);
+		CU_ASSERT_EQUAL(ev_last_err, IPCBUS_ECLOSED);
+		CU_ASSERT_EQUAL(ipcbus_flush(s.c, 100), IPCBUS_ECLOSED);
+		CU_ASSERT_EQUAL(ipcbus_publish(s.c, "x", "y", 1), IPCBUS_ECLOSED);
+	}
+	sess_close(&s);
+}
+
+/* an older broker: a fatal ERR has closing set as well */
+static void test_err_fatal_and_closing(void)
+{
+	err_flags_case(IPCBUS__ERR_CODE__E_PROTOCOL, 1, 1, 0);
+}
+
+/* a newer broker: fatal alone */
+static void test_err_fatal_only(void)
+{
+	err_flags_case(IPCBUS__ERR_CODE__E_PROTOCOL, 1, 0, 0);
+}
+
+/* the flags, not the code, decide: a code of the closing range marked fatal */
+static void test_err_fatal_flag_wins(void)
+{
+	err_flags_case(IPCBUS__ERR_CODE__E_IDLE, 1, 0, 0);
+}
+
+static void test_err_closing_reconnects(void)
+{
+	err_flags_case(IPCBUS__ERR_CODE__E_IDLE, 0, 1, 1);
+	err_flags_case(IPCBUS__ERR_CODE__E_SLOW_CONSUMER, 0, 1, 1);
+}
+
+/* a code of the fatal range marked closing only: reconnect */
+static void test_err_closing_flag_wins(void)
+{
+	err_flags_case(IPCBUS__ERR_CODE__E_PROTOCOL, 0, 1, 1);
+}
+
+/* without flags (a broker older than them), the code's range decides */
+static void test_err_no_flags(void)
+{
+	err_flags_case(IPCBUS__ERR_CODE__E_VERSION, -1, -1, 0);
+	err_flags_case(IPCBUS__ERR_CODE__E_MAX_CONNECTIONS, -1, -1, 1);
+}
+
+/* The broker says why and closes; the client's next write fails with
+ * EPIPE before it has read anything.  What the program sees is the
+ * broker's reason, not "Broken pipe". */
+static void test_err_before_epipe(void)
+{
+	ipcbus_opts o = IPCBUS_OPTS_INIT;
+	struct sess s;
+	const char *text = "slow consumer: 123 bytes pending (max-pending reached); disconnected";
+
+	o.no_delay = 1; /* the publish below writes at once: that write fails */
+	o.reconnect_min_ms = o.reconnect_max_ms = 60000;
+	o.on_event = ev_cb;
+	sess_open(&s, &o);
+	if (!s.ok)
+		return;
+	CU_ASSERT_EQUAL(fb_err_flags(&s.b, 0, IPCBUS__ERR_CODE__E_SLOW_CONSUMER, 0, 1, text), 0);
+	fb_drop(&s.b);
+	/* nothing dispatched yet: the ERR waits unread in the client's socket */
+	CU_ASSERT_EQUAL(ipcbus_publish(s.c, "a.b", "x", 1), 0);
+	CU_ASSERT_EQUAL(ipcbus_flush(s.c, WAIT_MS), IPCBUS_EDISCONNECTED);
+	CU_ASSERT_EQUAL(ev_disconnected, 1);
+	CU_ASSERT_EQUAL(ev_last_err, IPCBUS_ESERVER);
+	CU_ASSERT_STRING_EQUAL(ev_last_text, text);
+	CU_ASSERT_STRING_EQUAL(ipcbus_last_error(s.c), text);
+	if (strcmp(ipcbus_last_error(s.c), text) != 0)
+		fprintf(stderr, "\n  last error: %s\n", ipcbus_last_error(s.c));
+	sess_close(&s);
+}
+
+/* A refusal during the handshake (a full broker) makes ipcbus_connect()
+ * fail with the broker's code, and the program learns the broker's text
+ * from IPCBUS_EV_CONNECT_FAILED: there is no connection to ask. */
+struct refuse_arg {
+	struct fb *b;
+	const char *text;
+	int rc;
+};
+
+static void *refuse_main(void *arg)
+{
+	struct refuse_arg *a = arg;
+	struct pollfd p = {.fd = a->b->lfd, .events = POLLIN};
+
+	a->rc = -ETIMEDOUT;
+	if (poll(&p, 1, WAIT_MS) != 1)
+		return NULL;
+	a->b->fd = accept4(a->b->lfd, NULL, NULL, SOCK_CLOEXEC);
+	if (a->b->fd < 0) {
+		a->rc = -errno;
+		return NULL;
+	}
+	/* as broker_refuse(): without reading the HELLO, then close */
+	a->rc = fb_err_flags(a->b, 0, IPCBUS__ERR_CODE__E_MAX_CONNECTIONS, 0, 1, a->text);
+	fb_drop(a->b);
+	return NULL;
+}
+
+static int cf_calls, cf_err;
+static char cf_text[STR_MAX];
+
+static void cf_cb(void *arg, int event, int err, const char *text)
+{
+	if (event != IPCBUS_EV_CONNECT_FAILED)
+		return;
+	cf_calls++;
+	cf_err = err;
+	snprintf(cf_text, sizeof cf_text, "%s", text ? text : "(null)");
+}
+
+static void test_connect_refused_text(void)
+{
+	ipcbus_opts o = IPCBUS_OPTS_INIT;
+	struct refuse_arg a = {.text = "the broker is full (max-connections 1)"};
+	struct fb b;
+	ipcbus *c = (ipcbus *)&b; /* must be cleared */
+	pthread_t t;
+
+	cf_calls = 0;
+	cf_text[0] = 0;
+	o.on_event = cf_cb;
+	CU_ASSERT_EQUAL_FATAL(fb_start(&b), 0);
+	a.b = &b;
+	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, refuse_main, &a), 0);
+	int rc = ipcbus_connect(&c, b.url, &o);
+	pthread_join(t, NULL);
+	CU_ASSERT_EQUAL(a.rc, 0);
+	CU_ASSERT_EQUAL(rc, IPCBUS_ESERVER);
+	CU_ASSERT_PTR_NULL(c);
+	CU_ASSERT_EQUAL(cf_calls, 1);
+	CU_ASSERT_EQUAL(cf_err, rc);
+	CU_ASSERT_STRING_EQUAL(cf_text, a.text);
+	if (rc == 0)
+		ipcbus_close(c);
+
+	/* nothing listening: one event too, with the system's reason */
+	fb_stop(&b);
+	cf_calls = 0;
+	rc = ipcbus_connect(&c, b.url, &o);
+	CU_ASSERT(rc == -ENOENT || rc == -ECONNREFUSED);
+	CU_ASSERT_EQUAL(cf_calls, 1);
+	CU_ASSERT_EQUAL(cf_err, rc);
+	CU_ASSERT_STRING_EQUAL(cf_text, strerror(-rc));
+	/* and for a URL that does not parse, the parser's reason */
+	cf_calls = 0;
+	rc = ipcbus_connect(&c, "unix://relative", &o);
+	CU_ASSERT_EQUAL(rc, IPCBUS_EURL);
+	CU_ASSERT_EQUAL(cf_calls, 1);
+	CU_ASSERT(cf_text[0] != 0);
+}
+
 int main(void)
 {
 	static const struct unit_case cases[] = {
@@ -913,6 +1169,14 @@ int main(void)
 		{"disconnect fails requests at once (no_reconnect)", test_disconnect_no_reconnect},
 		{"reconnect restores the same inbox", test_reconnect_inbox},
 		{"close calls pending callbacks with ECLOSED", test_close_pending},
+		{"ERR fatal+closing (older broker): never reconnects", test_err_fatal_and_closing},
+		{"ERR fatal alone (newer broker): never reconnects", test_err_fatal_only},
+		{"ERR fatal on a closing-range code: never reconnects", test_err_fatal_flag_wins},
+		{"ERR closing without fatal: reconnects", test_err_closing_reconnects},
+		{"ERR closing on a fatal-range code: reconnects", test_err_closing_flag_wins},
+		{"ERR without flags: the code's range decides", test_err_no_flags},
+		{"an ERR before the close wins over EPIPE", test_err_before_epipe},
+		{"a refused connect reports the broker's text", test_connect_refused_text},
 	};
 
 	/* a safety net: the default action ends a test that hangs */
