@@ -56,65 +56,30 @@ void broker_mark_closing(struct broker *b, struct conn *c)
 	/* the last output goes out in before-sleep (broker_reap) */
 }
 
-static void broker_conn_event(void *arg, uint32_t events)
+int broker_admit(struct broker *b, char *why, size_t n)
 {
-	struct conn *c = arg;
-
-	if (c->state == CONN_CLOSING) {
-		/* input is read and discarded; writable again: broker_reap()
-		 * writes in before-sleep */
-		if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-			c->ops->read_ready(c);
-		return;
-	}
-	if (events & EPOLLOUT)
-		conn_flush(c);
-	if (events & (EPOLLIN | EPOLLHUP | EPOLLERR))
-		c->ops->read_ready(c);
+	if (b->nconns < b->cfg.max_connections)
+		return 1;
+	snprintf(why, n, "the broker is full (max-connections %llu)",
+		 (unsigned long long)b->cfg.max_connections);
+	return 0;
 }
 
-/* Refuse a connection over max-connections: tell it why, best effort and
- * without blocking, and close it.  Logged at most once a second. */
-static void broker_refuse(struct broker *b, int fd)
+/* A connection refused by its transport after broker_admit() said no:
+ * logged at most once a second. */
+void broker_refused(struct broker *b, const char *why)
 {
-	struct buf out;
-	char text[128];
-	static const int closing = 1;
-
-	snprintf(text, sizeof text, "the broker is full (max-connections %llu)",
-		 (unsigned long long)b->cfg.max_connections);
-	buf_init(&out, 4096);
-	if (frame_append_error(&out, 0, IPCBUS__ERR_CODE__E_MAX_CONNECTIONS, closing, text) == 0 &&
-	    send(fd, buf_rptr(&out), buf_len(&out), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
-		/* the peer learns from the close alone */
-	}
-	buf_fini(&out);
-	close(fd);
 	b->refused++;
 	uint64_t now = loop_now(b->loop);
 	if (now - b->refused_logged >= 1000) {
-		log_warn(&b->log, "refused %llu connection(s): %s", (unsigned long long)b->refused, text);
+		log_warn(&b->log, "refused %llu connection(s): %s", (unsigned long long)b->refused, why);
 		b->refused = 0;
 		b->refused_logged = now;
 	}
 }
 
-void broker_accept(struct broker *b, int fd, const struct conn_ops *ops, struct listener *l)
+void broker_add_conn(struct broker *b, struct conn *c)
 {
-	if (b->nconns >= b->cfg.max_connections) {
-		broker_refuse(b, fd);
-		return;
-	}
-	struct conn *c = conn_new(b, fd, ops, l);
-	if (!c) {
-		log_error(&b->log, "out of memory accepting a connection");
-		return;
-	}
-	if (loop_add(b->loop, &c->watch, fd, EPOLLIN, broker_conn_event, c) < 0) {
-		log_error(&b->log, "cannot watch a new connection: %s", strerror(errno));
-		conn_free(c);
-		return;
-	}
 	c->next = b->conns;
 	if (b->conns)
 		b->conns->prev = c;
@@ -179,7 +144,6 @@ static void broker_reap(struct broker *b)
 			continue;
 		}
 		*pp = c->close_next;
-		loop_del(b->loop, &c->watch);
 		broker_unlink_conn(b, c);
 		conn_free(c);
 	}
@@ -480,7 +444,6 @@ void broker_fini(struct broker *b)
 		while (b->closing) {
 			struct conn *c = b->closing;
 			b->closing = c->close_next;
-			loop_del(b->loop, &c->watch);
 			broker_unlink_conn(b, c);
 			conn_free(c);
 		}

@@ -78,8 +78,14 @@ int broker_run(struct broker *b);
 /* Close everything, unlink the sockets and the pidfile. */
 void broker_fini(struct broker *b);
 
-/* A new stream connection on fd (taken) from listener l. */
-void broker_accept(struct broker *b, int fd, const struct conn_ops *ops, struct listener *l);
+/* May one more connection come in?  1, or 0 with the reason in why (the
+ * transport tells the peer, then calls broker_refused). */
+int broker_admit(struct broker *b, char *why, size_t n);
+void broker_refused(struct broker *b, const char *why);
+
+/* Link a new connection (conn_new, watched by its transport) into the
+ * broker: counted, kept alive, freed by the broker from now on. */
+void broker_add_conn(struct broker *b, struct conn *c);
 
 /* Put c on the flush list (its output is written in before-sleep). */
 void broker_mark_dirty(struct broker *b, struct conn *c);

@@ -41,39 +41,30 @@ size_t conn_frame_max(const struct conn *c)
 
 void conn_describe(struct conn *c)
 {
+	const char *sp = c->name[0] ? " " : "";
+	unsigned long long id = (unsigned long long)c->id;
+
 	if (c->has_cred)
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d uid %u)",
-			 (unsigned long long)c->id, c->name, c->name[0] ? " " : "", (int)c->pid,
-			 (unsigned)c->uid);
+		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d uid %u)", id, c->name, sp,
+			 (int)c->pid, (unsigned)c->uid);
+	else if (c->addr[0] && c->pid)
+		snprintf(c->desc, sizeof c->desc, "client %llu (%s%s%s, pid %d said the client)", id,
+			 c->name, sp, c->addr, (int)c->pid);
+	else if (c->addr[0])
+		snprintf(c->desc, sizeof c->desc, "client %llu (%s%s%s)", id, c->name, sp, c->addr);
 	else if (c->pid)
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d, said the client)",
-			 (unsigned long long)c->id, c->name, c->name[0] ? " " : "", (int)c->pid);
+		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d, said the client)", id,
+			 c->name, sp, (int)c->pid);
 	else
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s)", (unsigned long long)c->id,
+		snprintf(c->desc, sizeof c->desc, "client %llu (%s)", id,
 			 c->name[0] ? c->name : "unknown peer");
-}
-
-/* Who is at the other end of a Unix socket (SO_PEERCRED). */
-static void conn_peercred(struct conn *c)
-{
-	struct ucred cr;
-	socklen_t len = sizeof cr;
-
-	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid > 0) {
-		c->pid = cr.pid;
-		c->uid = cr.uid;
-		c->gid = cr.gid;
-		c->has_cred = 1;
-	}
 }
 
 struct conn *conn_new(struct broker *b, int fd, const struct conn_ops *ops, struct listener *l)
 {
 	struct conn *c = calloc(1, sizeof *c);
-	if (!c) {
-		close(fd);
+	if (!c)
 		return NULL;
-	}
 	c->b = b;
 	c->ops = ops;
 	c->listener = l;
@@ -84,9 +75,23 @@ struct conn *conn_new(struct broker *b, int fd, const struct conn_ops *ops, stru
 	buf_init(&c->in, conn_frame_max(c) + FRAME_VARINT_MAX + (64 << 10));
 	c->in.acct = &b->memory;
 	outq_init(&c->out, &b->memory);
-	conn_peercred(c);
 	conn_describe(c);
 	return c;
+}
+
+void conn_ready(struct conn *c, int readable, int writable)
+{
+	if (c->state == CONN_CLOSING) {
+		/* input is read and discarded; the rest of the output goes
+		 * out in before-sleep (broker_reap) */
+		if (readable)
+			c->ops->read_ready(c);
+		return;
+	}
+	if (writable)
+		conn_flush(c);
+	if (readable && c->state != CONN_CLOSING)
+		c->ops->read_ready(c);
 }
 
 /* ---- the events watched ---- */
@@ -96,13 +101,9 @@ struct conn *conn_new(struct broker *b, int fd, const struct conn_ops *ops, stru
 void conn_watch(struct conn *c)
 {
 	struct broker *b = c->b;
-	uint32_t ev = 0;
-
-	if (!b->stopping && !c->in_paused && !c->eof)
-		ev |= EPOLLIN;
-	if (c->state == CONN_CLOSING ? c->out.len > 0 : c->want_write)
-		ev |= EPOLLOUT;
-	loop_mod(b->loop, &c->watch, ev);
+	int in = !b->stopping && !c->in_paused && !c->eof;
+	int out = c->state == CONN_CLOSING ? c->out.len > 0 : c->want_write;
+	c->ops->watch(c, in, out);
 }
 
 static void conn_unpause(struct conn *c)

@@ -35,6 +35,8 @@ struct conn {
 	struct broker *b;
 	const struct conn_ops *ops;
 	struct listener *listener;
+	/* the transport's: a stream's socket and its watch (fd -1 when the
+	 * medium has none); nothing outside the transport touches them */
 	struct loop_watch watch;
 	int fd;
 	uint64_t id;
@@ -47,8 +49,9 @@ struct conn {
 	uid_t uid;
 	gid_t gid;
 	int has_cred;
+	char addr[64];  /* a network peer: "host:port" */
 	char name[64];
-	char desc[160];
+	char desc[256];
 
 	/* subscriptions by sid: open addressing, power-of-two table */
 	struct sub **subs;
@@ -87,9 +90,15 @@ struct conn {
 	struct conn *close_next;    /* broker's list of connections to free */
 };
 
-/* New connection on fd (taken: closed on failure too).  NULL on failure. */
+/* New connection of transport ops from listener l; fd is the transport's
+ * (stored in c->fd, -1 when none).  Not yet linked into the broker (see
+ * broker_add_conn).  NULL when out of memory. */
 struct conn *conn_new(struct broker *b, int fd, const struct conn_ops *ops,
 		      struct listener *l);
+
+/* The transport saw its medium ready: input (readable) or room to write
+ * (writable).  Reads or discards (closing), writes. */
+void conn_ready(struct conn *c, int readable, int writable);
 
 /* Free the connection: remove its subscriptions, close the transport.
  * Called by the broker only (before-sleep). */

@@ -157,8 +157,16 @@ static void stream_shutdown(struct conn *c)
 	shutdown(c->fd, SHUT_WR);
 }
 
+static void stream_watch(struct conn *c, int in, int out)
+{
+	loop_mod(c->b->loop, &c->watch, (in ? EPOLLIN : 0) | (out ? EPOLLOUT : 0));
+}
+
 static void stream_close(struct conn *c)
 {
+	if (c->fd < 0)
+		return;
+	loop_del(c->b->loop, &c->watch);
 	close(c->fd);
 	c->fd = -1;
 }
@@ -167,8 +175,59 @@ const struct conn_ops stream_conn_ops = {
 	.read_ready = stream_read_ready,
 	.flush = stream_flush,
 	.shutdown = stream_shutdown,
+	.watch = stream_watch,
 	.close = stream_close,
 };
+
+static void stream_event(void *arg, uint32_t events)
+{
+	conn_ready(arg, (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0, (events & EPOLLOUT) != 0);
+}
+
+/* Over max-connections: tell the peer why, best effort and without
+ * blocking, and close. */
+static void stream_refuse(struct broker *b, int fd, const char *why)
+{
+	struct buf out;
+
+	buf_init(&out, 4096);
+	if (frame_append_error(&out, 0, IPCBUS__ERR_CODE__E_MAX_CONNECTIONS, 1, why) == 0 &&
+	    send(fd, buf_rptr(&out), buf_len(&out), MSG_NOSIGNAL | MSG_DONTWAIT) < 0) {
+		/* the peer learns from the close alone */
+	}
+	buf_fini(&out);
+	close(fd);
+	broker_refused(b, why);
+}
+
+/* A socket accepted on l becomes a connection. */
+static void stream_adopt(struct listener *l, int fd)
+{
+	struct broker *b = l->b;
+	char why[160];
+
+	if (!broker_admit(b, why, sizeof why)) {
+		stream_refuse(b, fd, why);
+		return;
+	}
+	struct conn *c = conn_new(b, fd, &stream_conn_ops, l);
+	if (!c) {
+		close(fd);
+		log_error(&b->log, "out of memory accepting a connection");
+		return;
+	}
+	if (loop_add(b->loop, &c->watch, fd, EPOLLIN, stream_event, c) < 0) {
+		log_error(&b->log, "cannot watch a new connection: %s", strerror(errno));
+		close(fd);
+		c->fd = -1;
+		conn_free(c);
+		return;
+	}
+	if (l->tr->peer)
+		l->tr->peer(c);
+	conn_describe(c);
+	broker_add_conn(b, c);
+}
 
 static void stream_accept_resume(void *arg)
 {
@@ -206,6 +265,6 @@ void stream_accept(void *arg, uint32_t events)
 			}
 			return;
 		}
-		broker_accept(l->b, fd, &stream_conn_ops, l);
+		stream_adopt(l, fd);
 	}
 }

@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "broker.h"
+#include "conn.h"
 #include "transport.h"
 
 #define UNIX_BACKLOG 512
@@ -172,8 +173,23 @@ static void unix_unlisten(struct listener *l)
 		unlink(l->url.path);
 }
 
+/* Who is at the other end: SO_PEERCRED. */
+static void unix_peer(struct conn *c)
+{
+	struct ucred cr;
+	socklen_t len = sizeof cr;
+
+	if (getsockopt(c->fd, SOL_SOCKET, SO_PEERCRED, &cr, &len) == 0 && cr.pid > 0) {
+		c->pid = cr.pid;
+		c->uid = cr.uid;
+		c->gid = cr.gid;
+		c->has_cred = 1;
+	}
+}
+
 const struct transport transport_unix = {
 	.scheme = "unix",
 	.listen = unix_listen,
 	.unlisten = unix_unlisten,
+	.peer = unix_peer,
 };

@@ -44,7 +44,13 @@ struct conn_ops {
 	 * write side is shut down so the peer reads EOF after the ERR).
 	 * NULL when the medium has no such thing. */
 	void (*shutdown)(struct conn *c);
-	/* Release the transport's resources (close the descriptor). */
+	/* Wait for input (in) and for room to write (out), whatever that
+	 * means for the medium: a socket changes its epoll events; a medium
+	 * with nothing to poll (a full SysV queue) arms a retry of its own.
+	 * Called on every change; the connection layer never touches a
+	 * descriptor. */
+	void (*watch)(struct conn *c, int in, int out);
+	/* Release the transport's resources (stop watching, close). */
 	void (*close)(struct conn *c);
 };
 
@@ -56,6 +62,10 @@ struct transport {
 		      size_t errlen);
 	/* Stop listening and remove what listen created (a socket file). */
 	void (*unlisten)(struct listener *l);
+	/* Who is at the other end of a new connection, for logs and, later,
+	 * ACLs: the credentials of a Unix socket (c->has_cred, pid, uid, gid),
+	 * the address of a network peer (c->addr).  NULL: nothing known. */
+	void (*peer)(struct conn *c);
 };
 
 struct listener {
