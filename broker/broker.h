@@ -62,6 +62,7 @@ struct broker {
 	struct loop_timer linger; /* wakes broker_reap() for lingering closes */
 	int stopping;
 	uint64_t refused, refused_logged; /* over max-connections, for the log */
+	uint64_t auth_refused, auth_logged; /* bad tokens, for the log */
 	int ready_fd;              /* -d: write a byte when ready, then close */
 	int detach_log;            /* -d without a log directive: syslog once ready */
 	unsigned long nofile_soft; /* RLIMIT_NOFILE at start (restored in children) */

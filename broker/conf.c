@@ -14,6 +14,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "conf.h"
 #include "ipcbus.h"
@@ -41,6 +42,15 @@ void conf_fini(struct conf *c)
 		free(c->listen[i]);
 	free(c->pidfile);
 	free(c->log);
+	for (size_t i = 0; i < c->ntokens; i++) {
+		free(c->tokens[i].name);
+		if (c->tokens[i].secret)
+			explicit_bzero(c->tokens[i].secret, c->tokens[i].len);
+		free(c->tokens[i].secret);
+	}
+	free(c->tls_cert);
+	free(c->tls_key);
+	free(c->tls_ca);
 	conf_init(c);
 }
 
@@ -170,8 +180,61 @@ static const struct conf_num conf_nums[] = {
 
 static const char *const conf_unsupported[] = {
 	"bridge", "sysv-in", "sysv-out", "shm-in", "shm-out",
-	"fifo-in", "fifo-out", "allow", "token",
+	"fifo-in", "fifo-out", "allow",
 };
+
+/* A token name: 1-64 of [A-Za-z0-9_-]. */
+static int conf_token_name_ok(const char *s)
+{
+	size_t n = strlen(s);
+	if (n == 0 || n > 64)
+		return 0;
+	for (size_t i = 0; i < n; i++) {
+		char ch = s[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-'))
+			return 0;
+	}
+	return 1;
+}
+
+/* token [NAME] SECRET */
+static int conf_token(struct conf *c, char **w, int n, char *why, size_t whylen)
+{
+	if (n != 2 && n != 3)
+		return conf_fail(why, whylen, "token takes [NAME] SECRET");
+	const char *name = n == 3 ? w[1] : NULL;
+	const char *secret = w[n - 1];
+	if (name && !conf_token_name_ok(name))
+		return conf_fail(why, whylen, "token name '%s': 1-64 of A-Z a-z 0-9 _ -", name);
+	if (strlen(secret) < CONF_TOKEN_MIN)
+		return conf_fail(why, whylen, "token: the secret must be at least %d characters",
+				 CONF_TOKEN_MIN);
+	for (size_t i = 0; i < c->ntokens; i++) {
+		const struct conf_token *t = &c->tokens[i];
+		if (!name && !t->name)
+			return conf_fail(why, whylen, "token without a name given twice");
+		if (name && t->name && strcmp(name, t->name) == 0)
+			return conf_fail(why, whylen, "token %s given twice", name);
+		if (strcmp(secret, t->secret) == 0)
+			return conf_fail(why, whylen, "token: two tokens with the same secret");
+	}
+	if (c->ntokens == CONF_MAX_TOKENS)
+		return conf_fail(why, whylen, "at most %d tokens", CONF_MAX_TOKENS);
+	struct conf_token *t = &c->tokens[c->ntokens];
+	t->name = name ? strdup(name) : NULL;
+	t->secret = strdup(secret);
+	t->len = strlen(secret);
+	if ((name && !t->name) || !t->secret) {
+		free(t->name);
+		free(t->secret);
+		t->name = t->secret = NULL;
+		return conf_fail(why, whylen, "out of memory");
+	}
+	c->ntokens++;
+	c->has_secrets = 1;
+	return 0;
+}
 
 /* Mark a single-valued directive seen (bit i); -1 when it was already. */
 static int conf_once(struct conf *c, unsigned bit, const char *name, char *why, size_t whylen)
@@ -258,6 +321,23 @@ int conf_line(struct conf *c, char *line, char *why, size_t whylen)
 			return -1;
 		return conf_string(&c->pidfile, w[1], why, whylen);
 	}
+	if (strcmp(w[0], "token") == 0)
+		return conf_token(c, w, n, why, whylen);
+	static const char *const files[] = {"tls-cert", "tls-key", "tls-ca"};
+	for (unsigned i = 0; i < 3; i++) {
+		char **dst[] = {&c->tls_cert, &c->tls_key, &c->tls_ca};
+		if (strcmp(w[0], files[i]))
+			continue;
+		if (n != 2)
+			return conf_fail(why, whylen, "%s takes one file", w[0]);
+		if (access(w[1], R_OK) < 0)
+			return conf_fail(why, whylen, "%s %s: %s", w[0], w[1], strerror(errno));
+		if (conf_once(c, (unsigned)nnums + 3 + i, w[0], why, whylen) < 0)
+			return -1;
+		if (i == 1)
+			c->has_secrets = 1;
+		return conf_string(dst[i], w[1], why, whylen);
+	}
 	if (strcmp(w[0], "log") == 0) {
 		if (n != 2 || (strcmp(w[1], "stderr") && strcmp(w[1], "syslog") && w[1][0] != '/'))
 			return conf_fail(why, whylen, "log takes stderr, syslog or an absolute path");
@@ -304,6 +384,12 @@ int conf_load(struct conf *c, const char *path, FILE *err)
 			last_limit = lineno; /* for the cross-check below */
 	}
 	free(line);
+	struct stat st;
+	if (c->has_secrets && fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH)) {
+		fprintf(err, "%s: holds secrets (token or tls-key) but is readable by others (mode %04o): chmod o-r %s\n",
+			path, (unsigned)(st.st_mode & 07777), path);
+		errors++;
+	}
 	fclose(f);
 	if (c->max_memory < c->max_pending) {
 		fprintf(err, "%s:%u: max-memory (%llu) is less than max-pending (%llu)\n", path,

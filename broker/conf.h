@@ -10,6 +10,9 @@
 #include <stdio.h>
 
 #define CONF_MAX_LISTEN 32
+#define CONF_MAX_TOKENS 64
+/* A token's secret: at least this long, so guessing is hopeless. */
+#define CONF_TOKEN_MIN 16
 
 enum { SLOW_DROP = 0, SLOW_DISCONNECT = 1 };
 
@@ -27,6 +30,17 @@ struct conf {
 	int slow_consumer;         /* SLOW_DROP */
 	char *pidfile;             /* owned, or NULL */
 	char *log;                 /* "stderr", "syslog" or a path; owned, or NULL */
+	/* `token [NAME] SECRET`: required from network clients; a named one
+	 * is the identity token:NAME (name NULL for the unnamed one) */
+	struct conf_token {
+		char *name;
+		char *secret;
+		size_t len;
+	} tokens[CONF_MAX_TOKENS];
+	size_t ntokens;
+	char *tls_cert, *tls_key, *tls_ca; /* files, owned, or NULL */
+	int has_secrets;           /* a token or tls-key line: the file must not
+				    * be readable by others */
 	/* which single-valued directives the file set (to refuse repeats) */
 	uint32_t seen;
 };

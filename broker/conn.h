@@ -50,6 +50,7 @@ struct conn {
 	gid_t gid;
 	int has_cred;
 	char addr[64];  /* a network peer: "host:port" */
+	char identity[80]; /* after HELLO: "token:NAME", "token", "uid:N", "anonymous" */
 	char name[64];
 	char desc[256];
 

@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "auth.h"
 #include "broker.h"
 #include "chan.h"
 #include "conn.h"
@@ -58,6 +59,12 @@ static void handle_hello(struct conn *c, const struct frame *f)
 			   "protocol version %u is not supported: this broker speaks version %d",
 			   h->version, IPCBUS_PROTOCOL_VERSION);
 		ipcbus__hello__free_unpacked(h, NULL);
+		return;
+	}
+	char why[128];
+	if (auth_hello(c, h->has_token, h->token.data, h->token.len, why, sizeof why) < 0) {
+		ipcbus__hello__free_unpacked(h, NULL);
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_AUTH, 2, "%s", why);
 		return;
 	}
 	if (h->has_name) {

@@ -2,6 +2,7 @@
 # the tests link the modules directly.
 noinst_LTLIBRARIES += broker/libipcbusd.la
 broker_libipcbusd_la_SOURCES = \
+	broker/auth.c broker/auth.h \
 	broker/broker.c broker/broker.h \
 	broker/conf.c broker/conf.h \
 	broker/conn.c broker/conn.h \

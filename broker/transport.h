@@ -56,6 +56,7 @@ struct conn_ops {
 
 struct transport {
 	const char *scheme;
+	int network; /* tcp, tls, udp: clients present tokens (auth.c) */
 	/* Open a listener for u and watch it.  0, or -errno / IPCBUS_E* with
 	 * a reason in err.  The listener is linked into the broker. */
 	int (*listen)(struct broker *b, const struct url *u, struct listener **out, char *err,

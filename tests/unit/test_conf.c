@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "conf.h"
@@ -257,7 +258,7 @@ static void test_unsupported(void)
 	static const char *const lines[] = {
 		"bridge tcp://peer:4222 a.>", "sysv-in 0x1234 1 a.b", "sysv-out a.> 0x1234 1",
 		"shm-in 0x10 a", "shm-out a.> 0x10", "fifo-in /tmp/f a", "fifo-out a.> /tmp/f",
-		"allow alice pub a.>", "token secret",
+		"allow alice pub a.>",
 	};
 	for (size_t i = 0; i < UNIT_NELEM(lines); i++)
 		CU_ASSERT(refused(lines[i], "not supported"));
@@ -268,12 +269,18 @@ static void test_unsupported(void)
 
 /* conf_load on text written to a temporary file; the errors it printed in
  * *out (the caller frees). */
-static int load(const char *text, struct conf *c, char *path, size_t pathlen, char **out)
+static int load_mode(const char *text, mode_t mode, struct conf *c, char *path, size_t pathlen,
+		     char **out)
 {
 	snprintf(path, pathlen, "/tmp/ipcbus-test-conf.XXXXXX");
 	int fd = mkstemp(path);
 	if (fd < 0)
 		return -9999;
+	if (fchmod(fd, mode) < 0) {
+		close(fd);
+		unlink(path);
+		return -9999;
+	}
 	size_t n = strlen(text);
 	if (write(fd, text, n) != (ssize_t)n) {
 		close(fd);
@@ -287,6 +294,56 @@ static int load(const char *text, struct conf *c, char *path, size_t pathlen, ch
 	fclose(err);
 	unlink(path);
 	return rc;
+}
+
+static int load(const char *text, struct conf *c, char *path, size_t pathlen, char **out)
+{
+	return load_mode(text, 0600, c, path, pathlen, out);
+}
+
+/* token [NAME] SECRET: one unnamed, any number named; secrets long and
+ * distinct; a file holding them must not be readable by others. */
+static void test_tokens(void)
+{
+	struct conf c;
+	char why[512], path[64];
+	char *out = NULL;
+
+	conf_init(&c);
+	CU_ASSERT_EQUAL(line(&c, "token 0123456789abcdef", why, sizeof why), 0);
+	CU_ASSERT_EQUAL(line(&c, "token alice alice-secret-0123456789", why, sizeof why), 0);
+	CU_ASSERT_EQUAL(line(&c, "token bob \"bob's secret with spaces\"", why, sizeof why), 0);
+	CU_ASSERT_EQUAL(c.ntokens, 3);
+	CU_ASSERT_PTR_NULL(c.tokens[0].name);
+	CU_ASSERT_STRING_EQUAL(c.tokens[1].name, "alice");
+	CU_ASSERT_STRING_EQUAL(c.tokens[2].secret, "bob's secret with spaces");
+	CU_ASSERT_EQUAL(line(&c, "token 0123456789abcdefXX", why, sizeof why), -1);
+	CU_ASSERT(strstr(why, "twice") != NULL);
+	CU_ASSERT_EQUAL(line(&c, "token alice another-secret-0123456", why, sizeof why), -1);
+	CU_ASSERT_EQUAL(line(&c, "token carol alice-secret-0123456789", why, sizeof why), -1);
+	CU_ASSERT(strstr(why, "same secret") != NULL);
+	conf_fini(&c);
+	CU_ASSERT(refused("token short", "at least 16"));
+	CU_ASSERT(refused("token bad.name 0123456789abcdef", "token name"));
+	CU_ASSERT(refused("token a b c", "[NAME] SECRET"));
+	CU_ASSERT(refused("tls-cert /nonexistent/cert.pem", "No such file"));
+
+	conf_init(&c);
+	CU_ASSERT_EQUAL(load_mode("token 0123456789abcdef\n", 0640, &c, path, sizeof path, &out), 0);
+	free(out);
+	conf_fini(&c);
+	conf_init(&c);
+	out = NULL;
+	CU_ASSERT_EQUAL(load_mode("token 0123456789abcdef\n", 0644, &c, path, sizeof path, &out), 1);
+	CU_ASSERT(out && strstr(out, "readable by others"));
+	free(out);
+	conf_fini(&c);
+	/* no secrets: any mode */
+	conf_init(&c);
+	out = NULL;
+	CU_ASSERT_EQUAL(load_mode("max-payload 2M\n", 0644, &c, path, sizeof path, &out), 0);
+	free(out);
+	conf_fini(&c);
 }
 
 static void test_load(void)
@@ -404,6 +461,7 @@ int main(void)
 		{"repeats", test_repeats},
 		{"unsupported", test_unsupported},
 		{"load", test_load},
+		{"tokens", test_tokens},
 		{"add_listen", test_add_listen},
 	};
 	return unit_run("conf", cases, UNIT_NELEM(cases));
