@@ -5,7 +5,7 @@
 set -eu
 
 PKGS="autoconf automake libtool pkg-config make gcc clang libclang-rt-14-dev \
-protobuf-c-compiler libprotobuf-c-dev libcunit1-dev"
+protobuf-c-compiler libprotobuf-c-dev libcunit1-dev libssl-dev openssl"
 
 missing=""
 for p in $PKGS; do
