@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -266,16 +267,22 @@ static void broker_stop(struct broker *b, int sig)
 	loop_timer_set(b->loop, &b->drain, b->cfg.drain_timeout, broker_drain_timeout, b);
 }
 
-/* HUP: reopen the log file (after logrotate moved it).  Reloading the
+/* HUP: reopen the log file (after logrotate moved it), with log_open()'s
+ * checks: a symbolic link or a planted hard link at the log's name is
+ * refused, and the log then stays in the file it was in.  Reloading the
  * configuration is not in this version. */
 static void broker_hup(struct broker *b)
 {
 	if (b->cfg.log && b->log.path[0]) {
-		int rc = log_open(&b->log, b->cfg.log);
-		if (rc < 0)
-			log_error(&b->log, "SIGHUP: cannot reopen the log %s: %s", b->cfg.log, strerror(-rc));
+		if (log_open(&b->log, b->cfg.log) < 0) {
+			log_error(&b->log, "SIGHUP: cannot reopen the %s; still logging here",
+				  b->log.why);
+			return;
+		}
+		log_info(&b->log, "SIGHUP: log reopened; configuration reload is not supported in this version");
+		return;
 	}
-	log_info(&b->log, "SIGHUP: log reopened; configuration reload is not supported in this version");
+	log_info(&b->log, "SIGHUP: configuration reload is not supported in this version");
 }
 
 static void broker_signal(void *arg, uint32_t events)
@@ -332,21 +339,62 @@ static void broker_nofile(struct broker *b)
 			 (unsigned long long)got, (unsigned long long)b->cfg.max_connections);
 }
 
+/* Write the pidfile.  The pid goes into a new file made beside it by
+ * mkostemp (O_CREAT|O_EXCL: nothing that is already there, a symbolic link
+ * least of all, is opened), which is then renamed over the pidfile's name:
+ * rename replaces a symbolic link found there, it never follows it.  Its
+ * device and inode are kept so that broker_fini() removes the pidfile only
+ * while it is still the one we wrote (a second broker that fails to start
+ * must not remove the first one's).  The folder is trusted. */
 static int broker_pidfile(struct broker *b)
 {
+	char tmp[4200], text[32];
+	struct stat st;
+	int fd, rc;
+
 	if (!b->cfg.pidfile)
 		return 0;
-	char tmp[4200];
-	snprintf(tmp, sizeof tmp, "%s.tmp", b->cfg.pidfile);
-	FILE *f = fopen(tmp, "we");
-	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 ||
-	    rename(tmp, b->cfg.pidfile) < 0) {
-		int rc = -errno;
-		log_error(&b->log, "pidfile %s: %s", b->cfg.pidfile, strerror(errno));
-		unlink(tmp);
-		return rc ? rc : -EIO;
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.XXXXXX", b->cfg.pidfile) >= sizeof tmp) {
+		log_error(&b->log, "pidfile %s: %s", b->cfg.pidfile, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
 	}
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+		rc = -errno;
+		log_error(&b->log, "pidfile %s: cannot create %s: %s", b->cfg.pidfile, tmp,
+			  strerror(-rc));
+		return rc;
+	}
+	int len = snprintf(text, sizeof text, "%d\n", (int)getpid());
+	errno = 0; /* a short write sets none */
+	if (fchmod(fd, 0644) < 0 || write(fd, text, (size_t)len) != (ssize_t)len ||
+	    fstat(fd, &st) < 0) {
+		rc = errno ? -errno : -EIO;
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0 || rename(tmp, b->cfg.pidfile) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	b->pid_dev = st.st_dev;
+	b->pid_ino = st.st_ino;
+	b->pid_written = 1;
 	return 0;
+fail:
+	log_error(&b->log, "pidfile %s: %s", b->cfg.pidfile, strerror(-rc));
+	unlink(tmp);
+	return rc;
+}
+
+/* Remove the pidfile if it is still the one broker_pidfile() wrote. */
+static void broker_pidfile_remove(struct broker *b)
+{
+	struct stat st;
+
+	if (b->pid_written && lstat(b->cfg.pidfile, &st) == 0 && st.st_dev == b->pid_dev &&
+	    st.st_ino == b->pid_ino)
+		unlink(b->cfg.pidfile);
+	b->pid_written = 0;
 }
 
 int broker_init(struct broker *b, struct conf *cfg)
@@ -460,8 +508,7 @@ void broker_fini(struct broker *b)
 			close(b->sigfd);
 		}
 	}
-	if (b->cfg.pidfile)
-		unlink(b->cfg.pidfile);
+	broker_pidfile_remove(b);
 	router_free(b->router);
 	loop_free(b->loop);
 	buf_fini(&b->scratch);

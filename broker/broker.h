@@ -6,6 +6,7 @@
 #define IPCBUS_BROKER_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "buf.h"
 #include "hash.h"
@@ -52,6 +53,9 @@ struct broker {
 	struct loop_timer linger; /* wakes broker_reap() for lingering closes */
 	int stopping;
 	uint64_t refused, refused_logged; /* over max-connections, for the log */
+	dev_t pid_dev;             /* the pidfile we wrote (broker_fini removes only that) */
+	ino_t pid_ino;
+	int pid_written;
 	int ready_fd;              /* -d: write a byte when ready, then close */
 	int detach_log;            /* -d without a log directive: syslog once ready */
 	unsigned long nofile_soft; /* RLIMIT_NOFILE at start (restored in children) */
