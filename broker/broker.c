@@ -59,8 +59,34 @@ static void broker_conn_event(void *arg, uint32_t events)
 		c->ops->read_ready(c);
 }
 
+/* Log the refusals counted since the last such line. */
+static void broker_refuse_log(struct broker *b)
+{
+	if (!b->refused)
+		return;
+	log_warn(&b->log, "refused %llu connection(s): the broker is full (max-connections %llu)",
+		 (unsigned long long)b->refused, (unsigned long long)b->cfg.max_connections);
+	b->refused = 0;
+	b->refused_logged = loop_now(b->loop);
+}
+
+static void broker_refuse_timer(void *arg)
+{
+	broker_refuse_log(arg); /* not re-armed: the next refusal does that */
+}
+
+/* At exit: what was counted but not logged yet. */
+static void broker_refuse_flush(struct broker *b)
+{
+	loop_timer_cancel(b->loop, &b->refuse_log);
+	broker_refuse_log(b);
+}
+
 /* Refuse a connection over max-connections: tell it why, best effort and
- * without blocking, and close it.  Logged at most once a second. */
+ * without blocking, and close it.  Logged at most once a second: the first
+ * refusal after a quiet second at once, the ones that follow counted and
+ * logged by a timer a second after that line, so the end of a burst is
+ * logged too.  The timer is armed only while a count waits. */
 static void broker_refuse(struct broker *b, int fd)
 {
 	struct buf out;
@@ -77,12 +103,15 @@ static void broker_refuse(struct broker *b, int fd)
 	buf_fini(&out);
 	close(fd);
 	b->refused++;
+	b->stats.refused++;
+	if (b->refuse_log.armed)
+		return;
 	uint64_t now = loop_now(b->loop);
-	if (now - b->refused_logged >= 1000) {
-		log_warn(&b->log, "refused %llu connection(s): %s", (unsigned long long)b->refused, text);
-		b->refused = 0;
-		b->refused_logged = now;
-	}
+	if (now - b->refused_logged >= 1000)
+		broker_refuse_log(b);
+	else
+		loop_timer_set(b->loop, &b->refuse_log, b->refused_logged + 1000 - now,
+			       broker_refuse_timer, b);
 }
 
 void broker_accept(struct broker *b, int fd, const struct conn_ops *ops, struct listener *l)
@@ -285,6 +314,22 @@ static void broker_hup(struct broker *b)
 	log_info(&b->log, "SIGHUP: configuration reload is not supported in this version");
 }
 
+/* USR1: one line on the state of the broker, for an operator. */
+static void broker_status(struct broker *b)
+{
+	const struct broker_stats *s = &b->stats;
+	log_info(&b->log,
+		 "status: %zu connection(s) (%llu since start), %zu subscription(s), "
+		 "%llu byte(s) pending, %llu message(s) in, %llu out, %llu dropped in %llu "
+		 "slow-consumer episode(s), %llu no-responders, %llu error(s) sent, "
+		 "%llu connection(s) refused",
+		 b->nconns, (unsigned long long)s->conns_total, router_count(b->router),
+		 (unsigned long long)b->pending, (unsigned long long)s->msgs_in,
+		 (unsigned long long)s->msgs_out, (unsigned long long)s->dropped,
+		 (unsigned long long)s->slow_consumers, (unsigned long long)s->no_responders,
+		 (unsigned long long)s->errors, (unsigned long long)s->refused);
+}
+
 static void broker_signal(void *arg, uint32_t events)
 {
 	struct broker *b = arg;
@@ -295,15 +340,30 @@ static void broker_signal(void *arg, uint32_t events)
 		switch (si.ssi_signo) {
 		case SIGTERM:
 		case SIGINT:
+		case SIGQUIT:
 			broker_stop(b, (int)si.ssi_signo);
 			break;
 		case SIGHUP:
 			broker_hup(b);
 			break;
+		case SIGUSR1:
+			broker_status(b);
+			break;
+		case SIGUSR2: {
+			/* log_msg would drop the line itself when going down */
+			int level = log_toggle_debug(&b->log);
+			log_msg(&b->log, LOG_LVL_INFO, "SIGUSR2: debug logging %s",
+				level >= LOG_LVL_DEBUG ? "on" : "off");
+			break;
+		}
 		}
 	}
 }
 
+/* Every signal an operator sends by habit arrives through the signalfd:
+ * TERM, INT and QUIT stop with a drain, HUP reopens the log, USR1 logs a
+ * status line, USR2 toggles debug logging (ipcbusd(8)); none kills the
+ * broker without removing its socket and pidfile.  PIPE is ignored. */
 static int broker_signals(struct broker *b)
 {
 	sigset_t set;
@@ -312,7 +372,10 @@ static int broker_signals(struct broker *b)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGQUIT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -errno;
 	b->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -503,6 +566,7 @@ void broker_fini(struct broker *b)
 		loop_timer_cancel(b->loop, &b->linger);
 		loop_timer_cancel(b->loop, &b->keepalive);
 		loop_timer_cancel(b->loop, &b->drain);
+		broker_refuse_flush(b);
 		if (b->sigfd >= 0) {
 			loop_del(b->loop, &b->sigwatch);
 			close(b->sigfd);

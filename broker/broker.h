@@ -28,6 +28,7 @@ struct broker_stats {
 	uint64_t slow_consumers; /* slow-consumer episodes */
 	uint64_t no_responders;
 	uint64_t errors;       /* ERR frames sent */
+	uint64_t refused;      /* connections refused over max-connections */
 };
 
 struct broker {
@@ -52,7 +53,8 @@ struct broker {
 	struct loop_timer drain;
 	struct loop_timer linger; /* wakes broker_reap() for lingering closes */
 	int stopping;
-	uint64_t refused, refused_logged; /* over max-connections, for the log */
+	uint64_t refused, refused_logged; /* over max-connections, not yet logged; when last logged */
+	struct loop_timer refuse_log; /* armed only while a refused count waits to be logged */
 	dev_t pid_dev;             /* the pidfile we wrote (broker_fini removes only that) */
 	ino_t pid_ino;
 	int pid_written;

@@ -29,6 +29,7 @@ void log_init(struct log *l)
 {
 	memset(l, 0, sizeof *l);
 	l->level = LOG_LVL_INFO;
+	l->saved_level = -1;
 	l->file = stderr;
 }
 
@@ -153,6 +154,18 @@ void log_close(struct log *l)
 	l->to_syslog = 0;
 	l->file = stderr;
 	l->path[0] = 0;
+}
+
+int log_toggle_debug(struct log *l)
+{
+	if (l->saved_level >= 0) {
+		l->level = l->saved_level;
+		l->saved_level = -1;
+	} else {
+		l->saved_level = l->level;
+		l->level = l->level >= LOG_LVL_DEBUG ? LOG_LVL_INFO : LOG_LVL_DEBUG;
+	}
+	return l->level;
 }
 
 void log_msg(struct log *l, int level, const char *fmt, ...)

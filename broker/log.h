@@ -15,6 +15,7 @@ enum { LOG_LVL_ERROR = 0, LOG_LVL_WARN = 1, LOG_LVL_INFO = 2, LOG_LVL_DEBUG = 3 
 
 struct log {
 	int level;      /* messages above this level are not written */
+	int saved_level; /* the level before log_toggle_debug(), or -1 */
 	int to_syslog;
 	FILE *file;     /* stderr or an opened file (when !to_syslog) */
 	char path[256]; /* the file's path, for reopening */
@@ -38,6 +39,10 @@ int log_open(struct log *l, const char *dest);
 int log_check(const char *dest, char *why, size_t whylen);
 
 void log_close(struct log *l);
+
+/* SIGUSR2: switch debug detail on (or, when already on, down to info);
+ * the next call returns to the level before.  Returns the new level. */
+int log_toggle_debug(struct log *l);
 
 void log_msg(struct log *l, int level, const char *fmt, ...)
 	__attribute__((format(printf, 3, 4)));

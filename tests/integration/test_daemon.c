@@ -11,7 +11,12 @@
  *   sticky, so fs.protected_symlinks, if on, does not do the broker's work)
  *   and checks the victim is untouched and the broker refuses clearly (or,
  *   where a link is replaced rather than followed, starts);
- * - a failed second broker leaves the first one's pidfile alone.
+ * - a failed second broker leaves the first one's pidfile alone;
+ * - USR1 (a status line) and USR2 (debug logging on/off) leave the broker
+ *   serving; QUIT stops it like TERM; the socket and pidfile go either way;
+ * - a burst of connections refused over max-connections is logged in full
+ *   within about a second, with no further refusal to trigger it, and the
+ *   broker then sleeps (no timer left armed).
  */
 #include <config.h>
 
@@ -420,6 +425,153 @@ static void test_default_folder_symlink(void)
 	CU_ASSERT_EQUAL(access(sock, F_OK), -1);
 }
 
+/* ---- signals ---- */
+
+/* How many times needle is in the broker's stderr. */
+static int log_count(const struct harness_broker *b, const char *needle)
+{
+	char *s = harness_read_file(b->log, NULL);
+	int n = 0;
+	for (const char *p = s; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	free(s);
+	return n;
+}
+
+/* Publish on an invalid channel (a recoverable ERR, logged at debug) and
+ * wait for its answer. */
+static int bad_pub(struct harness_raw *r)
+{
+	static uint64_t id = 100;
+	if (harness_raw_pub(r, ++id, "bad..channel", NULL, "x", 1) < 0)
+		return 0;
+	return harness_raw_expect_err(r, IPCBUS__ERR_CODE__E_INVALID_CHANNEL, id, T);
+}
+
+static void test_usr1_usr2(void)
+{
+	UP(b, "pidfile @DIR@/ipcbusd.pid\n");
+	struct harness_raw *r = harness_raw_open(b, "watcher");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 1, 7, "a.b", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(r, T, NULL, NULL), 1);
+
+	CU_ASSERT_EQUAL(kill(b->pid, SIGUSR1), 0);
+	CU_ASSERT_EQUAL(harness_broker_wait_log(b, "status: 1 connection(s)", T), 0);
+	CU_ASSERT(harness_broker_log_has(b, "1 subscription(s)"));
+	CU_ASSERT(harness_broker_log_has(b, "0 byte(s) pending"));
+	CU_ASSERT(serves(b, "after-usr1"));
+	CU_ASSERT_EQUAL(harness_raw_barrier(r, T, NULL, NULL), 1);
+
+	/* USR2: debug on (a refused frame is logged), again: off */
+	CU_ASSERT(bad_pub(r));
+	CU_ASSERT_EQUAL(log_count(b, "refused: "), 0);
+	CU_ASSERT_EQUAL(kill(b->pid, SIGUSR2), 0);
+	CU_ASSERT_EQUAL(harness_broker_wait_log(b, "debug logging on", T), 0);
+	CU_ASSERT(bad_pub(r));
+	CU_ASSERT_EQUAL(log_count(b, "refused: "), 1);
+	CU_ASSERT_EQUAL(kill(b->pid, SIGUSR2), 0);
+	CU_ASSERT_EQUAL(harness_broker_wait_log(b, "debug logging off", T), 0);
+	CU_ASSERT(bad_pub(r));
+	CU_ASSERT_EQUAL(log_count(b, "refused: "), 1);
+	CU_ASSERT(serves(b, "after-usr2"));
+
+	/* and TERM still stops it cleanly */
+	CU_ASSERT_EQUAL(harness_broker_stop(b), 0);
+	CU_ASSERT_EQUAL(access(b->sock, F_OK), -1);
+	CU_ASSERT_EQUAL(access(b->pidfile, F_OK), -1);
+	CU_ASSERT(harness_raw_wait_closed(r, T));
+}
+
+static void test_quit(void)
+{
+	UP(b, "pidfile @DIR@/ipcbusd.pid\n");
+	CU_ASSERT_EQUAL(access(b->pidfile, F_OK), 0);
+	CU_ASSERT_EQUAL(kill(b->pid, SIGQUIT), 0);
+	CU_ASSERT_EQUAL(harness_wait_pid(b->pid, T), 0);
+	b->pid = 0;
+	CU_ASSERT(harness_broker_log_has(b, "stopping"));
+	CU_ASSERT_EQUAL(access(b->sock, F_OK), -1);
+	CU_ASSERT_EQUAL(access(b->pidfile, F_OK), -1);
+}
+
+/* ---- refusals over max-connections ---- */
+
+/* The sum of K over the "refused K connection(s)" lines of the log. */
+static unsigned long refused_logged(const struct harness_broker *b)
+{
+	char *s = harness_read_file(b->log, NULL);
+	unsigned long sum = 0;
+	for (const char *p = s; p && (p = strstr(p, "refused ")); p += 8) {
+		char *end;
+		unsigned long k = strtoul(p + 8, &end, 10);
+		if (end != p + 8 && strncmp(end, " connection(s)", 14) == 0)
+			sum += k;
+	}
+	free(s);
+	return sum;
+}
+
+/* Voluntary context switches of the broker's main thread, or -1. */
+static long ctxt_switches(pid_t pid)
+{
+	char path[64];
+	snprintf(path, sizeof path, "/proc/%d/status", (int)pid);
+	char *s = harness_read_file(path, NULL);
+	const char *p = s ? strstr(s, "\nvoluntary_ctxt_switches:") : NULL;
+	long n = p ? strtol(p + 25, NULL, 10) : -1;
+	free(s);
+	return n;
+}
+
+static void test_refused_burst(void)
+{
+	enum { N = 6 };
+	UP(b, "max-connections 1\n");
+	/* the harness's own probe of the socket may still hold the one place */
+	struct harness_raw *held = NULL;
+	uint64_t deadline = harness_now() + T;
+	while (!held && harness_now() < deadline) {
+		held = harness_raw_open(b, "held");
+		if (!held)
+			harness_sleep(20);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(held);
+	/* and its refusals, if any, are logged by now or soon: start counting
+	 * from what the log says after they are */
+	harness_sleep(1100);
+	unsigned long base = refused_logged(b);
+	struct harness_raw *c[N];
+	for (int i = 0; i < N; i++) {
+		c[i] = harness_raw_connect(b->sock);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(c[i]);
+	}
+	for (int i = 0; i < N; i++) {
+		CU_ASSERT(harness_raw_expect_err(c[i], IPCBUS__ERR_CODE__E_MAX_CONNECTIONS,
+						 UINT64_MAX, T));
+		CU_ASSERT(harness_raw_wait_closed(c[i], T));
+	}
+	uint64_t t0 = harness_now();
+	while (refused_logged(b) < base + N && harness_now() - t0 < 2500)
+		harness_sleep(20);
+	CU_ASSERT_EQUAL(refused_logged(b), base + N);
+	fprintf(stderr, "  %lu of %d refusals logged %llu ms after the burst\n",
+		refused_logged(b) - base, N, (unsigned long long)(harness_now() - t0));
+	CU_ASSERT(harness_now() - t0 < 2500);
+	CU_ASSERT(harness_raw_barrier(held, T, NULL, NULL) == 1);
+
+	/* then nothing more to say: with nobody connected, the broker sleeps */
+	harness_raw_close(held);
+	harness_sleep(2000); /* the keepalive tick's last round */
+	long before = ctxt_switches(b->pid);
+	harness_sleep(1200);
+	long after = ctxt_switches(b->pid);
+	CU_ASSERT(before >= 0);
+	CU_ASSERT_EQUAL(after, before);
+	CU_ASSERT_EQUAL(refused_logged(b), base + N);
+	CU_ASSERT_EQUAL(harness_broker_stop(b), 0);
+}
+
 static const struct harness_case cases[] = {
 	{"pidfile_tmp_symlink", test_pidfile_tmp_symlink},
 	{"pidfile_only_ours", test_pidfile_only_ours},
@@ -431,6 +583,9 @@ static const struct harness_case cases[] = {
 	{"socket_folder_symlink", test_socket_folder_symlink},
 	{"socket_parent_symlink", test_socket_parent_symlink},
 	{"default_folder_symlink", test_default_folder_symlink},
+	{"usr1_usr2", test_usr1_usr2},
+	{"quit", test_quit},
+	{"refused_burst", test_refused_burst},
 };
 
 int main(int argc, char **argv)
