@@ -15,6 +15,7 @@
 #include <sys/resource.h>
 #include <sys/signalfd.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "broker.h"
@@ -56,6 +57,29 @@ void broker_mark_closing(struct broker *b, struct conn *c)
 	/* the last output goes out in before-sleep (broker_reap) */
 }
 
+/* Log the refusals counted since the last such line. */
+static void broker_refuse_log(struct broker *b)
+{
+	if (!b->refused)
+		return;
+	log_warn(&b->log, "refused %llu connection(s): the broker is full (max-connections %llu)",
+		 (unsigned long long)b->refused, (unsigned long long)b->cfg.max_connections);
+	b->refused = 0;
+	b->refused_logged = loop_now(b->loop);
+}
+
+static void broker_refuse_timer(void *arg)
+{
+	broker_refuse_log(arg); /* not re-armed: the next refusal does that */
+}
+
+/* At exit: what was counted but not logged yet. */
+static void broker_refuse_flush(struct broker *b)
+{
+	loop_timer_cancel(b->loop, &b->refuse_log);
+	broker_refuse_log(b);
+}
+
 int broker_admit(struct broker *b, char *why, size_t n)
 {
 	if (b->nconns < b->cfg.max_connections)
@@ -65,17 +89,23 @@ int broker_admit(struct broker *b, char *why, size_t n)
 	return 0;
 }
 
-/* A connection refused by its transport after broker_admit() said no:
- * logged at most once a second. */
+/* A connection refused by its transport after broker_admit() said no.
+ * Logged at most once a second: the first refusal after a quiet second at
+ * once, the ones that follow counted and logged by a timer a second after
+ * that line, so the end of a burst is logged too.  The timer is armed only
+ * while a count waits. */
 void broker_refused(struct broker *b, const char *why)
 {
 	b->refused++;
+	b->stats.refused++;
+	if (b->refuse_log.armed)
+		return;
 	uint64_t now = loop_now(b->loop);
-	if (now - b->refused_logged >= 1000) {
-		log_warn(&b->log, "refused %llu connection(s): %s", (unsigned long long)b->refused, why);
-		b->refused = 0;
-		b->refused_logged = now;
-	}
+	if (now - b->refused_logged >= 1000)
+		broker_refuse_log(b);
+	else
+		loop_timer_set(b->loop, &b->refuse_log, b->refused_logged + 1000 - now,
+			       broker_refuse_timer, b);
 }
 
 void broker_add_conn(struct broker *b, struct conn *c)
@@ -261,16 +291,38 @@ static void broker_stop(struct broker *b, int sig)
 	loop_timer_set(b->loop, &b->drain, b->cfg.drain_timeout, broker_drain_timeout, b);
 }
 
-/* HUP: reopen the log file (after logrotate moved it).  Reloading the
+/* HUP: reopen the log file (after logrotate moved it), with log_open()'s
+ * checks: a symbolic link or a planted hard link at the log's name is
+ * refused, and the log then stays in the file it was in.  Reloading the
  * configuration is not in this version. */
 static void broker_hup(struct broker *b)
 {
 	if (b->cfg.log && b->log.path[0]) {
-		int rc = log_open(&b->log, b->cfg.log);
-		if (rc < 0)
-			log_error(&b->log, "SIGHUP: cannot reopen the log %s: %s", b->cfg.log, strerror(-rc));
+		if (log_open(&b->log, b->cfg.log) < 0) {
+			log_error(&b->log, "SIGHUP: cannot reopen the %s; still logging here",
+				  b->log.why);
+			return;
+		}
+		log_info(&b->log, "SIGHUP: log reopened; configuration reload is not supported in this version");
+		return;
 	}
-	log_info(&b->log, "SIGHUP: log reopened; configuration reload is not supported in this version");
+	log_info(&b->log, "SIGHUP: configuration reload is not supported in this version");
+}
+
+/* USR1: one line on the state of the broker, for an operator. */
+static void broker_status(struct broker *b)
+{
+	const struct broker_stats *s = &b->stats;
+	log_info(&b->log,
+		 "status: %zu connection(s) (%llu since start), %zu subscription(s), "
+		 "%llu byte(s) pending, %llu message(s) in, %llu out, %llu dropped in %llu "
+		 "slow-consumer episode(s), %llu no-responders, %llu error(s) sent, "
+		 "%llu connection(s) refused",
+		 b->nconns, (unsigned long long)s->conns_total, router_count(b->router),
+		 (unsigned long long)b->pending, (unsigned long long)s->msgs_in,
+		 (unsigned long long)s->msgs_out, (unsigned long long)s->dropped,
+		 (unsigned long long)s->slow_consumers, (unsigned long long)s->no_responders,
+		 (unsigned long long)s->errors, (unsigned long long)s->refused);
 }
 
 static void broker_signal(void *arg, uint32_t events)
@@ -283,15 +335,30 @@ static void broker_signal(void *arg, uint32_t events)
 		switch (si.ssi_signo) {
 		case SIGTERM:
 		case SIGINT:
+		case SIGQUIT:
 			broker_stop(b, (int)si.ssi_signo);
 			break;
 		case SIGHUP:
 			broker_hup(b);
 			break;
+		case SIGUSR1:
+			broker_status(b);
+			break;
+		case SIGUSR2: {
+			/* log_msg would drop the line itself when going down */
+			int level = log_toggle_debug(&b->log);
+			log_msg(&b->log, LOG_LVL_INFO, "SIGUSR2: debug logging %s",
+				level >= LOG_LVL_DEBUG ? "on" : "off");
+			break;
+		}
 		}
 	}
 }
 
+/* Every signal an operator sends by habit arrives through the signalfd:
+ * TERM, INT and QUIT stop with a drain, HUP reopens the log, USR1 logs a
+ * status line, USR2 toggles debug logging (ipcbusd(8)); none kills the
+ * broker without removing its socket and pidfile.  PIPE is ignored. */
 static int broker_signals(struct broker *b)
 {
 	sigset_t set;
@@ -300,7 +367,10 @@ static int broker_signals(struct broker *b)
 	sigemptyset(&set);
 	sigaddset(&set, SIGTERM);
 	sigaddset(&set, SIGINT);
+	sigaddset(&set, SIGQUIT);
 	sigaddset(&set, SIGHUP);
+	sigaddset(&set, SIGUSR1);
+	sigaddset(&set, SIGUSR2);
 	if (sigprocmask(SIG_BLOCK, &set, NULL) < 0)
 		return -errno;
 	b->sigfd = signalfd(-1, &set, SFD_NONBLOCK | SFD_CLOEXEC);
@@ -327,21 +397,62 @@ static void broker_nofile(struct broker *b)
 			 (unsigned long long)got, (unsigned long long)b->cfg.max_connections);
 }
 
+/* Write the pidfile.  The pid goes into a new file made beside it by
+ * mkostemp (O_CREAT|O_EXCL: nothing that is already there, a symbolic link
+ * least of all, is opened), which is then renamed over the pidfile's name:
+ * rename replaces a symbolic link found there, it never follows it.  Its
+ * device and inode are kept so that broker_fini() removes the pidfile only
+ * while it is still the one we wrote (a second broker that fails to start
+ * must not remove the first one's).  The folder is trusted. */
 static int broker_pidfile(struct broker *b)
 {
+	char tmp[4200], text[32];
+	struct stat st;
+	int fd, rc;
+
 	if (!b->cfg.pidfile)
 		return 0;
-	char tmp[4200];
-	snprintf(tmp, sizeof tmp, "%s.tmp", b->cfg.pidfile);
-	FILE *f = fopen(tmp, "we");
-	if (!f || fprintf(f, "%d\n", (int)getpid()) < 0 || fclose(f) != 0 ||
-	    rename(tmp, b->cfg.pidfile) < 0) {
-		int rc = -errno;
-		log_error(&b->log, "pidfile %s: %s", b->cfg.pidfile, strerror(errno));
-		unlink(tmp);
-		return rc ? rc : -EIO;
+	if ((size_t)snprintf(tmp, sizeof tmp, "%s.XXXXXX", b->cfg.pidfile) >= sizeof tmp) {
+		log_error(&b->log, "pidfile %s: %s", b->cfg.pidfile, strerror(ENAMETOOLONG));
+		return -ENAMETOOLONG;
 	}
+	if ((fd = mkostemp(tmp, O_CLOEXEC)) < 0) {
+		rc = -errno;
+		log_error(&b->log, "pidfile %s: cannot create %s: %s", b->cfg.pidfile, tmp,
+			  strerror(-rc));
+		return rc;
+	}
+	int len = snprintf(text, sizeof text, "%d\n", (int)getpid());
+	errno = 0; /* a short write sets none */
+	if (fchmod(fd, 0644) < 0 || write(fd, text, (size_t)len) != (ssize_t)len ||
+	    fstat(fd, &st) < 0) {
+		rc = errno ? -errno : -EIO;
+		close(fd);
+		goto fail;
+	}
+	if (close(fd) < 0 || rename(tmp, b->cfg.pidfile) < 0) {
+		rc = -errno;
+		goto fail;
+	}
+	b->pid_dev = st.st_dev;
+	b->pid_ino = st.st_ino;
+	b->pid_written = 1;
 	return 0;
+fail:
+	log_error(&b->log, "pidfile %s: %s", b->cfg.pidfile, strerror(-rc));
+	unlink(tmp);
+	return rc;
+}
+
+/* Remove the pidfile if it is still the one broker_pidfile() wrote. */
+static void broker_pidfile_remove(struct broker *b)
+{
+	struct stat st;
+
+	if (b->pid_written && lstat(b->cfg.pidfile, &st) == 0 && st.st_dev == b->pid_dev &&
+	    st.st_ino == b->pid_ino)
+		unlink(b->cfg.pidfile);
+	b->pid_written = 0;
 }
 
 int broker_init(struct broker *b, struct conf *cfg)
@@ -451,13 +562,13 @@ void broker_fini(struct broker *b)
 		loop_timer_cancel(b->loop, &b->resume);
 		loop_timer_cancel(b->loop, &b->keepalive);
 		loop_timer_cancel(b->loop, &b->drain);
+		broker_refuse_flush(b);
 		if (b->sigfd >= 0) {
 			loop_del(b->loop, &b->sigwatch);
 			close(b->sigfd);
 		}
 	}
-	if (b->cfg.pidfile)
-		unlink(b->cfg.pidfile);
+	broker_pidfile_remove(b);
 	router_free(b->router);
 	loop_free(b->loop);
 	buf_fini(&b->scratch);

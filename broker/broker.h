@@ -6,6 +6,7 @@
 #define IPCBUS_BROKER_H
 
 #include <stdint.h>
+#include <sys/types.h>
 
 #include "buf.h"
 #include "hash.h"
@@ -28,6 +29,7 @@ struct broker_stats {
 	uint64_t slow_consumers; /* slow-consumer episodes */
 	uint64_t no_responders;
 	uint64_t errors;       /* ERR frames sent */
+	uint64_t refused;      /* connections refused over max-connections */
 };
 
 struct broker {
@@ -61,7 +63,11 @@ struct broker {
 	struct loop_timer drain;
 	struct loop_timer linger; /* wakes broker_reap() for lingering closes */
 	int stopping;
-	uint64_t refused, refused_logged; /* over max-connections, for the log */
+	uint64_t refused, refused_logged; /* over max-connections, not yet logged; when last logged */
+	struct loop_timer refuse_log; /* armed only while a refused count waits to be logged */
+	dev_t pid_dev;             /* the pidfile we wrote (broker_fini removes only that) */
+	ino_t pid_ino;
+	int pid_written;
 	uint64_t auth_refused, auth_logged; /* bad tokens, for the log */
 	int ready_fd;              /* -d: write a byte when ready, then close */
 	int detach_log;            /* -d without a log directive: syslog once ready */

@@ -141,6 +141,14 @@ int main(int argc, char **argv)
 			errors++;
 		}
 	}
+	if (cfg.log) {
+		/* what log_open() will refuse (a symbolic link, a hard link...) */
+		char why[320];
+		if (log_check(cfg.log, why, sizeof why) < 0) {
+			fprintf(stderr, "ipcbusd: %s\n", why);
+			errors++;
+		}
+	}
 	if (errors) {
 		conf_fini(&cfg);
 		return 1;
@@ -157,7 +165,7 @@ int main(int argc, char **argv)
 	if (cfg.log) {
 		int rc = log_open(&b.log, cfg.log);
 		if (rc < 0) {
-			fprintf(stderr, "ipcbusd: log %s: %s\n", cfg.log, strerror(-rc));
+			fprintf(stderr, "ipcbusd: %s\n", b.log.why);
 			conf_fini(&cfg);
 			return 1;
 		}

@@ -3,7 +3,8 @@
 # brokers, runs child processes and speaks the raw protocol.
 INTEG_BROKER_TESTS = \
 	tests/integration/test_broker_proto \
-	tests/integration/test_slow
+	tests/integration/test_slow \
+	tests/integration/test_daemon
 INTEG_CLIENT_TESTS = \
 	tests/integration/test_pubsub \
 	tests/integration/test_reqrep \
@@ -30,6 +31,10 @@ tests_integration_test_broker_proto_LDADD = $(INTEG_LDADD)
 tests_integration_test_slow_SOURCES = tests/integration/test_slow.c
 tests_integration_test_slow_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_slow_LDADD = $(INTEG_LDADD)
+
+tests_integration_test_daemon_SOURCES = tests/integration/test_daemon.c
+tests_integration_test_daemon_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_daemon_LDADD = $(INTEG_LDADD)
 
 tests_integration_test_pubsub_SOURCES = tests/integration/test_pubsub.c \
 	tests/integration/libpump.c tests/integration/libpump.h
