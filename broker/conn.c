@@ -36,7 +36,10 @@
 size_t conn_frame_max(const struct conn *c)
 {
 	const struct conf *cfg = &c->b->cfg;
-	return (size_t)(cfg->max_payload + cfg->max_header_bytes + 1024);
+	size_t max = (size_t)(cfg->max_payload + cfg->max_header_bytes + 1024);
+	if (c->listener && c->listener->frame_max && c->listener->frame_max < max)
+		max = c->listener->frame_max;
+	return max;
 }
 
 void conn_describe(struct conn *c)

@@ -31,6 +31,13 @@
 
 #define UNIX_BACKLOG 512
 
+/* A Unix listener: the socket file it made, so only that one is removed. */
+struct unix_listener {
+	struct listener l;
+	dev_t dev;
+	ino_t ino;
+};
+
 static int unix_fail(char *err, size_t errlen, int rc, const char *fmt, const char *path)
 {
 	snprintf(err, errlen, fmt, path, strerror(-rc));
@@ -176,12 +183,13 @@ static int unix_stale(const char *path, char *err, size_t errlen)
 static int unix_listen(struct broker *b, const struct url *u, struct listener **out, char *err,
 		       size_t errlen)
 {
-	struct listener *l = calloc(1, sizeof *l);
+	struct unix_listener *ul = calloc(1, sizeof *ul);
+	struct listener *l = &ul->l;
 	struct sockaddr_un sa = {.sun_family = AF_UNIX};
 	struct stat st;
 	int rc;
 
-	if (!l)
+	if (!ul)
 		return -ENOMEM;
 	l->fd = -1;
 	l->b = b;
@@ -208,8 +216,8 @@ static int unix_listen(struct broker *b, const struct url *u, struct listener **
 		goto fail;
 	}
 	if (lstat(u->path, &st) == 0) {
-		l->dev = st.st_dev;
-		l->ino = st.st_ino;
+		ul->dev = st.st_dev;
+		ul->ino = st.st_ino;
 	}
 	if (u->group[0]) {
 		struct group *g = getgrnam(u->group);
@@ -250,7 +258,8 @@ static void unix_unlisten(struct listener *l)
 	loop_del(l->b->loop, &l->watch);
 	close(l->fd);
 	/* remove the file only if it is still the one we made */
-	if (lstat(l->url.path, &st) == 0 && st.st_dev == l->dev && st.st_ino == l->ino)
+	const struct unix_listener *ul = (const struct unix_listener *)l;
+	if (lstat(l->url.path, &st) == 0 && st.st_dev == ul->dev && st.st_ino == ul->ino)
 		unlink(l->url.path);
 }
 

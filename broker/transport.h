@@ -69,6 +69,10 @@ struct transport {
 	void (*peer)(struct conn *c);
 };
 
+/* A listener: what every transport's listener has.  A transport with
+ * state of its own embeds this as the first member of a struct of its own
+ * (tr_unix.c's socket file), allocated by its listen() and freed with
+ * free() by the broker. */
 struct listener {
 	const struct transport *tr;
 	struct broker *b;
@@ -77,8 +81,7 @@ struct listener {
 	struct loop_timer retry; /* accept paused after EMFILE */
 	uint64_t paused_logged;  /* when that was last logged */
 	int fd;
-	dev_t dev; /* the socket file we created, to unlink only ours */
-	ino_t ino;
+	size_t frame_max;        /* the medium's frame limit (a datagram), or 0 */
 	struct listener *next;
 };
 
