@@ -24,6 +24,7 @@
 struct broker;
 struct listener;
 struct conn_ops;
+struct stream_io;
 
 enum conn_state {
 	CONN_HELLO = 0, /* waiting for HELLO */
@@ -39,6 +40,9 @@ struct conn {
 	 * medium has none); nothing outside the transport touches them */
 	struct loop_watch watch;
 	int fd;
+	const struct stream_io *io; /* NULL: a plain socket */
+	void *io_state;             /* the io's session (TLS) */
+	int io_want_out;            /* the io waits for room to write */
 	uint64_t id;
 	enum conn_state state;
 	struct buf in;   /* bytes read, frames not handled yet */

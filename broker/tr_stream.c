@@ -24,6 +24,35 @@
 #define STREAM_ACCEPT_BATCH 64
 #define STREAM_EMFILE_PAUSE_MS 100
 
+/* The bytes themselves: a plain socket, or the connection's io (TLS).
+ * > 0, 0 at EOF, -EAGAIN, -errno. */
+static ssize_t stream_recv(struct conn *c, void *p, size_t n)
+{
+	if (c->io)
+		return c->io->recv(c, p, n);
+	for (;;) {
+		ssize_t k = read(c->fd, p, n);
+		if (k >= 0)
+			return k;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
+static ssize_t stream_sendv(struct conn *c, const struct iovec *iov, int n)
+{
+	if (c->io)
+		return c->io->sendv(c, iov, n);
+	struct msghdr mh = {.msg_iov = (struct iovec *)iov, .msg_iovlen = (size_t)n};
+	for (;;) {
+		ssize_t k = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
+		if (k >= 0)
+			return k;
+		if (errno != EINTR)
+			return -errno;
+	}
+}
+
 /* Split and handle every complete frame in c->in. */
 static int stream_frames(struct conn *c)
 {
@@ -73,10 +102,8 @@ static void stream_discard(struct conn *c)
 	size_t total = 0;
 
 	while (total < STREAM_READ_BUDGET) {
-		ssize_t n = read(c->fd, sink, sizeof sink);
-		if (n < 0 && errno == EINTR)
-			continue;
-		if (n < 0 && errno == EAGAIN)
+		ssize_t n = stream_recv(c, sink, sizeof sink);
+		if (n == -EAGAIN)
 			return;
 		if (n <= 0) {
 			c->eof = 1;
@@ -106,12 +133,10 @@ static void stream_read_ready(struct conn *c)
 				return;
 			}
 		}
-		ssize_t n = read(c->fd, buf_wptr(&c->in), buf_room(&c->in));
+		ssize_t n = stream_recv(c, buf_wptr(&c->in), buf_room(&c->in));
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN)
-				conn_close(c, strerror(errno));
+			if (n != -EAGAIN)
+				conn_close(c, strerror((int)-n));
 			break;
 		}
 		if (n == 0) {
@@ -122,7 +147,7 @@ static void stream_read_ready(struct conn *c)
 		total += (size_t)n;
 		if (stream_frames(c) < 0)
 			break;
-		if ((size_t)n < STREAM_READ_CHUNK / 2)
+		if ((size_t)n < STREAM_READ_CHUNK / 2 && !(c->io && c->io->pending(c)))
 			break; /* drained, most likely: epoll says when there is more */
 	}
 	/* nothing half-read: hold no memory between reads (counted in
@@ -138,15 +163,9 @@ static int stream_flush(struct conn *c)
 
 	while (c->out.len > 0) {
 		int k = outq_iov(&c->out, iov, 64);
-		struct msghdr mh = {.msg_iov = iov, .msg_iovlen = (size_t)k};
-		ssize_t n = sendmsg(c->fd, &mh, MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN)
-				return 1;
-			return -errno;
-		}
+		ssize_t n = stream_sendv(c, iov, k);
+		if (n < 0)
+			return n == -EAGAIN ? 1 : (int)n;
 		conn_sent(c, (size_t)n);
 	}
 	return 0;
@@ -154,16 +173,23 @@ static int stream_flush(struct conn *c)
 
 static void stream_shutdown(struct conn *c)
 {
+	if (c->io)
+		c->io->shutdown(c);
 	shutdown(c->fd, SHUT_WR);
 }
 
 static void stream_watch(struct conn *c, int in, int out)
 {
+	/* the io may need to write to go on reading (a TLS handshake) */
+	out = out || c->io_want_out;
 	loop_mod(c->b->loop, &c->watch, (in ? EPOLLIN : 0) | (out ? EPOLLOUT : 0));
 }
 
 static void stream_close(struct conn *c)
 {
+	if (c->io)
+		c->io->fini(c);
+	c->io = NULL;
 	if (c->fd < 0)
 		return;
 	loop_del(c->b->loop, &c->watch);
@@ -181,7 +207,13 @@ const struct conn_ops stream_conn_ops = {
 
 static void stream_event(void *arg, uint32_t events)
 {
-	conn_ready(arg, (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0, (events & EPOLLOUT) != 0);
+	struct conn *c = arg;
+	int readable = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
+	int writable = (events & EPOLLOUT) != 0;
+	/* room to write is what the io waited for to read on */
+	if (writable && c->io_want_out)
+		readable = 1;
+	conn_ready(c, readable, writable);
 }
 
 /* Over max-connections: tell the peer why, best effort and without
@@ -205,6 +237,7 @@ static void stream_adopt(struct listener *l, int fd)
 {
 	struct broker *b = l->b;
 	char why[160];
+	int rc;
 
 	if (!broker_admit(b, why, sizeof why)) {
 		stream_refuse(b, fd, why);
@@ -223,8 +256,11 @@ static void stream_adopt(struct listener *l, int fd)
 		conn_free(c);
 		return;
 	}
-	if (l->tr->peer)
-		l->tr->peer(c);
+	if (l->tr->adopt && (rc = l->tr->adopt(c)) < 0) {
+		log_warn(&b->log, "cannot set up a connection on %s: %s", l->url.path[0] ? l->url.path : l->url.host, strerror(-rc));
+		conn_free(c);
+		return;
+	}
 	conn_describe(c);
 	broker_add_conn(b, c);
 }

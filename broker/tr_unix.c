@@ -264,7 +264,7 @@ static void unix_unlisten(struct listener *l)
 }
 
 /* Who is at the other end: SO_PEERCRED. */
-static void unix_peer(struct conn *c)
+static int unix_adopt(struct conn *c)
 {
 	struct ucred cr;
 	socklen_t len = sizeof cr;
@@ -275,11 +275,12 @@ static void unix_peer(struct conn *c)
 		c->gid = cr.gid;
 		c->has_cred = 1;
 	}
+	return 0;
 }
 
 const struct transport transport_unix = {
 	.scheme = "unix",
 	.listen = unix_listen,
 	.unlisten = unix_unlisten,
-	.peer = unix_peer,
+	.adopt = unix_adopt,
 };

@@ -20,6 +20,8 @@
 #define IPCBUS_TRANSPORT_H
 
 #include <stddef.h>
+#include <sys/types.h>
+#include <sys/uio.h>
 
 #include "loop.h"
 #include "url.h"
@@ -63,10 +65,28 @@ struct transport {
 		      size_t errlen);
 	/* Stop listening and remove what listen created (a socket file). */
 	void (*unlisten)(struct listener *l);
-	/* Who is at the other end of a new connection, for logs and, later,
-	 * ACLs: the credentials of a Unix socket (c->has_cred, pid, uid, gid),
-	 * the address of a network peer (c->addr).  NULL: nothing known. */
-	void (*peer)(struct conn *c);
+	/* A new connection came in: learn who is at the other end, for logs
+	 * and ACLs (the credentials of a Unix socket: c->has_cred, pid, uid,
+	 * gid; the address of a network peer: c->addr), and set up what the
+	 * medium needs (TCP options, a TLS session in c->io).  0, or -errno
+	 * and the connection is refused.  NULL: nothing to do. */
+	int (*adopt)(struct conn *c);
+};
+
+/* How a stream transport moves bytes when it is not a plain socket (TLS):
+ * tr_stream.c calls these instead of read/sendmsg/shutdown. */
+struct stream_io {
+	/* Up to n bytes: > 0, 0 at EOF, -EAGAIN, or -errno (a text for the
+	 * log in c->desc's log line is the transport's to write). */
+	ssize_t (*recv)(struct conn *c, void *p, size_t n);
+	/* Bytes taken from iov, -EAGAIN, or -errno. */
+	ssize_t (*sendv)(struct conn *c, const struct iovec *iov, int n);
+	/* 1 when bytes are buffered inside (read them before waiting). */
+	int (*pending)(struct conn *c);
+	/* The end of output (before the socket's own shutdown). */
+	void (*shutdown)(struct conn *c);
+	/* Free the session (before the socket is closed). */
+	void (*fini)(struct conn *c);
 };
 
 /* A listener: what every transport's listener has.  A transport with
@@ -89,6 +109,15 @@ struct listener {
 const struct transport *transport_find(enum url_kind kind);
 
 extern const struct transport transport_unix;
+extern const struct transport transport_tcp;
+extern const struct transport transport_tls;
+
+/* tr_tcp.c, for tr_tls.c: a TCP listener for u (l->tr set by the caller),
+ * and the set-up of an accepted TCP connection. */
+int tcp_listen_on(struct broker *b, const struct url *u, struct listener *l, char *err,
+		  size_t errlen);
+void tcp_unlisten(struct listener *l);
+int tcp_adopt(struct conn *c);
 
 /* Stream code shared by unix and tcp (tr_stream.c). */
 extern const struct conn_ops stream_conn_ops;
