@@ -55,13 +55,20 @@ int auth_hello(struct conn *c, int has_token, const uint8_t *token, size_t len, 
 		return 0;
 	}
 	snprintf(why, n, has_token ? "bad token" : "this broker requires a token");
-	b->auth_refused++;
+	auth_refused(c, why);
+	return -1;
+}
+
+void auth_refused(struct conn *c, const char *why)
+{
+	struct broker *b = c->b;
 	uint64_t now = loop_now(b->loop);
+
+	b->auth_refused++;
 	if (!b->auth_logged || now - b->auth_logged >= 1000) {
 		log_warn(&b->log, "refused %s: %s (%llu refused since the last report)", c->desc, why,
 			 (unsigned long long)b->auth_refused);
 		b->auth_refused = 0;
 		b->auth_logged = now;
 	}
-	return -1;
 }

@@ -19,6 +19,10 @@ struct conn;
 int auth_hello(struct conn *c, int has_token, const uint8_t *token, size_t len, char *why,
 	       size_t n);
 
+/* Log that c was refused (a bad token, a failed TLS handshake): at most
+ * one line a second, counting the others. */
+void auth_refused(struct conn *c, const char *why);
+
 /* 1 when a and b are equal, in a time that depends only on alen (the
  * length the client chose), never on how much of a secret matched. */
 int auth_equal(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen);

@@ -359,7 +359,9 @@ void conn_error(struct conn *c, uint64_t id, int code, int fatal, const char *fm
 	}
 	conn_push_error(c, id, code, fatal, text);
 	if (fatal) {
-		log_info(&c->b->log, "%s: %s", c->desc, text);
+		/* a bad token was logged by auth.c, at most once a second */
+		if (code != IPCBUS__ERR_CODE__E_AUTH)
+			log_info(&c->b->log, "%s: %s", c->desc, text);
 		conn_close(c, text);
 	} else {
 		log_debug(&c->b->log, "%s: refused: %s", c->desc, text);

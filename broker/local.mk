@@ -13,7 +13,9 @@ broker_libipcbusd_la_SOURCES = \
 	broker/router.c broker/router.h \
 	broker/transport.c broker/transport.h \
 	broker/tr_stream.c \
-	broker/tr_unix.c
+	broker/tr_unix.c \
+	broker/tr_tcp.c \
+	broker/tr_tls.c
 broker_libipcbusd_la_LIBADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)
 
 sbin_PROGRAMS += broker/ipcbusd

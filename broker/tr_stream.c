@@ -58,6 +58,14 @@ static int stream_frames(struct conn *c)
 {
 	size_t max = conn_frame_max(c);
 
+	const uint8_t *p = buf_rptr(&c->in);
+	if (c->state == CONN_HELLO && buf_len(&c->in) >= 2 && p[0] == 0x16 && p[1] == 0x03) {
+		/* no frame starts so (field 0), every TLS handshake does */
+		conn_error(c, 0, IPCBUS__ERR_CODE__E_PROTOCOL, 2,
+			   "this port speaks the plain protocol, not TLS: connect with %s://, not tls://",
+			   c->listener ? c->listener->tr->scheme : "tcp");
+		return -1;
+	}
 	while (c->state != CONN_CLOSING && buf_len(&c->in) > 0) {
 		const uint8_t *body;
 		size_t len, need;
@@ -257,7 +265,8 @@ static void stream_adopt(struct listener *l, int fd)
 		return;
 	}
 	if (l->tr->adopt && (rc = l->tr->adopt(c)) < 0) {
-		log_warn(&b->log, "cannot set up a connection on %s: %s", l->url.path[0] ? l->url.path : l->url.host, strerror(-rc));
+		log_warn(&b->log, "cannot set up a connection on %s://%s: %s", l->tr->scheme,
+			 l->url.path[0] ? l->url.path : l->url.host, strerror(-rc));
 		conn_free(c);
 		return;
 	}
@@ -289,8 +298,9 @@ void stream_accept(void *arg, uint32_t events)
 				uint64_t now = loop_now(l->b->loop);
 				if (!l->paused_logged || now - l->paused_logged >= 10000) {
 					log_warn(&l->b->log,
-						 "accept on %s: %s; not accepting for %d ms at a time until descriptors are free",
-						 l->url.path, strerror(errno), STREAM_EMFILE_PAUSE_MS);
+						 "accept on %s://%s: %s; not accepting for %d ms at a time until descriptors are free",
+						 l->tr->scheme, l->url.path[0] ? l->url.path : l->url.host,
+						 strerror(errno), STREAM_EMFILE_PAUSE_MS);
 					l->paused_logged = now;
 				}
 				loop_mod(l->b->loop, &l->watch, 0);

@@ -11,6 +11,7 @@ const struct transport *transport_find(enum url_kind kind)
 {
 	switch (kind) {
 	case URL_UNIX: return &transport_unix;
-	default: return NULL; /* tcp, udp, sysv, shm: not in this version */
+	case URL_TCP: return &transport_tcp;
+	default: return NULL; /* udp, sysv, shm: not in this version */
 	}
 }

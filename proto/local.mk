@@ -7,7 +7,8 @@ proto_libipcbusproto_la_SOURCES = \
 	proto/chan.c proto/chan.h \
 	proto/url.c proto/url.h \
 	proto/hash.c proto/hash.h \
-	proto/tls.c proto/tls.h
+	proto/tls.c proto/tls.h \
+	proto/net.c proto/net.h
 nodist_proto_libipcbusproto_la_SOURCES = proto/ipcbus.pb-c.c proto/ipcbus.pb-c.h
 proto_libipcbusproto_la_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS)
 proto_libipcbusproto_la_LIBADD = $(PROTOBUF_C_LIBS) $(OPENSSL_LIBS)

@@ -1,0 +1,186 @@
+/*
+ * tr_tls.c: TCP with TLS.  Listening is tr_tcp.c's, the stream is
+ * tr_stream.c's; this file only puts a TLS session (proto/tls.c) between
+ * the stream and the socket, as a struct stream_io.  The handshake runs
+ * inside the loop, a step each time the socket is ready, so a client that
+ * stalls in it holds nobody up and is dropped at the HELLO deadline like
+ * any silent client.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+
+#include "auth.h"
+#include "broker.h"
+#include "conn.h"
+#include "tls.h"
+#include "transport.h"
+
+/* The first byte of every TLS record that opens a handshake. */
+#define TLS_HANDSHAKE_RECORD 0x16
+
+struct tls_listener {
+	struct listener l;
+	struct tls_ctx *ctx;
+};
+
+struct tls_sess {
+	struct tls *t;
+	int done; /* handshake finished */
+};
+
+static void tlsio_want(struct conn *c, int want)
+{
+	int out = want == TLS_WANT_WRITE;
+	if (out != c->io_want_out) {
+		c->io_want_out = out;
+		conn_watch(c);
+	}
+}
+
+/* A peer that speaks the plain protocol to a TLS port is told so in its
+ * own language, then closed. */
+static int tlsio_plain_peer(struct conn *c)
+{
+	uint8_t first;
+	ssize_t k = recv(c->fd, &first, 1, MSG_PEEK);
+	if (k != 1 || first == TLS_HANDSHAKE_RECORD)
+		return 0;
+	struct tls_sess *s = c->io_state;
+	tls_free(s->t);
+	free(s);
+	c->io_state = NULL;
+	c->io = NULL;
+	c->io_want_out = 0;
+	conn_error(c, 0, IPCBUS__ERR_CODE__E_PROTOCOL, 2,
+		   "this port speaks TLS: connect with tls://, not tcp://");
+	return 1;
+}
+
+static ssize_t tlsio_recv(struct conn *c, void *p, size_t n)
+{
+	struct tls_sess *s = c->io_state;
+	int want = 0;
+
+	if (!s->done) {
+		char err[256];
+		if (tlsio_plain_peer(c))
+			return -EPROTO;
+		int rc = tls_handshake(s->t, &want, err, sizeof err);
+		if (rc < 0) {
+			auth_refused(c, err);
+			return -EPROTO;
+		}
+		if (rc == 0) {
+			tlsio_want(c, want);
+			return -EAGAIN;
+		}
+		s->done = 1;
+		tls_describe(s->t, err, sizeof err);
+		log_debug(&c->b->log, "%s: TLS established (%s)", c->desc, err);
+	}
+	ssize_t k = tls_read(s->t, p, n, &want);
+	tlsio_want(c, k == -EAGAIN ? want : 0);
+	return k;
+}
+
+static ssize_t tlsio_sendv(struct conn *c, const struct iovec *iov, int n)
+{
+	struct tls_sess *s = c->io_state;
+	int want = 0;
+	ssize_t k = tls_writev(s->t, iov, n, &want);
+	if (k == -EAGAIN && want == TLS_WANT_READ)
+		tlsio_want(c, want);
+	return k;
+}
+
+static int tlsio_pending(struct conn *c)
+{
+	struct tls_sess *s = c->io_state;
+	return s->done && tls_pending(s->t);
+}
+
+static void tlsio_shutdown(struct conn *c)
+{
+	struct tls_sess *s = c->io_state;
+	tls_shutdown(s->t);
+}
+
+static void tlsio_fini(struct conn *c)
+{
+	struct tls_sess *s = c->io_state;
+	if (s) {
+		tls_free(s->t);
+		free(s);
+	}
+	c->io_state = NULL;
+}
+
+static const struct stream_io tls_stream_io = {
+	.recv = tlsio_recv,
+	.sendv = tlsio_sendv,
+	.pending = tlsio_pending,
+	.shutdown = tlsio_shutdown,
+	.fini = tlsio_fini,
+};
+
+static int tls_listen(struct broker *b, const struct url *u, struct listener **out, char *err,
+		      size_t errlen)
+{
+	const struct conf *cfg = &b->cfg;
+
+	if (!cfg->tls_cert || !cfg->tls_key) {
+		snprintf(err, errlen, "tls:// needs tls-cert and tls-key in the configuration");
+		return -EINVAL;
+	}
+	struct tls_listener *tl = calloc(1, sizeof *tl);
+	if (!tl)
+		return -ENOMEM;
+	tl->l.tr = &transport_tls;
+	int rc = tls_ctx_server(&tl->ctx, cfg->tls_cert, cfg->tls_key, cfg->tls_ca, err, errlen);
+	if (rc == 0 && (rc = tcp_listen_on(b, u, &tl->l, err, errlen)) < 0)
+		tls_ctx_free(tl->ctx);
+	if (rc < 0) {
+		free(tl);
+		return rc;
+	}
+	*out = &tl->l;
+	return 0;
+}
+
+static void tls_unlisten(struct listener *l)
+{
+	struct tls_listener *tl = (struct tls_listener *)l;
+	tcp_unlisten(l);
+	/* sessions still open hold their own reference to the context */
+	tls_ctx_free(tl->ctx);
+	tl->ctx = NULL;
+}
+
+static int tls_adopt(struct conn *c)
+{
+	struct tls_listener *tl = (struct tls_listener *)c->listener;
+	int rc = tcp_adopt(c);
+	if (rc < 0)
+		return rc;
+	struct tls_sess *s = calloc(1, sizeof *s);
+	if (!s || !(s->t = tls_new(tl->ctx, c->fd, NULL))) {
+		free(s);
+		return -ENOMEM;
+	}
+	c->io_state = s;
+	c->io = &tls_stream_io;
+	return 0;
+}
+
+const struct transport transport_tls = {
+	.scheme = "tls",
+	.network = 1,
+	.listen = tls_listen,
+	.unlisten = tls_unlisten,
+	.adopt = tls_adopt,
+};
