@@ -430,10 +430,13 @@ int frame_append_error(struct buf *b, uint64_t id, int code, int fatal, const ch
 {
 	Ipcbus__Error e = IPCBUS__ERROR__INIT;
 	e.code = (Ipcbus__ErrCode)code;
+	/* at most one flag is true: `closing` means "reconnecting is
+	 * allowed", so a fatal ERR must not carry it (a client that reads
+	 * `closing` first would reconnect) */
 	e.has_fatal = 1;
 	e.fatal = fatal >= 2;
 	e.has_closing = 1;
-	e.closing = fatal >= 1;
+	e.closing = fatal == 1;
 	if (text) {
 		e.has_text = 1;
 		e.text.data = (uint8_t *)(uintptr_t)text;

@@ -125,7 +125,8 @@ size_t frame_sid_prefix(uint8_t *out, uint64_t sid, size_t body_len);
  * message and append a whole frame of the given type to b. */
 int frame_append_hello(struct buf *b, uint64_t id, const Ipcbus__Hello *h);
 int frame_append_welcome(struct buf *b, uint64_t id, const Ipcbus__Welcome *w);
-/* fatal: 0 recoverable, 1 closing (may reconnect), 2 fatal (never reconnect) */
+/* fatal: 0 recoverable (both flags false), 1 closing (closing true: may
+ * reconnect), 2 fatal (fatal true, closing false: never reconnect) */
 int frame_append_error(struct buf *b, uint64_t id, int code, int fatal, const char *text);
 
 /* Unpack nested messages of a decoded frame with protobuf-c (NULL when

@@ -929,6 +929,52 @@ static void test_drain(void)
 	CU_ASSERT_EQUAL(access(b->sock, F_OK), -1);
 }
 
+/* ---- the rules of docs/protocol.md, one case each ---- */
+
+/* A fatal ERR sets `fatal` only: `closing` means "reconnecting is allowed". */
+static void test_fatal_is_not_closing(void)
+{
+	UP(b, "max-payload 64\nmax-header-bytes 64\n");
+	/* E_PROTOCOL: bytes that do not decode */
+	OPEN(r1, b, "undecodable");
+	static const uint8_t undecodable[] = {2, 0xff, 0xff};
+	CU_ASSERT_EQUAL(harness_raw_send(r1, undecodable, sizeof undecodable), 0);
+	CU_ASSERT(harness_raw_expect_err(r1, E_PROTOCOL, 0, T));
+	CU_ASSERT(r1->err_fatal);
+	CU_ASSERT_FALSE(r1->err_closing);
+	CU_ASSERT(harness_raw_wait_closed(r1, T));
+	/* E_PROTOCOL: a type a client may not send */
+	OPEN(r2, b, "sends-msg");
+	struct frame msg = {.type = IPCBUS__FRAME_TYPE__MSG, .has_id = 1, .id = 8};
+	CU_ASSERT_EQUAL(harness_raw_frame(r2, &msg, NULL, 0), 0);
+	CU_ASSERT(harness_raw_expect_err(r2, E_PROTOCOL, 8, T));
+	CU_ASSERT(r2->err_fatal);
+	CU_ASSERT_FALSE(r2->err_closing);
+	/* E_FRAME_TOO_BIG */
+	OPEN(r3, b, "too-big");
+	uint8_t prefix[FRAME_VARINT_MAX];
+	CU_ASSERT_EQUAL(harness_raw_send(r3, prefix, frame_varint_put(prefix, 100000)), 0);
+	CU_ASSERT(harness_raw_expect_err(r3, E_FRAME_TOO_BIG, 0, T));
+	CU_ASSERT(r3->err_fatal);
+	CU_ASSERT_FALSE(r3->err_closing);
+	/* E_VERSION */
+	struct harness_raw *r4 = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r4);
+	CU_ASSERT_EQUAL(harness_raw_hello(r4, 3, 2, "v2"), 0);
+	CU_ASSERT(harness_raw_expect_err(r4, E_VERSION, 3, T));
+	CU_ASSERT(r4->err_fatal);
+	CU_ASSERT_FALSE(r4->err_closing);
+	/* E_NO_HELLO */
+	struct harness_raw *r5 = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r5);
+	CU_ASSERT_EQUAL(harness_raw_ping(r5, 4), 0);
+	CU_ASSERT(harness_raw_expect_err(r5, E_NO_HELLO, 4, T));
+	CU_ASSERT(r5->err_fatal);
+	CU_ASSERT_FALSE(r5->err_closing);
+	/* and a closing ERR is not fatal (max-connections is checked in
+	 * test_max_connections, E_IDLE in test_keepalive) */
+}
+
 /* ---- the daemon ---- */
 
 static void test_pidfile_and_term(void)
@@ -1228,6 +1274,7 @@ static const struct harness_case cases[] = {
 	{"byte_by_byte", test_byte_by_byte},
 	{"largest_frame", test_largest_frame},
 	{"drain", test_drain},
+	{"fatal_is_not_closing", test_fatal_is_not_closing},
 	{"pidfile_and_term", test_pidfile_and_term},
 	{"hup_reopens_log", test_hup_reopens_log},
 	{"socket_modes", test_socket_modes},

@@ -773,7 +773,10 @@ static void test_nested(void)
 		CU_ASSERT_PTR_NOT_NULL_FATAL(ue);
 		CU_ASSERT_EQUAL(ue->code, errs[i].code);
 		CU_ASSERT_EQUAL(!!ue->fatal, errs[i].fatal == 2);
-		CU_ASSERT_EQUAL(!!ue->closing, errs[i].fatal >= 1);
+		/* both flags are written, and at most one is true: a fatal
+		 * ERR is not `closing` (that would allow a reconnect) */
+		CU_ASSERT(ue->has_fatal && ue->has_closing);
+		CU_ASSERT_EQUAL(!!ue->closing, errs[i].fatal == 1);
 		CU_ASSERT_EQUAL(!!ue->has_text, errs[i].text != NULL);
 		if (errs[i].text && ue->has_text) {
 			CU_ASSERT_EQUAL(ue->text.len, strlen(errs[i].text));
