@@ -172,6 +172,7 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f)
 	f->body = body;
 	f->body_len = len;
 	while (i < len) {
+		size_t start = i;
 		uint32_t field;
 		int wt;
 		uint64_t v = 0;
@@ -212,8 +213,10 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f)
 			if (frame_header_parse(b, (size_t)v, &h) < 0)
 				return IPCBUS_EPROTO;
 			f->nheaders++;
-			/* the whole field: tag, length and message */
-			f->header_bytes += 1 + frame_varint_len(v) + (size_t)v;
+			/* the whole field as it is on the wire: tag, length
+			 * and message, padded varints included (it is copied
+			 * so into a MSG: frame_msg_size() relies on it) */
+			f->header_bytes += i - start;
 			break;
 		}
 		}

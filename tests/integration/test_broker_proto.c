@@ -931,6 +931,72 @@ static void test_drain(void)
 
 /* ---- the rules of docs/protocol.md, one case each ---- */
 
+/* Hand-made frame bodies: what frame_encode() would never write. */
+struct wire {
+	uint8_t b[4096];
+	size_t n;
+};
+
+static void wire_key(struct wire *w, uint32_t field, int wt)
+{
+	w->n += frame_varint_put(w->b + w->n, (uint64_t)field << 3 | (uint64_t)wt);
+}
+
+static void wire_uint(struct wire *w, uint32_t field, uint64_t v)
+{
+	wire_key(w, field, 0);
+	w->n += frame_varint_put(w->b + w->n, v);
+}
+
+static void wire_bytes(struct wire *w, uint32_t field, const void *p, size_t len)
+{
+	wire_key(w, field, 2);
+	w->n += frame_varint_put(w->b + w->n, len);
+	memcpy(w->b + w->n, p, len);
+	w->n += len;
+}
+
+static void wire_raw(struct wire *w, const void *p, size_t len)
+{
+	memcpy(w->b + w->n, p, len);
+	w->n += len;
+}
+
+/* Send the body with its length prefix. */
+static int wire_send(struct harness_raw *r, const struct wire *w)
+{
+	uint8_t prefix[FRAME_VARINT_MAX];
+	size_t k = frame_varint_put(prefix, w->n);
+	if (harness_raw_send(r, prefix, k) < 0)
+		return -1;
+	return harness_raw_send(r, w->b, w->n);
+}
+
+/* A Header field written with padded varints (valid protobuf) is
+ * forwarded as it came, and the MSG around it is whole: the broker sizes
+ * the MSG from the headers' bytes on the wire. */
+static void test_padded_header(void)
+{
+	UP(b, "");
+	OPEN(sub, b, "sub");
+	OPEN(r, b, "pub");
+	CU_ASSERT_EQUAL(harness_raw_sub(sub, 1, 1, "ph", NULL), 0);
+	CU_ASSERT(quiet(sub));
+	struct wire w = {.n = 0};
+	wire_uint(&w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__PUB);
+	wire_bytes(&w, FRAME_F_CHANNEL, "ph", 2);
+	/* field 6 with its key and its length in 3 bytes each */
+	wire_raw(&w, "\xb2\x80\x00\x86\x80\x00\x0a\x01k\x12\x01v", 12);
+	wire_bytes(&w, FRAME_F_PAYLOAD, "payload-at-the-end", 18);
+	CU_ASSERT_EQUAL(wire_send(r, &w), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(sub, T), 1);
+	CU_ASSERT(harness_raw_is_msg(sub, 1, "payload-at-the-end"));
+	CU_ASSERT_EQUAL(sub->f.nheaders, 1);
+	CU_ASSERT_EQUAL(sub->f.header_bytes, 12);
+	CU_ASSERT(quiet(sub));
+}
+
 /* A fatal ERR sets `fatal` only: `closing` means "reconnecting is allowed". */
 static void test_fatal_is_not_closing(void)
 {
@@ -1275,6 +1341,7 @@ static const struct harness_case cases[] = {
 	{"largest_frame", test_largest_frame},
 	{"drain", test_drain},
 	{"fatal_is_not_closing", test_fatal_is_not_closing},
+	{"padded_header", test_padded_header},
 	{"pidfile_and_term", test_pidfile_and_term},
 	{"hup_reopens_log", test_hup_reopens_log},
 	{"socket_modes", test_socket_modes},

@@ -612,6 +612,35 @@ static void test_malformed(void)
 #undef REFUSE
 }
 
+/* Headers "as encoded" means the bytes on the wire: a Header field whose
+ * key or length varint is padded (valid protobuf) counts, and is copied
+ * into the MSG, with its padding, so frame_msg_size() is what
+ * frame_msg_encode() writes. */
+static void test_padded_headers(void)
+{
+	static struct w w;
+	static uint8_t body[256];
+	struct frame f;
+
+	w.n = 0;
+	w_uint(&w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__PUB);
+	w_bytes(&w, FRAME_F_CHANNEL, "a", 1);
+	w_raw(&w, "\xb2\x80\x00\x86\x80\x00\x0a\x01k\x12\x01v", 12); /* key and length padded */
+	w_raw(&w, "\x32\x86\x80\x80\x00\x0a\x01k\x12\x01v", 11);        /* length padded */
+	w_bytes(&w, FRAME_F_HEADERS, "\x0a\x01k\x12\x01v", 6);                 /* canonical */
+	w_bytes(&w, FRAME_F_PAYLOAD, "x", 1);
+	CU_ASSERT_EQUAL_FATAL(decode_both(w.b, w.n, &f), 0);
+	CU_ASSERT_EQUAL(f.nheaders, 3);
+	CU_ASSERT_EQUAL(f.header_bytes, 12 + 11 + 8);
+	size_t n = frame_msg_size(&f);
+	CU_ASSERT_FATAL(n <= sizeof body);
+	CU_ASSERT_EQUAL(frame_msg_encode(&f, body), n);
+	struct frame m;
+	CU_ASSERT_EQUAL_FATAL(decode_both(body, n, &m), 0);
+	CU_ASSERT_EQUAL(m.nheaders, 3);
+	CU_ASSERT_EQUAL(m.header_bytes, f.header_bytes);
+}
+
 /* The per-subscriber MSG: frame_sid_prefix() in front of a shared body. */
 static void test_sid_prefix(void)
 {
@@ -827,6 +856,7 @@ int main(void)
 		{"protobuf-c packs, frame_decode reads", test_pb_to_frame},
 		{"field order, unknown fields, last wins", test_wire_variants},
 		{"malformed frames", test_malformed},
+		{"padded header fields", test_padded_headers},
 		{"sid prefix and shared MSG body", test_sid_prefix},
 		{"nested hello, welcome, error", test_nested},
 		{"type names", test_type_names},
