@@ -204,6 +204,13 @@ static void handle_sub(struct conn *c, const struct frame *f)
 			   "invalid pattern '%s'", handle_show(&f->channel, show, sizeof show));
 		return;
 	}
+	if (chan_is_inbox_wildcard((const char *)f->channel.p, f->channel.len)) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PERMISSION, 0,
+			   "pattern '%s' would read other clients' replies: a pattern on _INBOX "
+			   "names its inbox (_INBOX.<id>...)",
+			   handle_show(&f->channel, show, sizeof show));
+		return;
+	}
 	if (f->queue.set && !handle_queue_valid(&f->queue)) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
 			   "invalid queue group '%s' (1-255 of A-Z a-z 0-9 _ - .)",

@@ -692,7 +692,7 @@ static void test_overlapping_patterns(void)
 static void test_wildcards(void)
 {
 	static const char *const patterns[] = {
-		">", "*", "a.*", "a.>", "*.b", "*.*", "_INBOX.>", "*.x", "_INBOX.*", "a.*.c", "$SYS.>",
+		">", "*", "a.*", "a.>", "*.b", "*.*", "_INBOX.x.>", "*.x", "_INBOX.x.*", "a.*.c", "$SYS.>",
 		"*.>",
 	};
 	static const struct {
@@ -704,9 +704,12 @@ static void test_wildcards(void)
 		{"a.b.c", 1 << 0 | 1 << 3 | 1 << 9 | 1 << 11},
 		{"b.c", 1 << 0 | 1 << 5 | 1 << 11},
 		{"Ab_-9.x", 1 << 0 | 1 << 5 | 1 << 7 | 1 << 11},
-		/* a wildcard first token does not match _INBOX */
-		{"_INBOX.x", 1 << 6 | 1 << 8},
-		{"_INBOX.x.y", 1 << 6},
+		/* a wildcard first token does not match _INBOX; a pattern on
+		 * _INBOX names its inbox (test_inbox_patterns) */
+		{"_INBOX.x", 0},
+		{"_INBOX.x.y", 1 << 6 | 1 << 8},
+		{"_INBOX.x.y.z", 1 << 6},
+		{"_INBOX.w.y", 0},
 		{"_INBOXES.x", 1 << 0 | 1 << 5 | 1 << 7 | 1 << 11},
 		{"b", 1 << 0 | 1 << 1},
 	};
@@ -970,6 +973,60 @@ static int wire_send(struct harness_raw *r, const struct wire *w)
 	if (harness_raw_send(r, prefix, k) < 0)
 		return -1;
 	return harness_raw_send(r, w->b, w->n);
+}
+
+/* Expect an ERR with code and id; the connection stays (recoverable). */
+static int refused(struct harness_raw *r, int code, uint64_t id)
+{
+	return harness_raw_expect_err(r, code, id, T) && !r->err_fatal && !r->err_closing &&
+	       quiet(r);
+}
+
+/* Nobody reads everyone's replies: a pattern on _INBOX names its inbox. */
+static void test_inbox_patterns(void)
+{
+	static const char *const refused_patterns[] = {"_INBOX.>", "_INBOX.*", "_INBOX.*.>",
+						       "_INBOX.*.x", "_INBOX.*.*"};
+	UP(b, "");
+	OPEN(spy, b, "spy");
+	uint64_t id = 10;
+	for (size_t i = 0; i < HARNESS_NELEM(refused_patterns); i++, id++) {
+		CU_ASSERT_EQUAL(harness_raw_sub(spy, id, id, refused_patterns[i], NULL), 0);
+		if (!refused(spy, E_PERMISSION, id)) {
+			fprintf(stderr, "  pattern '%s' was not refused\n", refused_patterns[i]);
+			CU_FAIL("a pattern that reads every inbox was accepted");
+		}
+	}
+	/* the sids of refused SUBs are free: nothing was subscribed */
+	CU_ASSERT_EQUAL(harness_raw_unsub(spy, 30, 10), 0);
+	CU_ASSERT(refused(spy, E_UNKNOWN_SID, 30));
+	/* what the spy may subscribe to sees no inbox */
+	CU_ASSERT_EQUAL(harness_raw_sub(spy, 31, 31, ">", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_sub(spy, 32, 32, "*.*.>", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_sub(spy, 33, 33, "_INBOX.spy.>", NULL), 0);
+	CU_ASSERT(quiet(spy));
+
+	/* a requester's own inbox subscription, as the library makes it */
+	OPEN(req, b, "requester");
+	OPEN(resp, b, "responder");
+	CU_ASSERT_EQUAL(harness_raw_sub(req, 1, 1, "_INBOX.Rq7Zk2.>", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_sub(resp, 1, 1, "svc.echo", NULL), 0);
+	CU_ASSERT(quiet(req));
+	CU_ASSERT(quiet(resp));
+	CU_ASSERT_EQUAL(harness_raw_pub(req, 5, "svc.echo", "_INBOX.Rq7Zk2.5", "q", 1), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(resp, T), 1);
+	CU_ASSERT(harness_raw_is_msg(resp, 1, "q"));
+	CU_ASSERT_EQUAL(harness_raw_pub(resp, 0, "_INBOX.Rq7Zk2.5", NULL, "answer", 6), 0);
+	CU_ASSERT(quiet(resp));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(req, T), 1);
+	CU_ASSERT(harness_raw_is_msg(req, 1, "answer"));
+	/* the spy saw the request (on svc.echo, through '>') but no reply */
+	struct seen s = {0};
+	CU_ASSERT_EQUAL(harness_raw_barrier(spy, T, seen_frame, &s), 1);
+	CU_ASSERT_EQUAL(s.errs, 0);
+	CU_ASSERT_EQUAL_FATAL(s.msgs, 1);
+	CU_ASSERT_STRING_EQUAL(s.channel[0], "svc.echo");
+	CU_ASSERT_EQUAL(s.sid[0], 31);
 }
 
 /* A Header field written with padded varints (valid protobuf) is
@@ -1341,6 +1398,7 @@ static const struct harness_case cases[] = {
 	{"largest_frame", test_largest_frame},
 	{"drain", test_drain},
 	{"fatal_is_not_closing", test_fatal_is_not_closing},
+	{"inbox_patterns", test_inbox_patterns},
 	{"padded_header", test_padded_header},
 	{"pidfile_and_term", test_pidfile_and_term},
 	{"hup_reopens_log", test_hup_reopens_log},
