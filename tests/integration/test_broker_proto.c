@@ -1434,6 +1434,38 @@ static void test_padded_header(void)
 	CU_ASSERT_EQUAL(sub->f.nheaders, 1);
 	CU_ASSERT_EQUAL(sub->f.header_bytes, 12);
 	CU_ASSERT(quiet(sub));
+
+	/* 2000 of them, each 26 bytes on the wire for 8 canonical ones: the
+	 * old count made the broker write some 36 KiB past what it had sized
+	 * (heap corruption: it crashed) */
+	enum { N = 2000, H = 26 };
+	static const uint8_t one[H] = {0xb2, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+				       0x86, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+				       0x0a, 0x01, 'k', 0x12, 0x01, 'v'};
+	size_t cap = N * H + 64, n = 0;
+	uint8_t *big = malloc(cap + FRAME_VARINT_MAX);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	uint8_t *body = big + FRAME_VARINT_MAX;
+	static const uint8_t head[] = {0x08, 0x03, 0x1a, 0x02, 'p', 'h'};
+	memcpy(body, head, sizeof head);
+	n = sizeof head;
+	for (int i = 0; i < N; i++, n += H)
+		memcpy(body + n, one, H);
+	body[n++] = 0x2a;
+	body[n++] = 0x01;
+	body[n++] = 'x';
+	uint8_t prefix[FRAME_VARINT_MAX];
+	size_t k = frame_varint_put(prefix, n);
+	memcpy(body - k, prefix, k);
+	CU_ASSERT_EQUAL(harness_raw_send(r, body - k, n + k), 0);
+	free(big);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(sub, T), 1);
+	CU_ASSERT(harness_raw_is_msg(sub, 1, "x"));
+	CU_ASSERT_EQUAL(sub->f.nheaders, N);
+	CU_ASSERT_EQUAL(sub->f.header_bytes, N * H);
+	CU_ASSERT(quiet(sub));
+	CU_ASSERT(kill(b->pid, 0) == 0);
 }
 
 /* What happens before HELLO: max-connections, framing errors, padding. */
