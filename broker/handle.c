@@ -5,6 +5,12 @@
  * with ERR carrying the frame's id and keep the connection; protocol
  * violations answer with a fatal ERR and close it.  Either way nothing else
  * is affected.
+ *
+ * Two rules hold for every frame type (docs/protocol.md, Fields): an absent
+ * field and a field holding its zero value (0, empty bytes) mean the same,
+ * so encoders that omit zero values (proto3) get the same answers; and a
+ * frame carrying a field its type does not use is refused with E_INVALID,
+ * before anything else is looked at.
  */
 #include <config.h>
 
@@ -40,14 +46,68 @@ static const char *handle_show(const struct frame_bytes *fb, char *out, size_t n
 	return out;
 }
 
+#define HANDLE_F(x) (1u << FRAME_F_##x)
+
+/* The fields a frame type a client sends may carry (type and id always);
+ * 0 for the types a client may not send. */
+static unsigned handle_allowed(int type)
+{
+	unsigned always = HANDLE_F(TYPE) | HANDLE_F(ID);
+
+	switch (type) {
+	case IPCBUS__FRAME_TYPE__HELLO: return always | HANDLE_F(HELLO);
+	case IPCBUS__FRAME_TYPE__PUB:
+		return always | HANDLE_F(CHANNEL) | HANDLE_F(REPLY_TO) | HANDLE_F(PAYLOAD) |
+		       HANDLE_F(HEADERS);
+	case IPCBUS__FRAME_TYPE__SUB: return always | HANDLE_F(CHANNEL) | HANDLE_F(SID) | HANDLE_F(QUEUE);
+	case IPCBUS__FRAME_TYPE__UNSUB: return always | HANDLE_F(SID);
+	case IPCBUS__FRAME_TYPE__PING:
+	case IPCBUS__FRAME_TYPE__PONG: return always;
+	default: return 0;
+	}
+}
+
+/* The fields f carries with a value other than their zero value. */
+static unsigned handle_present(const struct frame *f)
+{
+	unsigned m = HANDLE_F(TYPE);
+
+	if (f->id)
+		m |= HANDLE_F(ID);
+	if (f->sid)
+		m |= HANDLE_F(SID);
+	if (f->channel.len)
+		m |= HANDLE_F(CHANNEL);
+	if (f->reply_to.len)
+		m |= HANDLE_F(REPLY_TO);
+	if (f->payload.len)
+		m |= HANDLE_F(PAYLOAD);
+	if (f->queue.len)
+		m |= HANDLE_F(QUEUE);
+	if (f->nheaders || f->nheaders_incomplete)
+		m |= HANDLE_F(HEADERS);
+	if (f->hello.len)
+		m |= HANDLE_F(HELLO);
+	if (f->welcome.len)
+		m |= HANDLE_F(WELCOME);
+	if (f->error.len)
+		m |= HANDLE_F(ERROR);
+	return m;
+}
+
+static const char *handle_field_name(unsigned bits)
+{
+	static const char *const names[] = {"?", "type", "id", "channel", "reply_to", "payload",
+					    "headers", "sid", "queue", "hello", "welcome", "error"};
+	for (unsigned i = 1; i < sizeof names / sizeof names[0]; i++)
+		if (bits & (1u << i))
+			return names[i];
+	return names[0];
+}
+
 static void handle_hello(struct conn *c, const struct frame *f)
 {
 	struct broker *b = c->b;
-
-	if (c->state != CONN_HELLO) {
-		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2, "HELLO sent twice");
-		return;
-	}
 	Ipcbus__Hello *h = frame_unpack_hello(f);
 	if (!h) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2,
@@ -103,6 +163,32 @@ static void handle_hello(struct conn *c, const struct frame *f)
 	log_debug(&b->log, "%s connected", c->desc);
 }
 
+/* Every header key valid and not reserved, else ERR and -1. */
+static int handle_check_headers(struct conn *c, const struct frame *f)
+{
+	struct frame_header h;
+	size_t pos = 0;
+	char show[80];
+
+	while (frame_header_next(f, &pos, &h)) {
+		int rc = frame_header_key_check(h.key, h.key_len);
+		if (rc == FRAME_KEY_OK)
+			continue;
+		struct frame_bytes k = {h.key, h.key_len, 1};
+		if (rc == FRAME_KEY_RESERVED)
+			conn_error(c, f->id, IPCBUS__ERR_CODE__E_PERMISSION, 0,
+				   "header key '%s' is reserved: the only ipcbus- keys a client may send are "
+				   "ipcbus-exit-status, ipcbus-signal and ipcbus-error",
+				   handle_show(&k, show, sizeof show));
+		else
+			conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
+				   "invalid header key '%s': 1 or more visible ASCII characters, not ':' or '='",
+				   handle_show(&k, show, sizeof show));
+		return -1;
+	}
+	return 0;
+}
+
 static void handle_pub(struct conn *c, const struct frame *f)
 {
 	struct broker *b = c->b;
@@ -121,10 +207,17 @@ static void handle_pub(struct conn *c, const struct frame *f)
 			   handle_show(&f->channel, show, sizeof show));
 		return;
 	}
-	if (f->reply_to.set &&
-	    chan_valid_name((const char *)f->reply_to.p, f->reply_to.len) < 0) {
+	/* an empty reply_to is no reply_to (absent == zero value) */
+	int request = f->reply_to.len > 0;
+	if (request && chan_valid_name((const char *)f->reply_to.p, f->reply_to.len) < 0) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID_CHANNEL, 0,
 			   "invalid reply channel '%s'", handle_show(&f->reply_to, show, sizeof show));
+		return;
+	}
+	if (request && chan_is_system((const char *)f->reply_to.p, f->reply_to.len)) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PERMISSION, 0,
+			   "reply channel '%s' is reserved for the broker: no responder could publish there",
+			   handle_show(&f->reply_to, show, sizeof show));
 		return;
 	}
 	if (f->payload.len > cfg->max_payload) {
@@ -139,10 +232,19 @@ static void handle_pub(struct conn *c, const struct frame *f)
 			   (unsigned long long)cfg->max_header_bytes);
 		return;
 	}
-	if (f->has_sid || f->queue.set || f->hello.set || f->welcome.set || f->error.set) {
+	if (f->nheaders_incomplete) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
-			   "PUB with a field that belongs to another frame type");
+			   "a header without a key or a value (both are required)");
 		return;
+	}
+	if (f->nheaders && handle_check_headers(c, f) < 0)
+		return;
+	struct frame plain;
+	if (f->reply_to.set && !request) {
+		/* the MSG must not carry the empty reply_to either */
+		plain = *f;
+		plain.reply_to.set = 0;
+		f = &plain;
 	}
 	c->msgs_in++;
 	b->stats.msgs_in++;
@@ -150,7 +252,7 @@ static void handle_pub(struct conn *c, const struct frame *f)
 	if (n <= 0) {
 		/* "is anyone subscribed" is the router's question: bridges
 		 * will answer it for interest learned from peer brokers */
-		if (n == 0 && f->reply_to.set &&
+		if (n == 0 && request &&
 		    !router_has_interest(b->router, (const char *)f->channel.p, f->channel.len)) {
 			b->stats.no_responders++;
 			conn_error(c, f->id, IPCBUS__ERR_CODE__E_NO_RESPONDERS, 0,
@@ -172,7 +274,7 @@ static void handle_pub(struct conn *c, const struct frame *f)
 
 static int handle_queue_valid(const struct frame_bytes *q)
 {
-	if (q->len == 0 || q->len > 255)
+	if (q->len > 255)
 		return 0;
 	for (size_t i = 0; i < q->len; i++) {
 		unsigned char ch = q->p[i];
@@ -198,8 +300,9 @@ static void handle_sub(struct conn *c, const struct frame *f)
 	struct broker *b = c->b;
 	char show[80];
 
-	if (!f->has_sid) {
-		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0, "SUB without a sid");
+	if (!f->sid) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
+			   "SUB without a sid (0 is not a subscription id)");
 		return;
 	}
 	if (!f->channel.set ||
@@ -208,7 +311,16 @@ static void handle_sub(struct conn *c, const struct frame *f)
 			   "invalid pattern '%s'", handle_show(&f->channel, show, sizeof show));
 		return;
 	}
-	if (f->queue.set && !handle_queue_valid(&f->queue)) {
+	if (chan_is_inbox_wildcard((const char *)f->channel.p, f->channel.len)) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PERMISSION, 0,
+			   "pattern '%s' would read other clients' replies: a pattern on _INBOX "
+			   "names its inbox (_INBOX.<id>...)",
+			   handle_show(&f->channel, show, sizeof show));
+		return;
+	}
+	/* an empty queue is no queue group (absent == zero value) */
+	int group = f->queue.len > 0;
+	if (group && !handle_queue_valid(&f->queue)) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
 			   "invalid queue group '%s' (1-255 of A-Z a-z 0-9 _ - .)",
 			   handle_show(&f->queue, show, sizeof show));
@@ -231,8 +343,8 @@ static void handle_sub(struct conn *c, const struct frame *f)
 	s->sid = f->sid;
 	s->pattern = handle_strdup(&f->channel);
 	s->pattern_len = f->channel.len;
-	s->queue = f->queue.set ? handle_strdup(&f->queue) : NULL;
-	if (!s->pattern || (f->queue.set && !s->queue))
+	s->queue = group ? handle_strdup(&f->queue) : NULL;
+	if (!s->pattern || (group && !s->queue))
 		goto fail;
 	if (router_add(b->router, s) < 0)
 		goto fail;
@@ -252,7 +364,12 @@ nomem:
 
 static void handle_unsub(struct conn *c, const struct frame *f)
 {
-	struct sub *s = f->has_sid ? conn_sub_find(c, f->sid) : NULL;
+	if (!f->sid) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
+			   "UNSUB without a sid (0 is not a subscription id)");
+		return;
+	}
+	struct sub *s = conn_sub_find(c, f->sid);
 	if (!s) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_UNKNOWN_SID, 0,
 			   "no subscription with id %llu", (unsigned long long)f->sid);
@@ -285,6 +402,28 @@ void handle_frame(struct conn *c, const struct frame *f)
 			   frame_type_name(f->type));
 		return;
 	}
+	if (f->type == IPCBUS__FRAME_TYPE__HELLO && c->state != CONN_HELLO) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2, "HELLO sent twice");
+		return;
+	}
+	unsigned allowed = handle_allowed(f->type);
+	if (!allowed) {
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2,
+			   "a client may not send %s frames (type %d)", frame_type_name(f->type),
+			   f->type);
+		return;
+	}
+	unsigned extra = handle_present(f) & ~allowed;
+	if (extra) {
+		/* before WELCOME every refusal is fatal: a connection that is
+		 * not welcomed holds a max-connections place, and a second
+		 * try would restart its HELLO deadline */
+		int hello = f->type == IPCBUS__FRAME_TYPE__HELLO;
+		conn_error(c, f->id, hello ? IPCBUS__ERR_CODE__E_PROTOCOL : IPCBUS__ERR_CODE__E_INVALID,
+			   hello ? 2 : 0, "%s carries `%s`, a field %s frames do not use",
+			   frame_type_name(f->type), handle_field_name(extra), frame_type_name(f->type));
+		return;
+	}
 	switch (f->type) {
 	case IPCBUS__FRAME_TYPE__HELLO: handle_hello(c, f); break;
 	case IPCBUS__FRAME_TYPE__PUB: handle_pub(c, f); break;
@@ -292,10 +431,5 @@ void handle_frame(struct conn *c, const struct frame *f)
 	case IPCBUS__FRAME_TYPE__UNSUB: handle_unsub(c, f); break;
 	case IPCBUS__FRAME_TYPE__PING: handle_ping(c, f); break;
 	case IPCBUS__FRAME_TYPE__PONG: handle_pong(c, f); break;
-	default:
-		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2,
-			   "a client may not send %s frames (type %d)", frame_type_name(f->type),
-			   f->type);
-		break;
 	}
 }

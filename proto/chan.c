@@ -69,6 +69,13 @@ int chan_is_inbox(const char *s, size_t len)
 	return len >= 6 && memcmp(s, "_INBOX", 6) == 0 && (len == 6 || s[6] == '.');
 }
 
+int chan_is_inbox_wildcard(const char *s, size_t len)
+{
+	/* in a valid pattern `*` and `>` are whole tokens: one byte after
+	 * "_INBOX." tells */
+	return chan_is_inbox(s, len) && len > 7 && (s[7] == '*' || s[7] == '>');
+}
+
 int chan_match(const char *pat, size_t plen, const char *name, size_t nlen)
 {
 	size_t pi = 0, ni = 0;

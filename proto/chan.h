@@ -5,7 +5,8 @@
  * The first token may begin with '$' (the broker's own channels) or be
  * `_INBOX` (reply inboxes).  A pattern may use `*` for one token and `>` as
  * its last token for one or more tokens; a wildcard in the first token does
- * not match `$...` or `_INBOX...` channels.
+ * not match `$...` or `_INBOX...` channels, and a pattern on _INBOX must name
+ * its inbox (a literal second token) to be allowed.
  */
 #ifndef IPCBUS_CHAN_H
 #define IPCBUS_CHAN_H
@@ -26,6 +27,13 @@ int chan_is_system(const char *s, size_t len);
 
 /* 1 when the first token is _INBOX. */
 int chan_is_inbox(const char *s, size_t len);
+
+/* 1 when the valid pattern s[0..len) reads inboxes it does not name: its
+ * first token is _INBOX and its second a wildcard (`_INBOX.*...`,
+ * `_INBOX.>`), so it would receive other clients' replies.  The broker
+ * refuses such a SUB (E_PERMISSION).  A wildcard first token never matches
+ * _INBOX channels (chan_match), so every other pattern names its inboxes. */
+int chan_is_inbox_wildcard(const char *s, size_t len);
 
 /* 1 when the valid pattern matches the valid channel name.  The router uses
  * its own index; this is the reference the tests compare it with. */

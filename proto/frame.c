@@ -121,12 +121,21 @@ static int frame_field(const uint8_t *p, size_t len, size_t *i, uint32_t *field,
 		*bytes = p + *i;
 		*i += (size_t)*val;
 		return 0;
-	default: /* groups (3, 4) and the undefined types */
+	default:
+		/* groups (3, 4) and the undefined types (6, 7).  Groups are
+		 * refused rather than skipped, known field or not: the schema
+		 * has none and never will (they are deprecated), and
+		 * protobuf-c, which unpacks the nested messages here and in
+		 * clients, refuses them too, so skipping them in Frame alone
+		 * would accept in one place what is refused in the other
+		 * (docs/protocol.md, Unknown fields) */
 		return -1;
 	}
 }
 
-/* Parse one Header message; both fields are required.  0 or -1. */
+/* Parse one Header message: 0 when it has both fields (required), 1 when
+ * it is well-formed but lacks one (a content error: the receiver refuses
+ * it with E_INVALID), -1 when it is malformed. */
 static int frame_header_parse(const uint8_t *p, size_t len, struct frame_header *h)
 {
 	size_t i = 0;
@@ -153,7 +162,7 @@ static int frame_header_parse(const uint8_t *p, size_t len, struct frame_header 
 			}
 		}
 	}
-	return has_key && has_value ? 0 : -1;
+	return has_key && has_value ? 0 : 1;
 }
 
 static void frame_set_bytes(struct frame_bytes *fb, const uint8_t *b, uint64_t n)
@@ -172,6 +181,7 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f)
 	f->body = body;
 	f->body_len = len;
 	while (i < len) {
+		size_t start = i;
 		uint32_t field;
 		int wt;
 		uint64_t v = 0;
@@ -209,11 +219,17 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f)
 		case FRAME_F_ERROR: frame_set_bytes(&f->error, b, v); break;
 		case FRAME_F_HEADERS: {
 			struct frame_header h;
-			if (frame_header_parse(b, (size_t)v, &h) < 0)
+			int rc = frame_header_parse(b, (size_t)v, &h);
+			if (rc < 0)
 				return IPCBUS_EPROTO;
-			f->nheaders++;
-			/* the whole field: tag, length and message */
-			f->header_bytes += 1 + frame_varint_len(v) + (size_t)v;
+			if (rc == 0)
+				f->nheaders++;
+			else
+				f->nheaders_incomplete++;
+			/* the whole field as it is on the wire: tag, length
+			 * and message, padded varints included (it is copied
+			 * so into a MSG: frame_msg_size() relies on it) */
+			f->header_bytes += i - start;
 			break;
 		}
 		}
@@ -233,12 +249,40 @@ int frame_header_next(const struct frame *f, size_t *pos, struct frame_header *h
 		if (frame_field(f->body, f->body_len, pos, &field, &wt, &v, &b) < 0)
 			return 0;
 		if (field == FRAME_F_HEADERS && wt == WT_LEN) {
-			if (frame_header_parse(b, (size_t)v, h) < 0)
+			/* *h is written only for a header returned: callers
+			 * may pass the slot past their last one */
+			struct frame_header t;
+			int rc = frame_header_parse(b, (size_t)v, &t);
+			if (rc < 0)
 				return 0;
-			return 1;
+			if (rc == 0) {
+				*h = t;
+				return 1;
+			}
+			/* incomplete (nheaders_incomplete): not a header */
 		}
 	}
 	return 0;
+}
+
+int frame_header_key_check(const uint8_t *key, size_t len)
+{
+	/* the ipcbus- keys the protocol defines (the CLI's exec bridge marks
+	 * its replies with them); any client may send these */
+	static const char *const listed[] = {"ipcbus-exit-status", "ipcbus-signal",
+					     "ipcbus-error"};
+
+	if (len == 0)
+		return FRAME_KEY_BAD;
+	for (size_t i = 0; i < len; i++)
+		if (key[i] < 0x21 || key[i] > 0x7e || key[i] == ':' || key[i] == '=')
+			return FRAME_KEY_BAD;
+	if (len < 7 || memcmp(key, "ipcbus-", 7) != 0)
+		return FRAME_KEY_OK;
+	for (size_t i = 0; i < sizeof listed / sizeof listed[0]; i++)
+		if (strlen(listed[i]) == len && memcmp(listed[i], key, len) == 0)
+			return FRAME_KEY_OK;
+	return FRAME_KEY_RESERVED;
 }
 
 static size_t frame_len_field_size(uint64_t n)
@@ -372,7 +416,7 @@ size_t frame_msg_encode(const struct frame *pub, uint8_t *dst)
 	d = frame_put_varint_field(d, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__MSG);
 	d = frame_put_fb(d, FRAME_F_CHANNEL, &pub->channel);
 	d = frame_put_fb(d, FRAME_F_REPLY_TO, &pub->reply_to);
-	if (pub->nheaders) {
+	if (pub->header_bytes) { /* every Header field, incomplete ones too */
 		size_t pos = 0, len;
 		const uint8_t *field;
 		while (frame_header_raw(pub, &pos, &field, &len)) {
@@ -430,10 +474,13 @@ int frame_append_error(struct buf *b, uint64_t id, int code, int fatal, const ch
 {
 	Ipcbus__Error e = IPCBUS__ERROR__INIT;
 	e.code = (Ipcbus__ErrCode)code;
+	/* at most one flag is true: `closing` means "reconnecting is
+	 * allowed", so a fatal ERR must not carry it (a client that reads
+	 * `closing` first would reconnect) */
 	e.has_fatal = 1;
 	e.fatal = fatal >= 2;
 	e.has_closing = 1;
-	e.closing = fatal >= 1;
+	e.closing = fatal == 1;
 	if (text) {
 		e.has_text = 1;
 		e.text.data = (uint8_t *)(uintptr_t)text;

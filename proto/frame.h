@@ -56,6 +56,10 @@ struct frame {
 	struct frame_bytes hello, welcome, error; /* nested messages, packed */
 	/* headers: counted here, read with frame_header_next() */
 	uint32_t nheaders;
+	/* well-formed Header fields without a key or a value: not counted in
+	 * nheaders nor returned by frame_header_next(); a content error the
+	 * receiver refuses (the broker: E_INVALID) */
+	uint32_t nheaders_incomplete;
 	size_t header_bytes; /* headers as encoded: what max-header-bytes limits */
 	const uint8_t *body; /* the whole frame, for frame_header_next() */
 	size_t body_len;
@@ -90,14 +94,24 @@ long frame_split(const uint8_t *p, size_t len, size_t max,
 		 const uint8_t **body, size_t *body_len, size_t *need);
 
 /* Decode one frame body into *f (a view into body).  Checks the wire format
- * of every field, that `type` is present, and that every header has a key
- * and a value.  Unknown fields are skipped as protobuf says.  0 or
- * IPCBUS_EPROTO. */
+ * of every field (a known field with another wire type is malformed) and
+ * that `type` is present; headers without a key or a value are counted in
+ * f->nheaders_incomplete, not refused here.  Unknown fields are skipped as
+ * protobuf says, except groups (wire types 3 and 4), which are malformed
+ * here as in protobuf-c.  0 or IPCBUS_EPROTO. */
 int frame_decode(const uint8_t *body, size_t len, struct frame *f);
 
-/* Iterate over the headers of a decoded frame: *pos starts at 0.  Returns 1
- * and *h, or 0 at the end. */
+/* Iterate over the headers of a decoded frame (the complete ones): *pos
+ * starts at 0.  Returns 1 and *h, or 0 at the end (*h untouched). */
 int frame_header_next(const struct frame *f, size_t *pos, struct frame_header *h);
+
+/* What a header key may be (docs/protocol.md, Header): one or more bytes of
+ * visible ASCII (0x21-0x7e) other than ':' and '=', so that every key can
+ * be shown as "KEY: VALUE" and given as -H KEY=VALUE.  Keys beginning with
+ * "ipcbus-" are reserved: only those the protocol lists (ipcbus-exit-status,
+ * ipcbus-signal, ipcbus-error) may be sent by clients. */
+enum { FRAME_KEY_OK = 0, FRAME_KEY_BAD = 1, FRAME_KEY_RESERVED = 2 };
+int frame_header_key_check(const uint8_t *key, size_t len);
 
 /* Bytes one header takes in a frame (its field, tag and lengths included):
  * what max-header-bytes counts, so that max-payload + max-header-bytes +
@@ -125,7 +139,8 @@ size_t frame_sid_prefix(uint8_t *out, uint64_t sid, size_t body_len);
  * message and append a whole frame of the given type to b. */
 int frame_append_hello(struct buf *b, uint64_t id, const Ipcbus__Hello *h);
 int frame_append_welcome(struct buf *b, uint64_t id, const Ipcbus__Welcome *w);
-/* fatal: 0 recoverable, 1 closing (may reconnect), 2 fatal (never reconnect) */
+/* fatal: 0 recoverable (both flags false), 1 closing (closing true: may
+ * reconnect), 2 fatal (fatal true, closing false: never reconnect) */
 int frame_append_error(struct buf *b, uint64_t id, int code, int fatal, const char *text);
 
 /* Unpack nested messages of a decoded frame with protobuf-c (NULL when

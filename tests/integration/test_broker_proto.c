@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -40,6 +41,7 @@ enum {
 	E_UNKNOWN_SID = IPCBUS__ERR_CODE__E_UNKNOWN_SID,
 	E_DUPLICATE_SID = IPCBUS__ERR_CODE__E_DUPLICATE_SID,
 	E_NO_RESPONDERS = IPCBUS__ERR_CODE__E_NO_RESPONDERS,
+	E_INVALID = IPCBUS__ERR_CODE__E_INVALID,
 };
 
 /* What a barrier read on the way. */
@@ -692,7 +694,7 @@ static void test_overlapping_patterns(void)
 static void test_wildcards(void)
 {
 	static const char *const patterns[] = {
-		">", "*", "a.*", "a.>", "*.b", "*.*", "_INBOX.>", "*.x", "_INBOX.*", "a.*.c", "$SYS.>",
+		">", "*", "a.*", "a.>", "*.b", "*.*", "_INBOX.x.>", "*.x", "_INBOX.x.*", "a.*.c", "$SYS.>",
 		"*.>",
 	};
 	static const struct {
@@ -704,9 +706,12 @@ static void test_wildcards(void)
 		{"a.b.c", 1 << 0 | 1 << 3 | 1 << 9 | 1 << 11},
 		{"b.c", 1 << 0 | 1 << 5 | 1 << 11},
 		{"Ab_-9.x", 1 << 0 | 1 << 5 | 1 << 7 | 1 << 11},
-		/* a wildcard first token does not match _INBOX */
-		{"_INBOX.x", 1 << 6 | 1 << 8},
-		{"_INBOX.x.y", 1 << 6},
+		/* a wildcard first token does not match _INBOX; a pattern on
+		 * _INBOX names its inbox (test_inbox_patterns) */
+		{"_INBOX.x", 0},
+		{"_INBOX.x.y", 1 << 6 | 1 << 8},
+		{"_INBOX.x.y.z", 1 << 6},
+		{"_INBOX.w.y", 0},
 		{"_INBOXES.x", 1 << 0 | 1 << 5 | 1 << 7 | 1 << 11},
 		{"b", 1 << 0 | 1 << 1},
 	};
@@ -927,6 +932,666 @@ static void test_drain(void)
 	b->pid = st < 0 ? b->pid : 0;
 	CU_ASSERT(harness_broker_log_has(b, "drain-timeout"));
 	CU_ASSERT_EQUAL(access(b->sock, F_OK), -1);
+}
+
+/* ---- the rules of docs/protocol.md, one case each ---- */
+
+/* Hand-made frame bodies: what frame_encode() would never write. */
+struct wire {
+	uint8_t b[4096];
+	size_t n;
+};
+
+static void wire_key(struct wire *w, uint32_t field, int wt)
+{
+	w->n += frame_varint_put(w->b + w->n, (uint64_t)field << 3 | (uint64_t)wt);
+}
+
+static void wire_uint(struct wire *w, uint32_t field, uint64_t v)
+{
+	wire_key(w, field, 0);
+	w->n += frame_varint_put(w->b + w->n, v);
+}
+
+static void wire_bytes(struct wire *w, uint32_t field, const void *p, size_t len)
+{
+	wire_key(w, field, 2);
+	w->n += frame_varint_put(w->b + w->n, len);
+	memcpy(w->b + w->n, p, len);
+	w->n += len;
+}
+
+static void wire_raw(struct wire *w, const void *p, size_t len)
+{
+	memcpy(w->b + w->n, p, len);
+	w->n += len;
+}
+
+/* Send the body with its length prefix. */
+static int wire_send(struct harness_raw *r, const struct wire *w)
+{
+	uint8_t prefix[FRAME_VARINT_MAX];
+	size_t k = frame_varint_put(prefix, w->n);
+	if (harness_raw_send(r, prefix, k) < 0)
+		return -1;
+	return harness_raw_send(r, w->b, w->n);
+}
+
+/* A PUB of payload "x" on channel with id, to be extended by the caller. */
+static void wire_pub(struct wire *w, uint64_t id, const char *channel)
+{
+	w->n = 0;
+	wire_uint(w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__PUB);
+	wire_uint(w, FRAME_F_ID, id);
+	wire_bytes(w, FRAME_F_CHANNEL, channel, strlen(channel));
+	wire_bytes(w, FRAME_F_PAYLOAD, "x", 1);
+}
+
+/* Expect an ERR with code and id; the connection stays (recoverable). */
+static int refused(struct harness_raw *r, int code, uint64_t id)
+{
+	return harness_raw_expect_err(r, code, id, T) && !r->err_fatal && !r->err_closing &&
+	       quiet(r);
+}
+
+/* A fatal ERR sets `fatal` only: `closing` means "reconnecting is allowed". */
+static void test_fatal_is_not_closing(void)
+{
+	UP(b, "max-payload 64\nmax-header-bytes 64\n");
+	/* E_PROTOCOL: bytes that do not decode */
+	OPEN(r1, b, "undecodable");
+	static const uint8_t undecodable[] = {2, 0xff, 0xff};
+	CU_ASSERT_EQUAL(harness_raw_send(r1, undecodable, sizeof undecodable), 0);
+	CU_ASSERT(harness_raw_expect_err(r1, E_PROTOCOL, 0, T));
+	CU_ASSERT(r1->err_fatal);
+	CU_ASSERT_FALSE(r1->err_closing);
+	CU_ASSERT(harness_raw_wait_closed(r1, T));
+	/* E_PROTOCOL: a type a client may not send */
+	OPEN(r2, b, "sends-msg");
+	struct frame msg = {.type = IPCBUS__FRAME_TYPE__MSG, .has_id = 1, .id = 8};
+	CU_ASSERT_EQUAL(harness_raw_frame(r2, &msg, NULL, 0), 0);
+	CU_ASSERT(harness_raw_expect_err(r2, E_PROTOCOL, 8, T));
+	CU_ASSERT(r2->err_fatal);
+	CU_ASSERT_FALSE(r2->err_closing);
+	/* E_FRAME_TOO_BIG */
+	OPEN(r3, b, "too-big");
+	uint8_t prefix[FRAME_VARINT_MAX];
+	CU_ASSERT_EQUAL(harness_raw_send(r3, prefix, frame_varint_put(prefix, 100000)), 0);
+	CU_ASSERT(harness_raw_expect_err(r3, E_FRAME_TOO_BIG, 0, T));
+	CU_ASSERT(r3->err_fatal);
+	CU_ASSERT_FALSE(r3->err_closing);
+	/* E_VERSION */
+	struct harness_raw *r4 = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r4);
+	CU_ASSERT_EQUAL(harness_raw_hello(r4, 3, 2, "v2"), 0);
+	CU_ASSERT(harness_raw_expect_err(r4, E_VERSION, 3, T));
+	CU_ASSERT(r4->err_fatal);
+	CU_ASSERT_FALSE(r4->err_closing);
+	/* E_NO_HELLO */
+	struct harness_raw *r5 = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r5);
+	CU_ASSERT_EQUAL(harness_raw_ping(r5, 4), 0);
+	CU_ASSERT(harness_raw_expect_err(r5, E_NO_HELLO, 4, T));
+	CU_ASSERT(r5->err_fatal);
+	CU_ASSERT_FALSE(r5->err_closing);
+	/* and a closing ERR is not fatal (max-connections is checked in
+	 * test_max_connections, E_IDLE in test_keepalive) */
+}
+
+/* Nobody reads everyone's replies: a pattern on _INBOX names its inbox. */
+static void test_inbox_patterns(void)
+{
+	static const char *const refused_patterns[] = {"_INBOX.>", "_INBOX.*", "_INBOX.*.>",
+						       "_INBOX.*.x", "_INBOX.*.*"};
+	UP(b, "");
+	OPEN(spy, b, "spy");
+	uint64_t id = 10;
+	for (size_t i = 0; i < HARNESS_NELEM(refused_patterns); i++, id++) {
+		CU_ASSERT_EQUAL(harness_raw_sub(spy, id, id, refused_patterns[i], NULL), 0);
+		if (!refused(spy, E_PERMISSION, id)) {
+			fprintf(stderr, "  pattern '%s' was not refused\n", refused_patterns[i]);
+			CU_FAIL("a pattern that reads every inbox was accepted");
+		}
+	}
+	/* the sids of refused SUBs are free: nothing was subscribed */
+	CU_ASSERT_EQUAL(harness_raw_unsub(spy, 30, 10), 0);
+	CU_ASSERT(refused(spy, E_UNKNOWN_SID, 30));
+	/* what the spy may subscribe to sees no inbox */
+	CU_ASSERT_EQUAL(harness_raw_sub(spy, 31, 31, ">", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_sub(spy, 32, 32, "*.*.>", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_sub(spy, 33, 33, "_INBOX.spy.>", NULL), 0);
+	CU_ASSERT(quiet(spy));
+
+	/* a requester's own inbox subscription, as the library makes it */
+	OPEN(req, b, "requester");
+	OPEN(resp, b, "responder");
+	CU_ASSERT_EQUAL(harness_raw_sub(req, 1, 1, "_INBOX.Rq7Zk2.>", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_sub(resp, 1, 1, "svc.echo", NULL), 0);
+	CU_ASSERT(quiet(req));
+	CU_ASSERT(quiet(resp));
+	CU_ASSERT_EQUAL(harness_raw_pub(req, 5, "svc.echo", "_INBOX.Rq7Zk2.5", "q", 1), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(resp, T), 1);
+	CU_ASSERT(harness_raw_is_msg(resp, 1, "q"));
+	CU_ASSERT_EQUAL(harness_raw_pub(resp, 0, "_INBOX.Rq7Zk2.5", NULL, "answer", 6), 0);
+	CU_ASSERT(quiet(resp));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(req, T), 1);
+	CU_ASSERT(harness_raw_is_msg(req, 1, "answer"));
+	/* the spy saw the request (on svc.echo, through '>') but no reply */
+	struct seen s = {0};
+	CU_ASSERT_EQUAL(harness_raw_barrier(spy, T, seen_frame, &s), 1);
+	CU_ASSERT_EQUAL(s.errs, 0);
+	CU_ASSERT_EQUAL_FATAL(s.msgs, 1);
+	CU_ASSERT_STRING_EQUAL(s.channel[0], "svc.echo");
+	CU_ASSERT_EQUAL(s.sid[0], 31);
+}
+
+/* A frame carrying a field its type does not use is refused with E_INVALID
+ * and has no effect, for every frame type; a field holding its zero value
+ * counts as absent. */
+static void test_unused_fields(void)
+{
+	UP(b, "");
+	OPEN(r, b, "fields");
+	OPEN(pub, b, "pub");
+	struct frame f;
+
+	/* SUB with a payload: nothing subscribed */
+	f = (struct frame){.type = IPCBUS__FRAME_TYPE__SUB, .has_id = 1, .id = 1, .has_sid = 1,
+			   .sid = 1};
+	f.channel = (struct frame_bytes){(const uint8_t *)"uf", 2, 1};
+	f.payload = (struct frame_bytes){(const uint8_t *)"p", 1, 1};
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, NULL, 0), 0);
+	CU_ASSERT(refused(r, E_INVALID, 1));
+	CU_ASSERT_PTR_NOT_NULL(strstr(r->err_text, "payload"));
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 0, "uf", NULL, "lost", 4), 0);
+	CU_ASSERT(quiet(pub));
+	CU_ASSERT(quiet(r));
+	/* SUB with a header */
+	struct frame_header h = {(const uint8_t *)"k", 1, (const uint8_t *)"v", 1};
+	f.payload = (struct frame_bytes){0};
+	f.id = 2;
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, &h, 1), 0);
+	CU_ASSERT(refused(r, E_INVALID, 2));
+	/* the same SUB without them is fine */
+	f.id = 3;
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, NULL, 0), 0);
+	CU_ASSERT(quiet(r));
+	/* UNSUB with a channel: not unsubscribed */
+	f = (struct frame){.type = IPCBUS__FRAME_TYPE__UNSUB, .has_id = 1, .id = 4, .has_sid = 1,
+			   .sid = 1};
+	f.channel = (struct frame_bytes){(const uint8_t *)"uf", 2, 1};
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, NULL, 0), 0);
+	CU_ASSERT(refused(r, E_INVALID, 4));
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 0, "uf", NULL, "kept", 4), 0);
+	CU_ASSERT(quiet(pub));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(r, T), 1);
+	CU_ASSERT(harness_raw_is_msg(r, 1, "kept"));
+	/* PUB with a sid or a queue (as before) */
+	f = (struct frame){.type = IPCBUS__FRAME_TYPE__PUB, .has_id = 1, .id = 5, .has_sid = 1,
+			   .sid = 9};
+	f.channel = (struct frame_bytes){(const uint8_t *)"uf", 2, 1};
+	f.payload = (struct frame_bytes){(const uint8_t *)"no", 2, 1};
+	CU_ASSERT_EQUAL(harness_raw_frame(pub, &f, NULL, 0), 0);
+	CU_ASSERT(refused(pub, E_INVALID, 5));
+	f.has_sid = 0;
+	f.queue = (struct frame_bytes){(const uint8_t *)"g", 1, 1};
+	f.id = 6;
+	CU_ASSERT_EQUAL(harness_raw_frame(pub, &f, NULL, 0), 0);
+	CU_ASSERT(refused(pub, E_INVALID, 6));
+	/* PING with a channel: ERR instead of PONG */
+	f = (struct frame){.type = IPCBUS__FRAME_TYPE__PING, .has_id = 1, .id = 7};
+	f.channel = (struct frame_bytes){(const uint8_t *)"x", 1, 1};
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, NULL, 0), 0);
+	CU_ASSERT(refused(r, E_INVALID, 7));
+	/* PONG with a sid */
+	f = (struct frame){.type = IPCBUS__FRAME_TYPE__PONG, .has_id = 1, .id = 8, .has_sid = 1,
+			   .sid = 3};
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, NULL, 0), 0);
+	CU_ASSERT(refused(r, E_INVALID, 8));
+	/* zero values are absent: a PING with sid 0, an empty channel and an
+	 * empty payload is a plain PING */
+	f = (struct frame){.type = IPCBUS__FRAME_TYPE__PING, .has_id = 1, .id = 9, .has_sid = 1,
+			   .sid = 0};
+	f.channel = (struct frame_bytes){(const uint8_t *)"", 0, 1};
+	f.payload = (struct frame_bytes){(const uint8_t *)"", 0, 1};
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, NULL, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(r, T), 1);
+	CU_ASSERT(r->f.type == IPCBUS__FRAME_TYPE__PONG && r->f.id == 9);
+
+	/* HELLO with a channel: refused, fatally (before WELCOME nothing is
+	 * recoverable: a second try would restart the HELLO deadline) */
+	struct harness_raw *late = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(late);
+	struct buf hb;
+	buf_init(&hb, 4096);
+	Ipcbus__Hello hello = IPCBUS__HELLO__INIT;
+	hello.version = 1;
+	CU_ASSERT_EQUAL_FATAL(frame_append_hello(&hb, 11, &hello), 0);
+	const uint8_t *body;
+	size_t blen, need;
+	CU_ASSERT_FATAL(frame_split(buf_rptr(&hb), buf_len(&hb), 4096, &body, &blen, &need) > 0);
+	struct wire w = {.n = 0};
+	wire_raw(&w, body, blen);
+	wire_bytes(&w, FRAME_F_CHANNEL, "c", 1);
+	CU_ASSERT_EQUAL(wire_send(late, &w), 0);
+	CU_ASSERT(harness_raw_expect_err(late, E_PROTOCOL, 11, T));
+	CU_ASSERT(late->err_fatal);
+	CU_ASSERT_PTR_NOT_NULL(strstr(late->err_text, "channel"));
+	CU_ASSERT(harness_raw_wait_closed(late, T));
+	/* the same HELLO without it is welcomed */
+	struct harness_raw *good = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(good);
+	CU_ASSERT_EQUAL(harness_raw_send(good, buf_rptr(&hb), buf_len(&hb)), 0);
+	buf_fini(&hb);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(good, T), 1);
+	CU_ASSERT_EQUAL(good->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(good->f.id, 11);
+	CU_ASSERT(quiet(good));
+}
+
+/* Absent == zero value: sid 0 is no sid, an empty reply_to is no reply_to,
+ * an empty queue is no queue group, a missing channel is an empty one. */
+static void test_zero_values(void)
+{
+	UP(b, "");
+	OPEN(r, b, "zero");
+	OPEN(pub, b, "pub");
+	struct wire w;
+
+	/* SUB: sid absent, sid 0 */
+	w.n = 0;
+	wire_uint(&w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__SUB);
+	wire_uint(&w, FRAME_F_ID, 1);
+	wire_bytes(&w, FRAME_F_CHANNEL, "zv", 2);
+	CU_ASSERT_EQUAL(wire_send(r, &w), 0);
+	CU_ASSERT(refused(r, E_INVALID, 1));
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 2, 0, "zv", NULL), 0);
+	CU_ASSERT(refused(r, E_INVALID, 2));
+	/* UNSUB: sid absent, sid 0: the same error as SUB */
+	w.n = 0;
+	wire_uint(&w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__UNSUB);
+	wire_uint(&w, FRAME_F_ID, 3);
+	CU_ASSERT_EQUAL(wire_send(r, &w), 0);
+	CU_ASSERT(refused(r, E_INVALID, 3));
+	CU_ASSERT_EQUAL(harness_raw_unsub(r, 4, 0), 0);
+	CU_ASSERT(refused(r, E_INVALID, 4));
+	/* a sid that is not live is E_UNKNOWN_SID */
+	CU_ASSERT_EQUAL(harness_raw_unsub(r, 5, 77), 0);
+	CU_ASSERT(refused(r, E_UNKNOWN_SID, 5));
+	/* PUB and SUB without a channel */
+	w.n = 0;
+	wire_uint(&w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__PUB);
+	wire_uint(&w, FRAME_F_ID, 6);
+	wire_bytes(&w, FRAME_F_PAYLOAD, "x", 1);
+	CU_ASSERT_EQUAL(wire_send(r, &w), 0);
+	CU_ASSERT(refused(r, E_INVALID_CHANNEL, 6));
+	w.n = 0;
+	wire_uint(&w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__SUB);
+	wire_uint(&w, FRAME_F_ID, 7);
+	wire_uint(&w, FRAME_F_SID, 7);
+	CU_ASSERT_EQUAL(wire_send(r, &w), 0);
+	CU_ASSERT(refused(r, E_INVALID_CHANNEL, 7));
+
+	/* an empty queue: no group, both subscriptions get every message */
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 8, 8, "zv.q", ""), 0);
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 9, 9, "zv.q", ""), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 0, "zv.q", NULL, "both", 4), 0);
+	CU_ASSERT(quiet(pub));
+	struct seen s = {0};
+	CU_ASSERT_EQUAL(harness_raw_barrier(r, T, seen_frame, &s), 1);
+	CU_ASSERT_EQUAL(s.msgs, 2);
+
+	/* an empty reply_to: a plain PUB; nobody listening is no error, and
+	 * the MSG carries no reply_to */
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 10, "zv.nobody", "", "x", 1), 0);
+	CU_ASSERT(quiet(pub));
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 11, "zv.q", "", "plain", 5), 0);
+	CU_ASSERT(quiet(pub));
+	for (int i = 0; i < 2; i++) {
+		CU_ASSERT_EQUAL_FATAL(harness_raw_read(r, T), 1);
+		CU_ASSERT(harness_raw_is_msg(r, r->f.sid, "plain"));
+		CU_ASSERT_FALSE(r->f.reply_to.set);
+	}
+	CU_ASSERT(quiet(r));
+	/* an explicit id 0 is no id: the broker's ERR says id 0 */
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 0, 0, "zv", NULL), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_INVALID, 0, T));
+	CU_ASSERT(r->f.has_id && r->f.id == 0);
+}
+
+/* The `$` rules: `$` alone and `$$x` are no names, `$SYS` is the broker's,
+ * and a reply channel must be one a responder can publish on. */
+static void test_dollar_rules(void)
+{
+	UP(b, "");
+	OPEN(r, b, "dollar");
+	OPEN(resp, b, "responder");
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 1, "$", NULL, "x", 1), 0);
+	CU_ASSERT(refused(r, E_INVALID_CHANNEL, 1));
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 2, "$$x", NULL, "x", 1), 0);
+	CU_ASSERT(refused(r, E_INVALID_CHANNEL, 2));
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 3, 3, "$", NULL), 0);
+	CU_ASSERT(refused(r, E_INVALID_CHANNEL, 3));
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 4, 4, "$$x.>", NULL), 0);
+	CU_ASSERT(refused(r, E_INVALID_CHANNEL, 4));
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 5, "$SYS", NULL, "x", 1), 0);
+	CU_ASSERT(refused(r, E_PERMISSION, 5));
+	CU_ASSERT_EQUAL(harness_raw_sub(r, 6, 6, "$SYS", NULL), 0);
+	CU_ASSERT(quiet(r));
+	/* a reply_to on a `$` channel: nobody could answer there */
+	CU_ASSERT_EQUAL(harness_raw_sub(resp, 1, 1, "svc.d", NULL), 0);
+	CU_ASSERT(quiet(resp));
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 7, "svc.d", "$SYS.x", "q", 1), 0);
+	CU_ASSERT(refused(r, E_PERMISSION, 7));
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 8, "svc.d", "$", "q", 1), 0);
+	CU_ASSERT(refused(r, E_INVALID_CHANNEL, 8));
+	CU_ASSERT(quiet(resp)); /* neither was delivered */
+	/* a reply_to need not be an inbox */
+	CU_ASSERT_EQUAL(harness_raw_pub(r, 9, "svc.d", "answers.here", "q", 1), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(resp, T), 1);
+	CU_ASSERT(resp->f.reply_to.len == 12 && memcmp(resp->f.reply_to.p, "answers.here", 12) == 0);
+}
+
+/* Header keys: what is valid, what is reserved, and which ERR a bad header
+ * gets (recoverable: the frame is well-formed). */
+static void test_header_rules(void)
+{
+	UP(b, "");
+	OPEN(sub, b, "sub");
+	OPEN(r, b, "pub");
+	CU_ASSERT_EQUAL(harness_raw_sub(sub, 1, 1, "hr", NULL), 0);
+	CU_ASSERT(quiet(sub));
+	struct wire w;
+	uint64_t id = 1;
+
+	/* a Header without its value, without its key, empty */
+	static const struct {
+		const char *bytes;
+		size_t len;
+	} incomplete[] = {{"\x0a\x01k", 3}, {"\x12\x01v", 3}, {"", 0}};
+	for (size_t i = 0; i < HARNESS_NELEM(incomplete); i++, id++) {
+		wire_pub(&w, id, "hr");
+		wire_bytes(&w, FRAME_F_HEADERS, incomplete[i].bytes, incomplete[i].len);
+		CU_ASSERT_EQUAL(wire_send(r, &w), 0);
+		CU_ASSERT(refused(r, E_INVALID, id));
+	}
+	/* bad keys */
+	static const struct {
+		const char *key;
+		size_t len;
+	} bad[] = {{"", 0}, {"a b", 3}, {"a\0b", 3}, {"a:b", 3}, {"a=b", 3}, {"\xc3\xa9", 2},
+		   {"a\n", 2}};
+	for (size_t i = 0; i < HARNESS_NELEM(bad); i++, id++) {
+		struct frame f = {.type = IPCBUS__FRAME_TYPE__PUB, .has_id = 1, .id = id};
+		f.channel = (struct frame_bytes){(const uint8_t *)"hr", 2, 1};
+		f.payload = (struct frame_bytes){(const uint8_t *)"x", 1, 1};
+		struct frame_header h[2] = {{(const uint8_t *)"ok", 2, (const uint8_t *)"v", 1},
+					    {(const uint8_t *)bad[i].key, bad[i].len,
+					     (const uint8_t *)"v", 1}};
+		CU_ASSERT_EQUAL(harness_raw_frame(r, &f, h, 2), 0);
+		if (!refused(r, E_INVALID, id)) {
+			fprintf(stderr, "  key %zu was not refused\n", i);
+			CU_FAIL("a bad header key was accepted");
+		}
+	}
+	/* reserved keys: only those the protocol lists */
+	struct frame f = {.type = IPCBUS__FRAME_TYPE__PUB, .has_id = 1, .id = ++id};
+	f.channel = (struct frame_bytes){(const uint8_t *)"hr", 2, 1};
+	f.payload = (struct frame_bytes){(const uint8_t *)"x", 1, 1};
+	struct frame_header rh = {(const uint8_t *)"ipcbus-from", 11, (const uint8_t *)"me", 2};
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, &rh, 1), 0);
+	CU_ASSERT(refused(r, E_PERMISSION, id));
+	CU_ASSERT(quiet(sub)); /* nothing refused was delivered */
+
+	/* good keys, the exec bridge's among them, arrive as sent */
+	struct frame_header good[] = {
+		{(const uint8_t *)"ipcbus-exit-status", 18, (const uint8_t *)"3", 1},
+		{(const uint8_t *)"ipcbus-signal", 13, (const uint8_t *)"9", 1},
+		{(const uint8_t *)"ipcbus-error", 12, (const uint8_t *)"timeout", 7},
+		{(const uint8_t *)"IPCBUS-from", 11, (const uint8_t *)"", 0},
+		{(const uint8_t *)"x-trace.id_2", 12, (const uint8_t *)"a\0b", 3},
+	};
+	f.id = ++id;
+	CU_ASSERT_EQUAL(harness_raw_frame(r, &f, good, HARNESS_NELEM(good)), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(sub, T), 1);
+	CU_ASSERT_EQUAL_FATAL(sub->f.type, IPCBUS__FRAME_TYPE__MSG);
+	CU_ASSERT_EQUAL(sub->f.nheaders, HARNESS_NELEM(good));
+	size_t pos = 0, i = 0;
+	struct frame_header got;
+	while (frame_header_next(&sub->f, &pos, &got) && i < HARNESS_NELEM(good)) {
+		CU_ASSERT(got.key_len == good[i].key_len &&
+			  memcmp(got.key, good[i].key, got.key_len) == 0);
+		CU_ASSERT(got.value_len == good[i].value_len &&
+			  (!got.value_len || memcmp(got.value, good[i].value, got.value_len) == 0));
+		i++;
+	}
+	CU_ASSERT_EQUAL(i, HARNESS_NELEM(good));
+	CU_ASSERT(quiet(sub));
+}
+
+/* Unknown fields are skipped (and not forwarded in MSG); groups are a
+ * protocol error. */
+static void test_unknown_fields(void)
+{
+	UP(b, "");
+	OPEN(sub, b, "sub");
+	OPEN(r, b, "pub");
+	CU_ASSERT_EQUAL(harness_raw_sub(sub, 1, 1, "uk", NULL), 0);
+	CU_ASSERT(quiet(sub));
+	struct wire w;
+	wire_pub(&w, 1, "uk");
+	wire_uint(&w, 12, 5);                   /* varint */
+	wire_key(&w, 13, 1);                    /* 64-bit */
+	wire_raw(&w, "12345678", 8);
+	wire_bytes(&w, 14, "future", 6);        /* length-delimited */
+	wire_key(&w, 15, 5);                    /* 32-bit */
+	wire_raw(&w, "1234", 4);
+	CU_ASSERT_EQUAL(wire_send(r, &w), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(sub, T), 1);
+	CU_ASSERT(harness_raw_is_msg(sub, 1, "x"));
+	/* the MSG holds type, sid, channel and payload, nothing else */
+	struct frame m = {.type = IPCBUS__FRAME_TYPE__MSG, .has_sid = 1, .sid = 1};
+	m.channel = (struct frame_bytes){(const uint8_t *)"uk", 2, 1};
+	m.payload = (struct frame_bytes){(const uint8_t *)"x", 1, 1};
+	CU_ASSERT_EQUAL(sub->f.body_len, frame_size(&m, NULL, 0));
+
+	/* an unknown field as a group: fatal */
+	wire_pub(&w, 2, "uk");
+	wire_key(&w, 20, 3);
+	wire_uint(&w, 1, 1);
+	wire_key(&w, 20, 4);
+	CU_ASSERT_EQUAL(wire_send(r, &w), 0);
+	CU_ASSERT(harness_raw_expect_err(r, E_PROTOCOL, 0, T));
+	CU_ASSERT(r->err_fatal);
+	CU_ASSERT(harness_raw_wait_closed(r, T));
+	CU_ASSERT(quiet(sub));
+}
+
+/* A Header field written with padded varints (valid protobuf) is
+ * forwarded as it came, and the MSG around it is whole: the broker sizes
+ * the MSG from the headers' bytes on the wire. */
+static void test_padded_header(void)
+{
+	UP(b, "");
+	OPEN(sub, b, "sub");
+	OPEN(r, b, "pub");
+	CU_ASSERT_EQUAL(harness_raw_sub(sub, 1, 1, "ph", NULL), 0);
+	CU_ASSERT(quiet(sub));
+	struct wire w = {.n = 0};
+	wire_uint(&w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__PUB);
+	wire_bytes(&w, FRAME_F_CHANNEL, "ph", 2);
+	/* field 6 with its key and its length in 3 bytes each */
+	wire_raw(&w, "\xb2\x80\x00\x86\x80\x00\x0a\x01k\x12\x01v", 12);
+	wire_bytes(&w, FRAME_F_PAYLOAD, "payload-at-the-end", 18);
+	CU_ASSERT_EQUAL(wire_send(r, &w), 0);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(sub, T), 1);
+	CU_ASSERT(harness_raw_is_msg(sub, 1, "payload-at-the-end"));
+	CU_ASSERT_EQUAL(sub->f.nheaders, 1);
+	CU_ASSERT_EQUAL(sub->f.header_bytes, 12);
+	CU_ASSERT(quiet(sub));
+
+	/* 2000 of them, each 26 bytes on the wire for 8 canonical ones: the
+	 * old count made the broker write some 36 KiB past what it had sized
+	 * (heap corruption: it crashed) */
+	enum { N = 2000, H = 26 };
+	static const uint8_t one[H] = {0xb2, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+				       0x86, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x80, 0x00,
+				       0x0a, 0x01, 'k', 0x12, 0x01, 'v'};
+	size_t cap = N * H + 64, n = 0;
+	uint8_t *big = malloc(cap + FRAME_VARINT_MAX);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	uint8_t *body = big + FRAME_VARINT_MAX;
+	static const uint8_t head[] = {0x08, 0x03, 0x1a, 0x02, 'p', 'h'};
+	memcpy(body, head, sizeof head);
+	n = sizeof head;
+	for (int i = 0; i < N; i++, n += H)
+		memcpy(body + n, one, H);
+	body[n++] = 0x2a;
+	body[n++] = 0x01;
+	body[n++] = 'x';
+	uint8_t prefix[FRAME_VARINT_MAX];
+	size_t k = frame_varint_put(prefix, n);
+	memcpy(body - k, prefix, k);
+	CU_ASSERT_EQUAL(harness_raw_send(r, body - k, n + k), 0);
+	free(big);
+	CU_ASSERT(quiet(r));
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(sub, T), 1);
+	CU_ASSERT(harness_raw_is_msg(sub, 1, "x"));
+	CU_ASSERT_EQUAL(sub->f.nheaders, N);
+	CU_ASSERT_EQUAL(sub->f.header_bytes, N * H);
+	CU_ASSERT(quiet(sub));
+	CU_ASSERT(kill(b->pid, 0) == 0);
+}
+
+/* What happens before HELLO: max-connections, framing errors, padding. */
+static void test_before_hello(void)
+{
+	UP(b, "max-connections 2\nmax-payload 64\nmax-header-bytes 64\n");
+	/* a non-minimal length prefix (5 as two bytes) is accepted */
+	struct harness_raw *pad = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pad);
+	struct buf hb;
+	buf_init(&hb, 4096);
+	Ipcbus__Hello hello = IPCBUS__HELLO__INIT;
+	hello.version = 1;
+	CU_ASSERT_EQUAL_FATAL(frame_append_hello(&hb, 0, &hello), 0);
+	const uint8_t *body;
+	size_t blen, need;
+	CU_ASSERT_FATAL(frame_split(buf_rptr(&hb), buf_len(&hb), 4096, &body, &blen, &need) > 0);
+	CU_ASSERT_FATAL(blen < 128);
+	uint8_t prefix[2] = {(uint8_t)(blen | 0x80), 0};
+	CU_ASSERT_EQUAL(harness_raw_send(pad, prefix, 2), 0);
+	CU_ASSERT_EQUAL(harness_raw_send(pad, body, blen), 0);
+	buf_fini(&hb);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(pad, T), 1);
+	CU_ASSERT_EQUAL(pad->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT(pad->f.has_id && pad->f.id == 0); /* the broker writes id 0 */
+
+	/* an over-limit prefix before HELLO: E_FRAME_TOO_BIG, not E_NO_HELLO */
+	struct harness_raw *big = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	uint8_t p[FRAME_VARINT_MAX];
+	CU_ASSERT_EQUAL(harness_raw_send(big, p, frame_varint_put(p, 64 + 64 + 1024 + 1)), 0);
+	CU_ASSERT(harness_raw_expect_err(big, E_FRAME_TOO_BIG, 0, T));
+	CU_ASSERT(big->err_fatal);
+	CU_ASSERT(harness_raw_wait_closed(big, T));
+
+	/* EOF in the middle of a frame: closed without an ERR */
+	struct harness_raw *cut = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cut);
+	static const uint8_t half[] = {20, 0x08, 0x01};
+	CU_ASSERT_EQUAL(harness_raw_send(cut, half, sizeof half), 0);
+	CU_ASSERT_EQUAL(shutdown(cut->fd, SHUT_WR), 0);
+	CU_ASSERT(harness_raw_wait_closed(cut, T));
+	CU_ASSERT_EQUAL(cut->err_code, 0);
+	harness_raw_close(cut);
+	harness_raw_close(big);
+
+	/* max-connections: the ERR comes at once, HELLO or not */
+	struct harness_raw *second = open_raw(b, "second");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(second);
+	struct harness_raw *full = NULL;
+	for (int i = 0; i < 50 && !full; i++) {
+		/* the closed ones may still hold their places for a moment */
+		full = harness_raw_connect(b->sock);
+		if (full && harness_raw_read(full, T) == 1 && full->err_code == E_MAX_CONNECTIONS)
+			break;
+		if (full)
+			harness_raw_close(full);
+		full = NULL;
+		harness_sleep(20);
+	}
+	CU_ASSERT_PTR_NOT_NULL_FATAL(full);
+	CU_ASSERT(full->f.type == IPCBUS__FRAME_TYPE__ERR && full->f.has_id && full->f.id == 0);
+	CU_ASSERT(full->err_closing);
+	CU_ASSERT_FALSE(full->err_fatal);
+	CU_ASSERT(harness_raw_wait_closed(full, T));
+	CU_ASSERT(quiet(pad));
+}
+
+/* The keepalive bounds protocol.md promises, for ping-interval 200 (a
+ * tick of 100 ms): nothing happens before its time; the upper bounds get
+ * slack for a loaded machine. */
+static void test_keepalive_bounds(void)
+{
+	UP(b, "ping-interval 200\n");
+	/* E_NO_HELLO: 200-300 ms after connecting */
+	uint64_t t0 = harness_now();
+	struct harness_raw *mute = harness_raw_connect(b->sock);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(mute);
+	CU_ASSERT(harness_raw_wait_closed(mute, T));
+	uint64_t dt = harness_now() - t0;
+	fprintf(stderr, "  (E_NO_HELLO after %llu ms)\n", (unsigned long long)dt);
+	CU_ASSERT_EQUAL(mute->err_code, E_NO_HELLO);
+	CU_ASSERT(dt >= 200 && dt < 300 + 400);
+
+	/* PING 200-300 ms after the last frame; E_IDLE 200-300 ms after the
+	 * PING when nothing arrives */
+	OPEN(silent, b, "silent");
+	uint64_t t1 = harness_now();
+	silent->auto_pong = 0;
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(silent, T), 1);
+	uint64_t tp = harness_now();
+	CU_ASSERT_EQUAL(silent->f.type, IPCBUS__FRAME_TYPE__PING);
+	CU_ASSERT(silent->f.has_id && silent->f.id > 0);
+	CU_ASSERT(harness_raw_wait_closed(silent, T));
+	uint64_t te = harness_now();
+	fprintf(stderr, "  (PING after %llu ms, E_IDLE %llu ms after it)\n",
+		(unsigned long long)(tp - t1), (unsigned long long)(te - tp));
+	CU_ASSERT_EQUAL(silent->err_code, E_IDLE);
+	CU_ASSERT(silent->err_closing && !silent->err_fatal);
+	/* t1 and tp are taken when the test reads, a little after the
+	 * broker's own times: 50 ms of slack below too */
+	CU_ASSERT(tp - t1 >= 200 - 50 && tp - t1 < 300 + 400);
+	CU_ASSERT(te - tp >= 200 - 50 && te - tp < 300 + 400);
+
+	/* any frame keeps a connection alive: a client that is pinged, never
+	 * answers, but sends its own PINGs every 100 ms stays open */
+	OPEN(chatty, b, "chatty");
+	chatty->auto_pong = 0;
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(chatty, T), 1);
+	CU_ASSERT_EQUAL(chatty->f.type, IPCBUS__FRAME_TYPE__PING);
+	uint64_t t2 = harness_now(), id = 100;
+	int closed = 0;
+	while (harness_now() - t2 < 1200 && !closed) {
+		CU_ASSERT_EQUAL(harness_raw_ping(chatty, ++id), 0);
+		uint64_t until = harness_now() + 100, now;
+		while ((now = harness_now()) < until) {
+			int rc = harness_raw_read(chatty, (int)(until - now));
+			if (rc < 0)
+				closed = 1;
+			if (rc <= 0)
+				break;
+		}
+	}
+	CU_ASSERT_FALSE(closed);
+	CU_ASSERT(chatty->pings > 0); /* it was pinged, and never answered */
+	CU_ASSERT(quiet(chatty));
 }
 
 /* ---- the daemon ---- */
@@ -1228,6 +1893,16 @@ static const struct harness_case cases[] = {
 	{"byte_by_byte", test_byte_by_byte},
 	{"largest_frame", test_largest_frame},
 	{"drain", test_drain},
+	{"fatal_is_not_closing", test_fatal_is_not_closing},
+	{"inbox_patterns", test_inbox_patterns},
+	{"unused_fields", test_unused_fields},
+	{"zero_values", test_zero_values},
+	{"dollar_rules", test_dollar_rules},
+	{"header_rules", test_header_rules},
+	{"unknown_fields", test_unknown_fields},
+	{"padded_header", test_padded_header},
+	{"before_hello", test_before_hello},
+	{"keepalive_bounds", test_keepalive_bounds},
 	{"pidfile_and_term", test_pidfile_and_term},
 	{"hup_reopens_log", test_hup_reopens_log},
 	{"socket_modes", test_socket_modes},

@@ -65,6 +65,13 @@ static const struct chan_match_case chan_match_cases[] = {
 	{"_INBOX.>", "_INBOX.a.b", 1},
 	{"_INBOX.abc", "_INBOX.abc", 1},
 	{"_INBOX.*", "_INBOX.abc.d", 0},
+	/* what clients may subscribe to: their own inbox, named */
+	{"_INBOX.abc.>", "_INBOX.abc.1", 1},
+	{"_INBOX.abc.>", "_INBOX.abd.1", 0},
+	{"_INBOX.abc.>", "_INBOX.abc", 0},
+	{"_INBOX.abc.*", "_INBOX.abc.1", 1},
+	{"*.*.>", "_INBOX.abc.1", 0},
+	{"*.abc.>", "_INBOX.abc.1", 0},
 	/* only the exact first token _INBOX is an inbox */
 	{"*.x", "_INBOXY.x", 1},
 	{">", "_INBOXY", 1},

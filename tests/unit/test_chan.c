@@ -149,6 +149,53 @@ static void test_system_inbox(void)
 	CU_ASSERT_FALSE(chan_is_inbox("a._INBOX", 8));
 }
 
+/* A pattern on _INBOX must name its inbox: a wildcard second token would
+ * read every client's replies (the broker refuses it with E_PERMISSION). */
+static void test_inbox_wildcard(void)
+{
+	static const struct {
+		const char *pat;
+		int wild;
+	} cases[] = {
+		{"_INBOX.*", 1},
+		{"_INBOX.>", 1},
+		{"_INBOX.*.>", 1},
+		{"_INBOX.*.x", 1},
+		{"_INBOX.*.*", 1},
+		{"_INBOX.abc.>", 0}, /* the library's own inbox subscription */
+		{"_INBOX.abc.*", 0},
+		{"_INBOX.abc", 0},
+		{"_INBOX.abc.1", 0},
+		{"_INBOX", 0},        /* the channel _INBOX itself: nobody's inbox */
+		{"_INBOXY.*", 0},     /* not an inbox */
+		{"_INBOXY.>", 0},
+		{"x._INBOX.>", 0},
+		{">", 0},             /* wildcard first tokens never see inboxes */
+		{"*.>", 0},
+		{"*.*", 0},
+		{"$SYS.>", 0},
+	};
+	for (size_t i = 0; i < UNIT_NELEM(cases); i++) {
+		size_t n = strlen(cases[i].pat);
+		CU_ASSERT_EQUAL(chan_valid_pattern(cases[i].pat, n), 0);
+		int got = chan_is_inbox_wildcard(cases[i].pat, n);
+		if (got != cases[i].wild)
+			fprintf(stderr, "chan_is_inbox_wildcard(\"%s\") = %d, want %d\n",
+				cases[i].pat, got, cases[i].wild);
+		CU_ASSERT_EQUAL(got, cases[i].wild);
+	}
+	/* so no allowed pattern matches two clients' inboxes */
+	static const char *const allowed[] = {">", "*", "*.*", "*.>", "*.*.>", "_INBOX.a.>",
+					      "_INBOX.a.*", "_INBOX.a", "_INBOX"};
+	for (size_t i = 0; i < UNIT_NELEM(allowed); i++) {
+		const char *p = allowed[i];
+		int a = chan_match(p, strlen(p), "_INBOX.a.1", 10);
+		int b = chan_match(p, strlen(p), "_INBOX.b.1", 10);
+		CU_ASSERT_FALSE(a && b);
+		CU_ASSERT_FALSE(chan_is_inbox_wildcard(p, strlen(p)));
+	}
+}
+
 int main(void)
 {
 	static const struct unit_case cases[] = {
@@ -157,6 +204,7 @@ int main(void)
 		{"255 bytes", test_length},
 		{"match table", test_match_table},
 		{"system and inbox channels", test_system_inbox},
+		{"inbox patterns name their inbox", test_inbox_wildcard},
 	};
 	return unit_run("chan", cases, UNIT_NELEM(cases));
 }

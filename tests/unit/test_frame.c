@@ -586,10 +586,6 @@ static void test_malformed(void)
 	REFUSE((w_uint(&w, FRAME_F_TYPE, 7), w_bytes(&w, FRAME_F_SID, "", 0)));
 	REFUSE((w_uint(&w, FRAME_F_TYPE, 3), w_key(&w, FRAME_F_CHANNEL, 5), w_raw(&w, "abcd", 4)));
 	REFUSE((w_uint(&w, FRAME_F_TYPE, 3), w_key(&w, FRAME_F_ID, 1), w_raw(&w, "abcdefgh", 8)));
-	/* headers missing a key or a value (both required) */
-	REFUSE((w_uint(&w, FRAME_F_TYPE, 3), w_bytes(&w, FRAME_F_HEADERS, "\x0a\x01k", 3)));
-	REFUSE((w_uint(&w, FRAME_F_TYPE, 3), w_bytes(&w, FRAME_F_HEADERS, "\x12\x01v", 3)));
-	REFUSE((w_uint(&w, FRAME_F_TYPE, 3), w_bytes(&w, FRAME_F_HEADERS, "", 0)));
 	/* a header whose key has the wrong wire type */
 	REFUSE((w_uint(&w, FRAME_F_TYPE, 3), w_bytes(&w, FRAME_F_HEADERS, "\x08\x01\x12\x00", 4)));
 	/* truncated: a length past the end, a varint cut short, a key cut short */
@@ -601,8 +597,15 @@ static void test_malformed(void)
 	/* a length near 2^64 */
 	REFUSE((w_uint(&w, FRAME_F_TYPE, 3), w_key(&w, FRAME_F_PAYLOAD, 2),
 		w_raw(&w, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 10)));
-	/* groups and the undefined wire types, known field or not */
+	/* groups and the undefined wire types, known field or not: a
+	 * well-formed group of an unknown field is refused too, as protobuf-c
+	 * refuses it (docs/protocol.md, Unknown fields) */
 	REFUSE((w_uint(&w, FRAME_F_TYPE, 3), w_key(&w, 20, 3), w_key(&w, 20, 4)));
+	REFUSE((w_uint(&w, FRAME_F_TYPE, 3), w_key(&w, 20, 3), w_uint(&w, 1, 5), w_key(&w, 20, 4)));
+	REFUSE((w_key(&w, 20, 3), w_key(&w, 20, 4), w_uint(&w, FRAME_F_TYPE, 3)));
+	REFUSE((w_uint(&w, FRAME_F_TYPE, 3), w_key(&w, FRAME_F_CHANNEL, 3), w_key(&w, FRAME_F_CHANNEL, 4)));
+	REFUSE((w_uint(&w, FRAME_F_TYPE, 3),
+		w_bytes(&w, FRAME_F_HEADERS, "\x0a\x01k\x12\x01v\x1b\x1c", 8)));
 	REFUSE((w_uint(&w, FRAME_F_TYPE, 3), w_key(&w, 20, 6)));
 	REFUSE((w_uint(&w, FRAME_F_TYPE, 3), w_key(&w, 20, 7)));
 	/* field number 0 */
@@ -610,6 +613,130 @@ static void test_malformed(void)
 	/* a malformed varint */
 	REFUSE((w_key(&w, FRAME_F_TYPE, 0), w_raw(&w, "\xff\xff\xff\xff\xff\xff\xff\xff\xff\xff\x01", 11)));
 #undef REFUSE
+}
+
+/* A Header without its key or value is well-formed protobuf with bad
+ * content: frame_decode() counts it apart (the broker answers E_INVALID,
+ * recoverable) where protobuf-c refuses the whole frame (required field). */
+static void test_incomplete_headers(void)
+{
+	static struct w w;
+	struct frame f;
+	struct frame_header h;
+	size_t pos;
+	static const struct {
+		const char *bytes;
+		size_t len;
+	} bad[] = {
+		{"\x0a\x01k", 3}, /* no value */
+		{"\x12\x01v", 3}, /* no key */
+		{"", 0},           /* neither */
+		{"\x18\x07", 2},   /* only an unknown field */
+	};
+
+	for (size_t i = 0; i < UNIT_NELEM(bad); i++) {
+		w.n = 0;
+		w_uint(&w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__PUB);
+		w_bytes(&w, FRAME_F_HEADERS, "\x0a\x01" "a" "\x12\x01" "b", 6);
+		w_bytes(&w, FRAME_F_HEADERS, bad[i].bytes, bad[i].len);
+		w_bytes(&w, FRAME_F_HEADERS, "\x0a\x01" "c" "\x12\x00", 5);
+		CU_ASSERT_EQUAL_FATAL(frame_decode(w.b, w.n, &f), 0);
+		CU_ASSERT_EQUAL(f.nheaders, 2);
+		CU_ASSERT_EQUAL(f.nheaders_incomplete, 1);
+		/* max-header-bytes counts it all the same, as encoded */
+		CU_ASSERT_EQUAL(f.header_bytes, 8 + 2 + bad[i].len + 7);
+		/* the iteration shows the complete ones only */
+		pos = 0;
+		CU_ASSERT_FATAL(frame_header_next(&f, &pos, &h));
+		CU_ASSERT(h.key_len == 1 && h.key[0] == 'a');
+		CU_ASSERT_FATAL(frame_header_next(&f, &pos, &h));
+		CU_ASSERT(h.key_len == 1 && h.key[0] == 'c' && h.value_len == 0);
+		CU_ASSERT_FALSE(frame_header_next(&f, &pos, &h));
+		Ipcbus__Frame *m = ipcbus__frame__unpack(NULL, w.n, w.b);
+		CU_ASSERT_PTR_NULL(m);
+		if (m)
+			ipcbus__frame__free_unpacked(m, NULL);
+	}
+	/* complete headers: none incomplete */
+	w.n = 0;
+	w_uint(&w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__PUB);
+	w_bytes(&w, FRAME_F_HEADERS, "\x0a\x00\x12\x00", 4); /* an empty key is complete */
+	CU_ASSERT_EQUAL_FATAL(decode_both(w.b, w.n, &f), 0);
+	CU_ASSERT_EQUAL(f.nheaders, 1);
+	CU_ASSERT_EQUAL(f.nheaders_incomplete, 0);
+}
+
+/* Headers "as encoded" means the bytes on the wire: a Header field whose
+ * key or length varint is padded (valid protobuf) counts, and is copied
+ * into the MSG, with its padding, so frame_msg_size() is what
+ * frame_msg_encode() writes. */
+static void test_padded_headers(void)
+{
+	static struct w w;
+	static uint8_t body[256];
+	struct frame f;
+
+	w.n = 0;
+	w_uint(&w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__PUB);
+	w_bytes(&w, FRAME_F_CHANNEL, "a", 1);
+	w_raw(&w, "\xb2\x80\x00\x86\x80\x00\x0a\x01k\x12\x01v", 12); /* key and length padded */
+	w_raw(&w, "\x32\x86\x80\x80\x00\x0a\x01k\x12\x01v", 11);        /* length padded */
+	w_bytes(&w, FRAME_F_HEADERS, "\x0a\x01k\x12\x01v", 6);                 /* canonical */
+	w_bytes(&w, FRAME_F_PAYLOAD, "x", 1);
+	CU_ASSERT_EQUAL_FATAL(decode_both(w.b, w.n, &f), 0);
+	CU_ASSERT_EQUAL(f.nheaders, 3);
+	CU_ASSERT_EQUAL(f.header_bytes, 12 + 11 + 8);
+	size_t n = frame_msg_size(&f);
+	CU_ASSERT_FATAL(n <= sizeof body);
+	CU_ASSERT_EQUAL(frame_msg_encode(&f, body), n);
+	struct frame m;
+	CU_ASSERT_EQUAL_FATAL(decode_both(body, n, &m), 0);
+	CU_ASSERT_EQUAL(m.nheaders, 3);
+	CU_ASSERT_EQUAL(m.header_bytes, f.header_bytes);
+}
+
+/* What a header key may be: visible ASCII but ':' and '='; ipcbus- keys
+ * only as the protocol lists them. */
+static void test_header_keys(void)
+{
+	static const struct {
+		const char *key;
+		size_t len;
+		int want;
+	} cases[] = {
+		{"content-type", 12, FRAME_KEY_OK},
+		{"X-Trace_Id.2", 12, FRAME_KEY_OK},
+		{"!#$%&'*+-.^_`|~\"{}[]()<>@,;/?", 29, FRAME_KEY_OK},
+		{"k", 1, FRAME_KEY_OK},
+		{"", 0, FRAME_KEY_BAD},
+		{"a b", 3, FRAME_KEY_BAD},
+		{"a\0b", 3, FRAME_KEY_BAD},
+		{"a\tb", 3, FRAME_KEY_BAD},
+		{"a:b", 3, FRAME_KEY_BAD},
+		{"a=b", 3, FRAME_KEY_BAD},
+		{"caf\xc3\xa9", 5, FRAME_KEY_BAD},
+		{"a\x7f", 2, FRAME_KEY_BAD},
+		{"a\n", 2, FRAME_KEY_BAD},
+		{"ipcbus-exit-status", 18, FRAME_KEY_OK},
+		{"ipcbus-signal", 13, FRAME_KEY_OK},
+		{"ipcbus-error", 12, FRAME_KEY_OK},
+		{"ipcbus-", 7, FRAME_KEY_RESERVED},
+		{"ipcbus-from", 11, FRAME_KEY_RESERVED},
+		{"ipcbus-errors", 13, FRAME_KEY_RESERVED},
+		{"ipcbus-erro", 11, FRAME_KEY_RESERVED},
+		{"ipcbus-error ", 13, FRAME_KEY_BAD},
+		{"ipcbus", 6, FRAME_KEY_OK},
+		{"ipcbusx", 7, FRAME_KEY_OK},
+		{"IPCBUS-from", 11, FRAME_KEY_OK}, /* keys are case-sensitive */
+		{"x-ipcbus-from", 13, FRAME_KEY_OK},
+	};
+	for (size_t i = 0; i < UNIT_NELEM(cases); i++) {
+		int rc = frame_header_key_check(B(cases[i].key), cases[i].len);
+		if (rc != cases[i].want)
+			fprintf(stderr, "key '%.*s': %d, want %d\n", (int)cases[i].len, cases[i].key,
+				rc, cases[i].want);
+		CU_ASSERT_EQUAL(rc, cases[i].want);
+	}
 }
 
 /* The per-subscriber MSG: frame_sid_prefix() in front of a shared body. */
@@ -773,7 +900,10 @@ static void test_nested(void)
 		CU_ASSERT_PTR_NOT_NULL_FATAL(ue);
 		CU_ASSERT_EQUAL(ue->code, errs[i].code);
 		CU_ASSERT_EQUAL(!!ue->fatal, errs[i].fatal == 2);
-		CU_ASSERT_EQUAL(!!ue->closing, errs[i].fatal >= 1);
+		/* both flags are written, and at most one is true: a fatal
+		 * ERR is not `closing` (that would allow a reconnect) */
+		CU_ASSERT(ue->has_fatal && ue->has_closing);
+		CU_ASSERT_EQUAL(!!ue->closing, errs[i].fatal == 1);
 		CU_ASSERT_EQUAL(!!ue->has_text, errs[i].text != NULL);
 		if (errs[i].text && ue->has_text) {
 			CU_ASSERT_EQUAL(ue->text.len, strlen(errs[i].text));
@@ -824,6 +954,9 @@ int main(void)
 		{"protobuf-c packs, frame_decode reads", test_pb_to_frame},
 		{"field order, unknown fields, last wins", test_wire_variants},
 		{"malformed frames", test_malformed},
+		{"headers without key or value", test_incomplete_headers},
+		{"header keys", test_header_keys},
+		{"padded header fields", test_padded_headers},
 		{"sid prefix and shared MSG body", test_sid_prefix},
 		{"nested hello, welcome, error", test_nested},
 		{"type names", test_type_names},
