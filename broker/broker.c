@@ -54,6 +54,7 @@ void broker_mark_closing(struct broker *b, struct conn *c)
 {
 	c->close_next = b->closing;
 	b->closing = c;
+	b->nclosing++;
 	/* the last output goes out in before-sleep (broker_reap) */
 }
 
@@ -82,7 +83,9 @@ static void broker_refuse_flush(struct broker *b)
 
 int broker_admit(struct broker *b, char *why, size_t n)
 {
-	if (b->nconns < b->cfg.max_connections)
+	/* closing ones are on their way out (at most CONN_LINGER_MS +
+	 * CONN_DRAIN_MS): they hold a descriptor, not a place */
+	if (b->nconns - b->nclosing < b->cfg.max_connections)
 		return 1;
 	snprintf(why, n, "the broker is full (max-connections %llu)",
 		 (unsigned long long)b->cfg.max_connections);
@@ -174,6 +177,7 @@ static void broker_reap(struct broker *b)
 			continue;
 		}
 		*pp = c->close_next;
+		b->nclosing--;
 		broker_unlink_conn(b, c);
 		conn_free(c);
 	}
@@ -555,6 +559,7 @@ void broker_fini(struct broker *b)
 		while (b->closing) {
 			struct conn *c = b->closing;
 			b->closing = c->close_next;
+			b->nclosing--;
 			broker_unlink_conn(b, c);
 			conn_free(c);
 		}

@@ -42,6 +42,7 @@ struct broker {
 	struct conn *dirty;        /* to flush in before-sleep */
 	struct conn *closing;      /* to free in before-sleep */
 	size_t nconns;
+	size_t nclosing;           /* of which closing (on b->closing) */
 	uint64_t next_conn_id;
 	uint64_t pending;          /* output bytes queued over all connections */
 	size_t memory;             /* bytes held for clients: input and output

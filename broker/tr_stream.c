@@ -148,6 +148,7 @@ static void stream_read_ready(struct conn *c)
 			break;
 		}
 		if (n == 0) {
+			c->eof = 1; /* nothing to drain: freed at once */
 			conn_close(c, "closed by the client");
 			break;
 		}
