@@ -219,6 +219,14 @@ static void broker_keepalive(void *arg)
 		if (c->state == CONN_CLOSING)
 			continue;
 		conn_trim(c);
+		if (c->lease_ms) {
+			/* a datagram session: its own traffic keeps it, and it
+			 * ends in silence (the client learns at its next
+			 * datagram: E_NO_SESSION) */
+			if (now - c->last_rx >= c->lease_ms)
+				conn_close(c, "lease expired");
+			continue;
+		}
 		if (c->state == CONN_HELLO) {
 			/* it holds a max-connections place: it must speak */
 			uint64_t limit = iv && iv < CONN_HELLO_MS ? iv : CONN_HELLO_MS;
@@ -277,6 +285,8 @@ static void broker_free_listeners(struct broker *b)
 	while (b->listeners) {
 		struct listener *l = b->listeners;
 		b->listeners = l->next;
+		if (l->tr->fini)
+			l->tr->fini(l);
 		free(l);
 	}
 }
@@ -549,7 +559,7 @@ int broker_run(struct broker *b)
 void broker_fini(struct broker *b)
 {
 	if (b->loop) {
-		broker_free_listeners(b);
+		broker_close_listeners(b);
 		/* flush what can go without waiting, then free */
 		for (struct conn *c = b->conns; c; c = c->next)
 			if (c->state != CONN_CLOSING)
@@ -563,6 +573,8 @@ void broker_fini(struct broker *b)
 			broker_unlink_conn(b, c);
 			conn_free(c);
 		}
+		/* connections name their listeners until they are gone */
+		broker_free_listeners(b);
 		loop_timer_cancel(b->loop, &b->linger);
 		loop_timer_cancel(b->loop, &b->resume);
 		loop_timer_cancel(b->loop, &b->keepalive);

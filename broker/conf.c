@@ -141,8 +141,8 @@ int conf_add_listen(struct conf *c, const char *u, char *why, size_t whylen)
 
 	if (url_parse(u, &url, err, sizeof err) < 0)
 		return conf_fail(why, whylen, "%s", err);
-	if (url.kind != URL_UNIX && url.kind != URL_TCP)
-		return conf_fail(why, whylen, "%s:// listeners are not supported in this version (unix:// and tcp:// only)",
+	if (url.kind != URL_UNIX && url.kind != URL_TCP && url.kind != URL_UDP)
+		return conf_fail(why, whylen, "%s:// listeners are not supported in this version (unix://, tcp:// and udp:// only)",
 				 url_scheme(url.kind));
 	if (url.kind != URL_UNIX && url.has_token)
 		return conf_fail(why, whylen, "%s: a listen URL holds no token (use a token line)", u);

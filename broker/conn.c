@@ -42,6 +42,22 @@ size_t conn_frame_max(const struct conn *c)
 	return max;
 }
 
+uint64_t conn_max_payload(const struct conn *c)
+{
+	uint64_t v = c->b->cfg.max_payload;
+	if (c->listener && c->listener->max_payload && c->listener->max_payload < v)
+		v = c->listener->max_payload;
+	return v;
+}
+
+uint64_t conn_max_header_bytes(const struct conn *c)
+{
+	uint64_t v = c->b->cfg.max_header_bytes;
+	if (c->listener && c->listener->max_header_bytes && c->listener->max_header_bytes < v)
+		v = c->listener->max_header_bytes;
+	return v;
+}
+
 void conn_describe(struct conn *c)
 {
 	const char *sp = c->name[0] ? " " : "";
@@ -535,6 +551,13 @@ void conn_deliver(struct conn *c, uint64_t sid, const uint8_t *body, size_t len)
 		return;
 	size_t k = frame_sid_prefix(prefix, sid, len);
 	size_t n = k + len;
+	if (n > conn_frame_max(c) + FRAME_VARINT_MAX) {
+		/* more than the medium carries (a UDP subscriber, a message
+		 * from a stream publisher): lost for this one, and counted */
+		c->dropped++;
+		b->stats.dropped++;
+		return;
+	}
 	if (c->out.len + n > cfg->max_pending && conn_flush_early(c) < 0)
 		return;
 	if (c->out.len + n > cfg->max_pending) {

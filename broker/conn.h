@@ -41,7 +41,7 @@ struct conn {
 	struct loop_watch watch;
 	int fd;
 	const struct stream_io *io; /* NULL: a plain socket */
-	void *io_state;             /* the io's session (TLS) */
+	void *tp;                   /* the transport's own state (a TLS session, a UDP peer) */
 	int io_want_out;            /* the io waits for room to write */
 	uint64_t id;
 	enum conn_state state;
@@ -63,6 +63,7 @@ struct conn {
 	size_t nsubs, subs_used, subs_cap; /* live; live + tombstones; slots */
 
 	uint64_t last_rx;   /* loop time of the last frame received */
+	uint64_t lease_ms;  /* a datagram session: ends after this much silence */
 	uint64_t ping_sent; /* loop time of an unanswered PING, 0 if none */
 	uint64_t ping_id;
 
@@ -167,8 +168,13 @@ void conn_watch(struct conn *c);
 /* Give back the buffers of an idle connection (the keepalive tick). */
 void conn_trim(struct conn *c);
 
-/* The frame limit of this connection: max-payload + max-header-bytes + 1 KiB. */
+/* The frame limit of this connection: max-payload + max-header-bytes + 1 KiB,
+ * or less where the medium carries less (a datagram). */
 size_t conn_frame_max(const struct conn *c);
+
+/* max-payload and max-header-bytes for this connection (WELCOME). */
+uint64_t conn_max_payload(const struct conn *c);
+uint64_t conn_max_header_bytes(const struct conn *c);
 
 /* Subscriptions (handle.c uses these). */
 struct sub *conn_sub_find(struct conn *c, uint64_t sid);

@@ -23,6 +23,7 @@
 #include "conn.h"
 #include "ipcbus.h"
 #include "router.h"
+#include "transport.h"
 
 /* Printable prefix of user bytes for error texts (channel names). */
 static const char *handle_show(const struct frame_bytes *fb, char *out, size_t n)
@@ -105,6 +106,49 @@ static const char *handle_field_name(unsigned bits)
 	return names[0];
 }
 
+/* A datagram session: HELLO may come again (a WELCOME can be lost) and
+ * SUB and UNSUB are acknowledged (a lost SUB would go unnoticed). */
+static int handle_datagram(const struct conn *c)
+{
+	return c->listener && c->listener->tr->datagram;
+}
+
+/* The acknowledgement of a SUB or UNSUB over a datagram transport: PONG
+ * with the frame's id. */
+static void handle_ack(struct conn *c, const struct frame *f)
+{
+	if (!handle_datagram(c) || !f->has_id)
+		return;
+	struct frame pong = {.type = IPCBUS__FRAME_TYPE__PONG, .has_id = 1, .id = f->id};
+	conn_send(c, &pong);
+}
+
+/* WELCOME, with this connection's limits. */
+static int handle_welcome(struct conn *c, uint64_t id)
+{
+	struct broker *b = c->b;
+	Ipcbus__Welcome w = IPCBUS__WELCOME__INIT;
+	w.version = IPCBUS_PROTOCOL_VERSION;
+	w.has_server_id = 1;
+	w.server_id.data = (uint8_t *)b->server_id;
+	w.server_id.len = strlen(b->server_id);
+	w.has_max_payload = 1;
+	w.max_payload = conn_max_payload(c);
+	w.has_max_header_bytes = 1;
+	w.max_header_bytes = conn_max_header_bytes(c);
+	w.has_max_subscriptions = 1;
+	w.max_subscriptions = (uint32_t)b->cfg.max_subscriptions;
+	w.has_ping_interval_ms = 1;
+	w.ping_interval_ms = (uint32_t)b->cfg.ping_interval;
+	w.has_client_id = 1;
+	w.client_id = c->id;
+	if (c->lease_ms) {
+		w.has_lease_ms = 1;
+		w.lease_ms = (uint32_t)c->lease_ms;
+	}
+	return conn_send_welcome(c, id, &w);
+}
+
 static void handle_hello(struct conn *c, const struct frame *f)
 {
 	struct broker *b = c->b;
@@ -140,22 +184,7 @@ static void handle_hello(struct conn *c, const struct frame *f)
 	ipcbus__hello__free_unpacked(h, NULL);
 	conn_describe(c);
 
-	Ipcbus__Welcome w = IPCBUS__WELCOME__INIT;
-	w.version = IPCBUS_PROTOCOL_VERSION;
-	w.has_server_id = 1;
-	w.server_id.data = (uint8_t *)b->server_id;
-	w.server_id.len = strlen(b->server_id);
-	w.has_max_payload = 1;
-	w.max_payload = b->cfg.max_payload;
-	w.has_max_header_bytes = 1;
-	w.max_header_bytes = b->cfg.max_header_bytes;
-	w.has_max_subscriptions = 1;
-	w.max_subscriptions = (uint32_t)b->cfg.max_subscriptions;
-	w.has_ping_interval_ms = 1;
-	w.ping_interval_ms = (uint32_t)b->cfg.ping_interval;
-	w.has_client_id = 1;
-	w.client_id = c->id;
-	if (conn_send_welcome(c, f->id, &w) < 0) {
+	if (handle_welcome(c, f->id) < 0) {
 		conn_close(c, "out of memory");
 		return;
 	}
@@ -192,7 +221,6 @@ static int handle_check_headers(struct conn *c, const struct frame *f)
 static void handle_pub(struct conn *c, const struct frame *f)
 {
 	struct broker *b = c->b;
-	const struct conf *cfg = &b->cfg;
 	char show[80];
 	struct sub **subs;
 
@@ -220,16 +248,16 @@ static void handle_pub(struct conn *c, const struct frame *f)
 			   handle_show(&f->reply_to, show, sizeof show));
 		return;
 	}
-	if (f->payload.len > cfg->max_payload) {
+	if (f->payload.len > conn_max_payload(c)) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PAYLOAD_TOO_BIG, 0,
 			   "payload of %zu bytes is over max-payload (%llu)", f->payload.len,
-			   (unsigned long long)cfg->max_payload);
+			   (unsigned long long)conn_max_payload(c));
 		return;
 	}
-	if (f->header_bytes > cfg->max_header_bytes) {
+	if (f->header_bytes > conn_max_header_bytes(c)) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_HEADERS_TOO_BIG, 0,
 			   "headers of %zu bytes are over max-header-bytes (%llu)", f->header_bytes,
-			   (unsigned long long)cfg->max_header_bytes);
+			   (unsigned long long)conn_max_header_bytes(c));
 		return;
 	}
 	if (f->nheaders_incomplete) {
@@ -326,7 +354,16 @@ static void handle_sub(struct conn *c, const struct frame *f)
 			   handle_show(&f->queue, show, sizeof show));
 		return;
 	}
-	if (conn_sub_find(c, f->sid)) {
+	struct sub *old = conn_sub_find(c, f->sid);
+	if (old && handle_datagram(c) && old->pattern_len == f->channel.len &&
+	    memcmp(old->pattern, f->channel.p, f->channel.len) == 0 &&
+	    (group ? old->queue && strlen(old->queue) == f->queue.len &&
+			     memcmp(old->queue, f->queue.p, f->queue.len) == 0
+		   : !old->queue)) {
+		handle_ack(c, f); /* the same SUB again: its ack was lost */
+		return;
+	}
+	if (old) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_DUPLICATE_SID, 0,
 			   "subscription id %llu is in use", (unsigned long long)f->sid);
 		return;
@@ -352,6 +389,7 @@ static void handle_sub(struct conn *c, const struct frame *f)
 		router_remove(b->router, s);
 		goto fail;
 	}
+	handle_ack(c, f);
 	return;
 fail:
 	free(s->pattern);
@@ -370,6 +408,10 @@ static void handle_unsub(struct conn *c, const struct frame *f)
 		return;
 	}
 	struct sub *s = conn_sub_find(c, f->sid);
+	if (!s && handle_datagram(c)) {
+		handle_ack(c, f); /* gone already: a repeated UNSUB */
+		return;
+	}
 	if (!s) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_UNKNOWN_SID, 0,
 			   "no subscription with id %llu", (unsigned long long)f->sid);
@@ -380,6 +422,7 @@ static void handle_unsub(struct conn *c, const struct frame *f)
 	free(s->pattern);
 	free(s->queue);
 	free(s);
+	handle_ack(c, f);
 }
 
 static void handle_ping(struct conn *c, const struct frame *f)
@@ -403,7 +446,10 @@ void handle_frame(struct conn *c, const struct frame *f)
 		return;
 	}
 	if (f->type == IPCBUS__FRAME_TYPE__HELLO && c->state != CONN_HELLO) {
-		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2, "HELLO sent twice");
+		if (handle_datagram(c))
+			handle_welcome(c, f->id); /* its WELCOME was lost */
+		else
+			conn_error(c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2, "HELLO sent twice");
 		return;
 	}
 	unsigned allowed = handle_allowed(f->type);

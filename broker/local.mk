@@ -15,7 +15,8 @@ broker_libipcbusd_la_SOURCES = \
 	broker/tr_stream.c \
 	broker/tr_unix.c \
 	broker/tr_tcp.c \
-	broker/tr_tls.c
+	broker/tr_tls.c \
+	broker/tr_udp.c
 broker_libipcbusd_la_LIBADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)
 
 sbin_PROGRAMS += broker/ipcbusd

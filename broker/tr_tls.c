@@ -50,10 +50,10 @@ static int tlsio_plain_peer(struct conn *c)
 	ssize_t k = recv(c->fd, &first, 1, MSG_PEEK);
 	if (k != 1 || first == TLS_HANDSHAKE_RECORD)
 		return 0;
-	struct tls_sess *s = c->io_state;
+	struct tls_sess *s = c->tp;
 	tls_free(s->t);
 	free(s);
-	c->io_state = NULL;
+	c->tp = NULL;
 	c->io = NULL;
 	c->io_want_out = 0;
 	conn_error(c, 0, IPCBUS__ERR_CODE__E_PROTOCOL, 2,
@@ -63,7 +63,7 @@ static int tlsio_plain_peer(struct conn *c)
 
 static ssize_t tlsio_recv(struct conn *c, void *p, size_t n)
 {
-	struct tls_sess *s = c->io_state;
+	struct tls_sess *s = c->tp;
 	int want = 0;
 
 	if (!s->done) {
@@ -90,7 +90,7 @@ static ssize_t tlsio_recv(struct conn *c, void *p, size_t n)
 
 static ssize_t tlsio_sendv(struct conn *c, const struct iovec *iov, int n)
 {
-	struct tls_sess *s = c->io_state;
+	struct tls_sess *s = c->tp;
 	int want = 0;
 	ssize_t k = tls_writev(s->t, iov, n, &want);
 	if (k == -EAGAIN && want == TLS_WANT_READ)
@@ -100,24 +100,24 @@ static ssize_t tlsio_sendv(struct conn *c, const struct iovec *iov, int n)
 
 static int tlsio_pending(struct conn *c)
 {
-	struct tls_sess *s = c->io_state;
+	struct tls_sess *s = c->tp;
 	return s->done && tls_pending(s->t);
 }
 
 static void tlsio_shutdown(struct conn *c)
 {
-	struct tls_sess *s = c->io_state;
+	struct tls_sess *s = c->tp;
 	tls_shutdown(s->t);
 }
 
 static void tlsio_fini(struct conn *c)
 {
-	struct tls_sess *s = c->io_state;
+	struct tls_sess *s = c->tp;
 	if (s) {
 		tls_free(s->t);
 		free(s);
 	}
-	c->io_state = NULL;
+	c->tp = NULL;
 }
 
 static const struct stream_io tls_stream_io = {
@@ -172,7 +172,7 @@ static int tls_adopt(struct conn *c)
 		free(s);
 		return -ENOMEM;
 	}
-	c->io_state = s;
+	c->tp = s;
 	c->io = &tls_stream_io;
 	return 0;
 }

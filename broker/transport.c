@@ -12,6 +12,7 @@ const struct transport *transport_find(enum url_kind kind)
 	switch (kind) {
 	case URL_UNIX: return &transport_unix;
 	case URL_TCP: return &transport_tcp;
-	default: return NULL; /* udp, sysv, shm: not in this version */
+	case URL_UDP: return &transport_udp;
+	default: return NULL; /* tls until its URL kind; sysv, shm: not in this version */
 	}
 }

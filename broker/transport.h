@@ -58,13 +58,18 @@ struct conn_ops {
 
 struct transport {
 	const char *scheme;
-	int network; /* tcp, tls, udp: clients present tokens (auth.c) */
+	int network;  /* tcp, tls, udp: clients present tokens (auth.c) */
+	int datagram; /* udp: sessions, HELLO repeated, SUB acknowledged */
 	/* Open a listener for u and watch it.  0, or -errno / IPCBUS_E* with
 	 * a reason in err.  The listener is linked into the broker. */
 	int (*listen)(struct broker *b, const struct url *u, struct listener **out, char *err,
 		      size_t errlen);
-	/* Stop listening and remove what listen created (a socket file). */
+	/* Stop listening and remove what listen created (a socket file).
+	 * The listener's memory stays until fini: connections still name it. */
 	void (*unlisten)(struct listener *l);
+	/* Free what the listener holds besides itself, once every connection
+	 * is gone (NULL: nothing). */
+	void (*fini)(struct listener *l);
 	/* A new connection came in: learn who is at the other end, for logs
 	 * and ACLs (the credentials of a Unix socket: c->has_cred, pid, uid,
 	 * gid; the address of a network peer: c->addr), and set up what the
@@ -102,6 +107,8 @@ struct listener {
 	uint64_t paused_logged;  /* when that was last logged */
 	int fd;
 	size_t frame_max;        /* the medium's frame limit (a datagram), or 0 */
+	uint64_t max_payload;    /* and the limits WELCOME announces, or 0 */
+	uint64_t max_header_bytes;
 	struct listener *next;
 };
 
@@ -111,6 +118,7 @@ const struct transport *transport_find(enum url_kind kind);
 extern const struct transport transport_unix;
 extern const struct transport transport_tcp;
 extern const struct transport transport_tls;
+extern const struct transport transport_udp;
 
 /* tr_tcp.c, for tr_tls.c: a TCP listener for u (l->tr set by the caller),
  * and the set-up of an accepted TCP connection. */

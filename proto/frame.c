@@ -489,6 +489,18 @@ int frame_append_error(struct buf *b, uint64_t id, int code, int fatal, const ch
 	return frame_append_nested(b, IPCBUS__FRAME_TYPE__ERR, id, FRAME_F_ERROR, &e.base);
 }
 
+int frame_append_cookie(struct buf *b, uint64_t id, const uint8_t *cookie, size_t len)
+{
+	Ipcbus__Error e = IPCBUS__ERROR__INIT;
+	e.code = IPCBUS__ERR_CODE__E_COOKIE;
+	e.has_closing = 1;
+	e.closing = 1;
+	e.has_cookie = 1;
+	e.cookie.data = (uint8_t *)(uintptr_t)cookie;
+	e.cookie.len = len;
+	return frame_append_nested(b, IPCBUS__FRAME_TYPE__ERR, id, FRAME_F_ERROR, &e.base);
+}
+
 Ipcbus__Hello *frame_unpack_hello(const struct frame *f)
 {
 	return f->hello.set ? ipcbus__hello__unpack(NULL, f->hello.len, f->hello.p) : NULL;

@@ -142,6 +142,8 @@ int frame_append_welcome(struct buf *b, uint64_t id, const Ipcbus__Welcome *w);
 /* fatal: 0 recoverable (both flags false), 1 closing (closing true: may
  * reconnect), 2 fatal (fatal true, closing false: never reconnect) */
 int frame_append_error(struct buf *b, uint64_t id, int code, int fatal, const char *text);
+/* UDP: the ERR E_COOKIE (closing, no text) that gives a client its cookie. */
+int frame_append_cookie(struct buf *b, uint64_t id, const uint8_t *cookie, size_t len);
 
 /* Unpack nested messages of a decoded frame with protobuf-c (NULL when
  * absent or malformed).  Free with the matching protobuf-c free_unpacked. */

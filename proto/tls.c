@@ -276,3 +276,13 @@ void tls_shutdown(struct tls *t)
 		SSL_shutdown(t->ssl);
 	ERR_clear_error();
 }
+
+int tls_pending(const struct tls *t)
+{
+	return SSL_pending(t->ssl) > 0;
+}
+
+void tls_describe(const struct tls *t, char *out, size_t n)
+{
+	snprintf(out, n, "%s %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));
+}

@@ -57,6 +57,12 @@ ssize_t tls_read(struct tls *t, void *p, size_t n, int *want);
  * bytes first. */
 ssize_t tls_writev(struct tls *t, const struct iovec *iov, int cnt, int *want);
 
+/* 1 when decrypted bytes wait inside (read them before polling again). */
+int tls_pending(const struct tls *t);
+
+/* "TLSv1.3 TLS_AES_256_GCM_SHA384", for logs. */
+void tls_describe(const struct tls *t, char *out, size_t n);
+
 /* Send close_notify (best effort, non-blocking). */
 void tls_shutdown(struct tls *t);
 
