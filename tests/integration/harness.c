@@ -1569,3 +1569,27 @@ int harness_tls_make(const char *dir, struct harness_tls *t)
 		return -EIO;
 	return 0;
 }
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HARNESS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HARNESS_ASAN 1
+#endif
+#endif
+
+int harness_asan_quarantine(int mb)
+{
+#ifdef HARNESS_ASAN
+	const char *old = getenv("ASAN_OPTIONS");
+	char opts[1024];
+	/* the last setting of an option wins */
+	snprintf(opts, sizeof opts, "%s%squarantine_size_mb=%d", old ? old : "",
+		 old && *old ? ":" : "", mb);
+	setenv("ASAN_OPTIONS", opts, 1);
+	return mb;
+#else
+	(void)mb;
+	return 0;
+#endif
+}

@@ -329,4 +329,12 @@ struct harness_tls {
  * (its stderr is copied to ours). */
 int harness_tls_make(const char *dir, struct harness_tls *t);
 
+/* Under AddressSanitizer freed memory stays resident in its quarantine
+ * (256 MiB by default), which hides any bound on a process's memory (VmRSS
+ * grows by whatever was freed): give the processes started from now on
+ * (brokers, children) a quarantine of mb MiB, appended to $ASAN_OPTIONS.
+ * Returns mb in a build with AddressSanitizer, else 0 (nothing changed).
+ * Call it once, before starting them. */
+int harness_asan_quarantine(int mb);
+
 #endif

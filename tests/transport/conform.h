@@ -74,6 +74,11 @@ const struct conform_row *conform_row(void);
 /* 1 when the row's flags have all of flags. */
 int conform_has(unsigned flags);
 
+/* KiB a memory bound must allow beyond what the broker itself holds: what
+ * AddressSanitizer keeps in the processes we start (its quarantine, made
+ * small by the program, and its caches); 0 without ASan. */
+long conform_rss_slack_kib(void);
+
 /* A broker with lines (as harness_broker_new; "@DIR@" is its folder),
  * listening on the default Unix socket and on the row's transport, started
  * until ready.  Stopped and removed at cleanup.  NULL, with a CUnit failure
