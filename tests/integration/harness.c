@@ -1274,3 +1274,322 @@ out:
 	harness_cleanup();
 	return rc;
 }
+
+/* ---- transports (tests/transport/ and whoever needs a URL) ----
+ *
+ * Kept at the end of the file, includes too, so that it merges with the
+ * rest of the harness as it changes. */
+
+#include <netdb.h>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+
+#include "url.h"
+
+int harness_init(const char *name, int need_cli, int watchdog_s)
+{
+	/* the same set-up as harness_main's */
+	if (access(harness_ipcbusd(), X_OK) < 0) {
+		fprintf(stderr, "%s: no broker at %s: skipped\n", name, harness_ipcbusd());
+		return 77;
+	}
+	if (need_cli) {
+		const char *cli = getenv("IPCBUS_CLI");
+		if (!cli || !*cli || access(cli, X_OK) < 0) {
+			fprintf(stderr, "%s: no CLI ($IPCBUS_CLI): skipped\n", name);
+			return 77;
+		}
+	}
+	signal(SIGPIPE, SIG_IGN);
+	signal(SIGALRM, harness_watchdog);
+	alarm((unsigned)watchdog_s);
+	prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0);
+	atexit(harness_atexit);
+	unsetenv("IPCBUS_URL");
+	unsetenv("IPCBUS_TOKEN");
+	return 0;
+}
+
+/* A raw client around a connected descriptor (taken, also on failure). */
+static struct harness_raw *harness_raw_wrap(int fd)
+{
+	struct harness_raw *r = calloc(1, sizeof *r);
+
+	if (!r) {
+		close(fd);
+		errno = ENOMEM;
+		return NULL;
+	}
+	r->fd = fd;
+	buf_init(&r->in, 256u << 20);
+	r->auto_pong = 1;
+	r->next_id = 1u << 30;
+	harness_defer(harness_raw_free_cb, r);
+	return r;
+}
+
+/* Connect a TCP stream to host:port, trying each address; the descriptor
+ * or -errno. */
+static int harness_tcp_connect(const char *host, uint16_t port)
+{
+	struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_NUMERICSERV};
+	struct addrinfo *res = NULL;
+	char serv[8];
+	int rc = -ECONNREFUSED;
+
+	snprintf(serv, sizeof serv, "%u", (unsigned)port);
+	int g = getaddrinfo(host, serv, &hints, &res);
+	if (g != 0)
+		return g == EAI_SYSTEM ? -errno : -EHOSTUNREACH;
+	for (struct addrinfo *a = res; a; a = a->ai_next) {
+		int fd = socket(a->ai_family, a->ai_socktype | SOCK_CLOEXEC, a->ai_protocol);
+		if (fd < 0) {
+			rc = -errno;
+			continue;
+		}
+		if (connect(fd, a->ai_addr, a->ai_addrlen) == 0) {
+			int one = 1;
+			setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+			rc = fd;
+			break;
+		}
+		rc = -errno;
+		close(fd);
+	}
+	freeaddrinfo(res);
+	return rc;
+}
+
+struct harness_raw *harness_raw_connect_url(const char *url)
+{
+	struct url u;
+	char why[256];
+	int fd;
+
+	/* only what the raw client speaks; url_parse may know more */
+	if (strncmp(url, "unix://", 7) != 0 && strncmp(url, "tcp://", 6) != 0) {
+		errno = strstr(url, "://") ? EPROTONOSUPPORT : EINVAL;
+		return NULL;
+	}
+	if (url_parse(url, &u, why, sizeof why) < 0) {
+		fprintf(stderr, "harness: %s\n", why);
+		errno = EINVAL;
+		return NULL;
+	}
+	if (u.kind == URL_UNIX) {
+		return harness_raw_connect(u.path);
+	}
+	fd = harness_tcp_connect(u.host, u.port);
+	if (fd < 0) {
+		errno = -fd;
+		return NULL;
+	}
+	return harness_raw_wrap(fd);
+}
+
+struct harness_raw *harness_raw_open_url(const char *url, const char *name)
+{
+	struct harness_raw *r = harness_raw_connect_url(url);
+	if (!r)
+		return NULL;
+	if (harness_raw_hello(r, 1, IPCBUS_PROTOCOL_VERSION, name) < 0 ||
+	    harness_raw_read(r, 5000) != 1 || r->f.type != IPCBUS__FRAME_TYPE__WELCOME ||
+	    !(r->welcome = frame_unpack_welcome(&r->f))) {
+		fprintf(stderr, "harness: no WELCOME for %s on %s\n", name, url);
+		harness_raw_close(r);
+		errno = EPROTO;
+		return NULL;
+	}
+	return r;
+}
+
+void harness_raw_abort(struct harness_raw *r)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+
+	if (!r)
+		return;
+	if (r->fd >= 0 && getsockname(r->fd, (struct sockaddr *)&ss, &len) == 0 &&
+	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
+		struct linger l = {.l_onoff = 1, .l_linger = 0};
+		setsockopt(r->fd, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+	}
+	harness_raw_close(r);
+}
+
+/* Bind a TCP socket to the loopback of family at port (0: any); the
+ * descriptor or -errno. */
+static int harness_bind_loopback(int family, uint16_t port)
+{
+	struct sockaddr_storage ss;
+	socklen_t len;
+
+	memset(&ss, 0, sizeof ss);
+	if (family == AF_INET6) {
+		struct sockaddr_in6 *s6 = (struct sockaddr_in6 *)&ss;
+		s6->sin6_family = AF_INET6;
+		s6->sin6_addr = in6addr_loopback;
+		s6->sin6_port = htons(port);
+		len = sizeof *s6;
+	} else {
+		struct sockaddr_in *s4 = (struct sockaddr_in *)&ss;
+		s4->sin_family = AF_INET;
+		s4->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+		s4->sin_port = htons(port);
+		len = sizeof *s4;
+	}
+	int fd = socket(family, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	if (bind(fd, (struct sockaddr *)&ss, len) < 0) {
+		int rc = -errno;
+		close(fd);
+		return rc;
+	}
+	return fd;
+}
+
+int harness_free_port(int family)
+{
+	struct sockaddr_storage ss;
+	socklen_t len = sizeof ss;
+	int port = 0;
+	int fd = harness_bind_loopback(family, 0);
+
+	if (fd < 0)
+		return 0;
+	if (getsockname(fd, (struct sockaddr *)&ss, &len) == 0)
+		port = ntohs(family == AF_INET6 ? ((struct sockaddr_in6 *)&ss)->sin6_port
+						: ((struct sockaddr_in *)&ss)->sin_port);
+	close(fd);
+	return port;
+}
+
+int harness_have_ipv6(void)
+{
+	int fd = harness_bind_loopback(AF_INET6, 0);
+	if (fd < 0)
+		return 0;
+	close(fd);
+	return 1;
+}
+
+int harness_which(const char *cmd, char *out, size_t n)
+{
+	const char *path = getenv("PATH");
+
+	if (!path || !*path)
+		path = "/usr/local/bin:/usr/bin:/bin";
+	while (*path) {
+		const char *end = strchr(path, ':');
+		size_t dl = end ? (size_t)(end - path) : strlen(path);
+		if (dl > 0 && (size_t)snprintf(out, n, "%.*s/%s", (int)dl, path, cmd) < n &&
+		    access(out, X_OK) == 0)
+			return 0;
+		path += dl + (end != NULL);
+	}
+	return -ENOENT;
+}
+
+/* Run openssl with args (NULL-ended) to its end: 0, or -EIO with its
+ * stderr copied to ours. */
+static int harness_openssl(const char *openssl, const char *const *args)
+{
+	char *argv[40];
+	int n = 0;
+
+	argv[n++] = (char *)openssl;
+	for (size_t i = 0; args[i] && n < 39; i++)
+		argv[n++] = (char *)args[i];
+	argv[n] = NULL;
+	struct harness_proc *p = harness_proc_start(argv, NULL, 0);
+	if (!p)
+		return -EIO;
+	int st = harness_proc_wait(p, 10000);
+	if (st != 0)
+		fprintf(stderr, "harness: openssl %s exited %d:\n%s\n", args[0], st, p->err);
+	harness_proc_free(p);
+	return st == 0 ? 0 : -EIO;
+}
+
+/* A key and a certificate for cn, signed by the CA in t: 0 or -EIO. */
+static int harness_tls_leaf(const char *openssl, const char *dir, const struct harness_tls *t,
+			    const char *name, const char *cn, const char *ext, const char *cert,
+			    const char *key)
+{
+	char csr[160], extfile[160], serial[160], subj[96];
+
+	snprintf(csr, sizeof csr, "%s/%s.csr", dir, name);
+	snprintf(serial, sizeof serial, "%s/ca.srl", dir);
+	snprintf(extfile, sizeof extfile, "%s/%s.ext", dir, name);
+	snprintf(subj, sizeof subj, "/CN=%s", cn);
+	if (harness_write_file(extfile, ext) < 0)
+		return -EIO;
+	const char *const req[] = {"req", "-new", "-newkey", "ec", "-pkeyopt",
+				   "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", key,
+				   "-out", csr, "-subj", subj, NULL};
+	const char *const sign[] = {"x509", "-req", "-in", csr, "-CA", t->ca, "-CAkey", t->ca_key,
+				    "-CAserial", serial, "-CAcreateserial", "-days", "2", "-extfile", extfile,
+				    "-out", cert, NULL};
+	if (harness_openssl(openssl, req) < 0 || harness_openssl(openssl, sign) < 0)
+		return -EIO;
+	return chmod(key, 0600) < 0 ? -EIO : 0;
+}
+
+int harness_tls_make(const char *dir, struct harness_tls *t)
+{
+	char openssl[PATH_MAX];
+
+	if (harness_which("openssl", openssl, sizeof openssl) < 0)
+		return -ENOENT;
+	memset(t, 0, sizeof *t);
+	snprintf(t->ca, sizeof t->ca, "%s/ca.pem", dir);
+	snprintf(t->ca_key, sizeof t->ca_key, "%s/ca.key", dir);
+	snprintf(t->cert, sizeof t->cert, "%s/server.pem", dir);
+	snprintf(t->key, sizeof t->key, "%s/server.key", dir);
+	snprintf(t->client_cert, sizeof t->client_cert, "%s/client.pem", dir);
+	snprintf(t->client_key, sizeof t->client_key, "%s/client.key", dir);
+	const char *const ca[] = {"req", "-x509", "-newkey", "ec", "-pkeyopt",
+				  "ec_paramgen_curve:prime256v1", "-nodes", "-keyout", t->ca_key,
+				  "-out", t->ca, "-days", "2", "-subj", "/CN=ipcbus-test-ca",
+				  "-addext", "basicConstraints=critical,CA:TRUE",
+				  "-addext", "keyUsage=critical,keyCertSign,cRLSign", NULL};
+	if (harness_openssl(openssl, ca) < 0 || chmod(t->ca_key, 0600) < 0)
+		return -EIO;
+	if (harness_tls_leaf(openssl, dir, t, "server", "localhost",
+			     "basicConstraints=CA:FALSE\n"
+			     "subjectAltName=DNS:localhost,IP:127.0.0.1,IP:::1\n"
+			     "extendedKeyUsage=serverAuth\n",
+			     t->cert, t->key) < 0)
+		return -EIO;
+	if (harness_tls_leaf(openssl, dir, t, "client", "ipcbus-test-client",
+			     "basicConstraints=CA:FALSE\nextendedKeyUsage=clientAuth\n",
+			     t->client_cert, t->client_key) < 0)
+		return -EIO;
+	return 0;
+}
+
+#if defined(__SANITIZE_ADDRESS__)
+#define HARNESS_ASAN 1
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define HARNESS_ASAN 1
+#endif
+#endif
+
+int harness_asan_quarantine(int mb)
+{
+#ifdef HARNESS_ASAN
+	const char *old = getenv("ASAN_OPTIONS");
+	char opts[1024];
+	/* the last setting of an option wins */
+	snprintf(opts, sizeof opts, "%s%squarantine_size_mb=%d", old ? old : "",
+		 old && *old ? ":" : "", mb);
+	setenv("ASAN_OPTIONS", opts, 1);
+	return mb;
+#else
+	(void)mb;
+	return 0;
+#endif
+}

@@ -277,4 +277,64 @@ int harness_raw_is_msg(const struct harness_raw *r, uint64_t sid, const char *s)
  * 0 when a probe got through within timeout_ms, else -1. */
 int harness_raw_wait_interest(struct harness_raw *r, const char *channel, int timeout_ms);
 
+/* ---- transports (tests/transport/ and whoever needs a URL) ---- */
+
+/* What harness_main() does before it builds its suite, for a program that
+ * builds its own CUnit registry (several suites): checks $IPCBUSD (and
+ * $IPCBUS_CLI when need_cli), ignores SIGPIPE, arms the watchdog
+ * (watchdog_s), makes the program a subreaper, runs the cleanups at exit
+ * and unsets IPCBUS_URL and IPCBUS_TOKEN.  0, or 77 with a note on stderr.
+ * Run harness_cleanup() after each case (as a CUnit teardown). */
+int harness_init(const char *name, int need_cli, int watchdog_s);
+
+/* Connect the raw client to a URL: unix:///path[?...] or
+ * tcp://[TOKEN@]host:port (a name, an IPv4 address or [IPv6]; every
+ * address the name resolves to is tried; TCP_NODELAY).  Nothing is sent
+ * (a token in the URL is not used yet).  Closed at cleanup.  NULL with
+ * errno: EPROTONOSUPPORT for a scheme the raw client does not speak (tls,
+ * udp, sysv, shm), EINVAL for a URL that does not parse, else connect's. */
+struct harness_raw *harness_raw_connect_url(const char *url);
+
+/* harness_raw_connect_url, HELLO (version 1, name) and the WELCOME (5 s);
+ * NULL on failure (errno as above, or EPROTO). */
+struct harness_raw *harness_raw_open_url(const char *url, const char *name);
+
+/* Close as a peer that vanished: on TCP with a reset (SO_LINGER 0), else a
+ * plain close; then free, like harness_raw_close.  NULL does nothing. */
+void harness_raw_abort(struct harness_raw *r);
+
+/* A TCP port of the loopback (AF_INET: 127.0.0.1, AF_INET6: ::1) that was
+ * free a moment ago (bound to port 0 and released); 0 when none. */
+int harness_free_port(int family);
+
+/* 1 when a TCP socket can be bound to [::1] (an IPv6 loopback), else 0. */
+int harness_have_ipv6(void);
+
+/* The path of cmd in $PATH (the first executable one) into out[0..n):
+ * 0, or -ENOENT. */
+int harness_which(const char *cmd, char *out, size_t n);
+
+/* Throw-away TLS material made with the openssl command in dir: a CA, a
+ * server certificate it signed (CN localhost; subjectAltName DNS:localhost,
+ * IP:127.0.0.1, IP:::1; serverAuth) and a client certificate
+ * (CN ipcbus-test-client; clientAuth), P-256 keys, valid for two days,
+ * keys mode 0600.  The paths are written into *t. */
+struct harness_tls {
+	char ca[160], ca_key[160];         /* DIR/ca.pem, DIR/ca.key */
+	char cert[160], key[160];          /* DIR/server.pem, DIR/server.key */
+	char client_cert[160], client_key[160]; /* DIR/client.pem, DIR/client.key */
+};
+
+/* 0; -ENOENT when there is no openssl command; -EIO when openssl failed
+ * (its stderr is copied to ours). */
+int harness_tls_make(const char *dir, struct harness_tls *t);
+
+/* Under AddressSanitizer freed memory stays resident in its quarantine
+ * (256 MiB by default), which hides any bound on a process's memory (VmRSS
+ * grows by whatever was freed): give the processes started from now on
+ * (brokers, children) a quarantine of mb MiB, appended to $ASAN_OPTIONS.
+ * Returns mb in a build with AddressSanitizer, else 0 (nothing changed).
+ * Call it once, before starting them. */
+int harness_asan_quarantine(int mb);
+
 #endif
