@@ -329,11 +329,13 @@ static void broker_status(struct broker *b)
 	const struct broker_stats *s = &b->stats;
 	log_info(&b->log,
 		 "status: %zu connection(s) (%llu since start), %zu subscription(s), "
-		 "%llu byte(s) pending, %llu message(s) in, %llu out, %llu dropped in %llu "
+		 "%llu byte(s) pending, %zu byte(s) held (peak %zu, max-memory %llu), "
+		 "%llu message(s) in, %llu out, %llu dropped in %llu "
 		 "slow-consumer episode(s), %llu no-responders, %llu error(s) sent, "
 		 "%llu connection(s) refused",
 		 b->nconns, (unsigned long long)s->conns_total, router_count(b->router),
-		 (unsigned long long)b->pending, (unsigned long long)s->msgs_in,
+		 (unsigned long long)b->pending, b->memory, b->memory_peak,
+		 (unsigned long long)b->cfg.max_memory, (unsigned long long)s->msgs_in,
 		 (unsigned long long)s->msgs_out, (unsigned long long)s->dropped,
 		 (unsigned long long)s->slow_consumers, (unsigned long long)s->no_responders,
 		 (unsigned long long)s->errors, (unsigned long long)s->refused);

@@ -47,6 +47,7 @@ struct broker {
 	uint64_t pending;          /* output bytes queued over all connections */
 	size_t memory;             /* bytes held for clients: input and output
 				    * buffers as allocated (max-memory) */
+	size_t memory_peak;        /* the most it was (the USR1 status line) */
 	struct conn *stalled, *stalled_tail; /* connections whose socket is
 				    * full, the longest stalled first: who
 				    * pays past max-memory (conn.c) */

@@ -262,6 +262,8 @@ static void conn_account(struct conn *c, size_t before)
 	size_t after = c->out.len;
 	c->b->pending += after;
 	c->b->pending -= before;
+	if (c->b->memory > c->b->memory_peak)
+		c->b->memory_peak = c->b->memory;
 	/* a stalled connection whose backlog was dropped comes back to the
 	 * front once it holds a whole chunk again: something to free */
 	if (after > before && c->stall_since && c->out.head != c->out.tail)
@@ -618,7 +620,10 @@ int conn_in_reserve(struct conn *c, size_t n)
 			return -ENOBUFS;
 		}
 	}
-	return buf_reserve(in, n);
+	int rc = buf_reserve(in, n);
+	if (b->memory > b->memory_peak)
+		b->memory_peak = b->memory;
+	return rc;
 }
 
 void conn_flush(struct conn *c)

@@ -1593,3 +1593,51 @@ int harness_asan_quarantine(int mb)
 	return 0;
 #endif
 }
+
+int harness_sanitized(void)
+{
+#ifdef HARNESS_ASAN
+	return 1;
+#else
+	return 0;
+#endif
+}
+
+/* Lines of the broker's log that hold needle. */
+static int harness_log_count(const struct harness_broker *b, const char *needle)
+{
+	size_t len;
+	char *text = harness_read_file(b->log, &len);
+	int n = 0;
+	for (char *p = text; p && (p = strstr(p, needle)); p += strlen(needle))
+		n++;
+	free(text);
+	return n;
+}
+
+int harness_broker_held(struct harness_broker *b, size_t *held, size_t *peak)
+{
+	int before = harness_log_count(b, "status: ");
+	if (!b->pid || kill(b->pid, SIGUSR1) < 0)
+		return -1;
+	uint64_t deadline = harness_now() + 2000;
+	while (harness_log_count(b, "status: ") <= before) {
+		if (harness_now() > deadline)
+			return -1;
+		harness_sleep(5);
+	}
+	size_t len;
+	char *text = harness_read_file(b->log, &len);
+	char *last = NULL;
+	for (char *p = text; p && (p = strstr(p, "status: ")); p++)
+		last = p;
+	unsigned long long h = 0, pk = 0;
+	char *at = last ? strstr(last, "pending, ") : NULL;
+	int ok = at && sscanf(at, "pending, %llu byte(s) held (peak %llu", &h, &pk) == 2;
+	free(text);
+	if (!ok)
+		return -1;
+	*held = (size_t)h;
+	*peak = (size_t)pk;
+	return 0;
+}

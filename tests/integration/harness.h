@@ -337,4 +337,14 @@ int harness_tls_make(const char *dir, struct harness_tls *t);
  * Call it once, before starting them. */
 int harness_asan_quarantine(int mb);
 
+/* 1 when this build has AddressSanitizer: VmRSS then says nothing about
+ * the broker's own bounds (the sanitizer's allocator keeps what was
+ * freed), so memory tests check the broker's accounting instead. */
+int harness_sanitized(void);
+
+/* The broker's own account of what it holds for clients, from its USR1
+ * status line: bytes held now and the peak since start.  0, or -1 when no
+ * status line came within 2 s. */
+int harness_broker_held(struct harness_broker *b, size_t *held, size_t *peak);
+
 #endif
