@@ -6,6 +6,7 @@ proto_libipcbusproto_la_SOURCES = \
 	proto/frame.c proto/frame.h \
 	proto/chan.c proto/chan.h \
 	proto/url.c proto/url.h \
+	proto/net.c proto/net.h \
 	proto/hash.c proto/hash.h
 nodist_proto_libipcbusproto_la_SOURCES = proto/ipcbus.pb-c.c proto/ipcbus.pb-c.h
 proto_libipcbusproto_la_LIBADD = $(PROTOBUF_C_LIBS)
