@@ -1,5 +1,6 @@
 /*
- * url.c: parsing of transport URLs and the default addresses.
+ * url.c: parsing of transport URLs and the default addresses, and URLs as
+ * they may be shown (without the token).
  */
 #include <config.h>
 
@@ -18,10 +19,42 @@
 #define URL_SYSTEM_SOCKET "/run/ipcbus/ipcbus.sock"
 #define URL_NELEM(a) (sizeof(a) / sizeof((a)[0]))
 
+void url_redact(const char *s, char *out, size_t n)
+{
+	static const char *const remote[] = {"tcp://", "tls://", "udp://"};
+	const char *at = NULL;
+	size_t i, p = 0;
+
+	if (!n)
+		return;
+	for (i = 0; i < URL_NELEM(remote); i++) {
+		p = strlen(remote[i]);
+		if (strncmp(s, remote[i], p) == 0)
+			break;
+	}
+	if (i < URL_NELEM(remote)) {
+		/* the token ends at the first '@', as url_hostport() reads it,
+		 * if that comes before any '?' */
+		at = strchr(s + p, '@');
+		const char *q = strchr(s + p, '?');
+		if (q && at && q < at)
+			at = NULL;
+	}
+	if (at)
+		snprintf(out, n, "%.*s***%s", (int)p, s, at);
+	else
+		snprintf(out, n, "%s", s);
+}
+
 static int url_fail(char *err, size_t errlen, const char *s, const char *why)
 {
-	if (err && errlen)
-		snprintf(err, errlen, "%s: %s", s, why);
+	char shown[1200];
+
+	if (err && errlen) {
+		/* the reason may go to a log: not the secret */
+		url_redact(s, shown, sizeof shown);
+		snprintf(err, errlen, "%s: %s", shown, why);
+	}
 	return IPCBUS_EURL;
 }
 

@@ -52,6 +52,11 @@ int url_default_listen(char *out, size_t n);
  * socket when it exists, else the system broker's.  0 or -ENAMETOOLONG. */
 int url_default_client(char *out, size_t n);
 
+/* s for a message or a log: the TOKEN of tcp://TOKEN@host:port (tls,
+ * udp too) is replaced by three stars; anything else is shown as it is.  Cut to n (n may be 0).
+ * url_parse()'s reasons are redacted already. */
+void url_redact(const char *s, char *out, size_t n);
+
 /* Scheme name of a kind ("unix"). */
 const char *url_scheme(enum url_kind kind);
 

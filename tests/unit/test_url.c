@@ -150,6 +150,34 @@ static void test_tls(void)
 	CU_ASSERT_STRING_EQUAL(u.ca, "");
 }
 
+static void test_redact(void)
+{
+	char out[128], err[256];
+	struct url u;
+
+	url_redact("tcp://s3cret@h:1", out, sizeof out);
+	CU_ASSERT_STRING_EQUAL(out, "tcp://***@h:1");
+	url_redact("tls://a%40b@[::1]:1?ca=/x@y", out, sizeof out);
+	CU_ASSERT_STRING_EQUAL(out, "tls://***@[::1]:1?ca=/x@y");
+	url_redact("udp://@h:1", out, sizeof out);
+	CU_ASSERT_STRING_EQUAL(out, "udp://***@h:1");
+	/* no token: as it is; an '@' after '?' is not a token's */
+	url_redact("tls://h:1?ca=/x@y", out, sizeof out);
+	CU_ASSERT_STRING_EQUAL(out, "tls://h:1?ca=/x@y");
+	url_redact("unix:///tmp/a@b.sock", out, sizeof out);
+	CU_ASSERT_STRING_EQUAL(out, "unix:///tmp/a@b.sock");
+	url_redact("tcp://s3cret@h:1", out, 8);
+	CU_ASSERT_STRING_EQUAL(out, "tcp://*");
+	url_redact("tcp://s3cret@h:1", out, 0); /* no room: nothing written */
+
+	/* the parser's reasons do not show the token */
+	CU_ASSERT_EQUAL(url_parse("tcp://s3cret@h:0", &u, err, sizeof err), IPCBUS_EURL);
+	CU_ASSERT(strstr(err, "s3cret") == NULL);
+	CU_ASSERT(strncmp(err, "tcp://***@h:0: ", 15) == 0);
+	CU_ASSERT_EQUAL(url_parse("tls://s3cret@h:1?bad=1", &u, err, sizeof err), IPCBUS_EURL);
+	CU_ASSERT(strstr(err, "s3cret") == NULL);
+}
+
 static void test_keys(void)
 {
 	struct url u;
@@ -281,6 +309,7 @@ int main(void)
 		{"unix", test_unix},
 		{"tcp and udp", test_tcp_udp},
 		{"tls and its options", test_tls},
+		{"tokens are not shown", test_redact},
 		{"sysv and shm keys", test_keys},
 		{"errors", test_errors},
 		{"default addresses", test_defaults},
