@@ -88,9 +88,9 @@ struct tr_ops {
 	 * transport whose connect() never returns -EAGAIN returns 0. */
 	int (*connected)(struct tr *t, char *err, size_t errlen);
 
-	/* Read into p, at most n bytes (n > 0).  Returns the count (> 0), 0 at the end of the stream (the broker
-	 * closed), -EAGAIN when nothing is there (wait for want_read), or
-	 * -errno.  EINTR is retried inside.  A TR_DGRAM transport returns one
+	/* Read into p, at most n bytes (n > 0).  Returns the count (> 0), 0
+	 * at the end of the stream (the broker closed), -EAGAIN when nothing
+	 * is there (wait for want_read), or -errno.  EINTR is retried inside.  A TR_DGRAM transport returns one
 	 * datagram as one varint-delimited frame (it writes the prefix before
 	 * the body), so that the session parses every transport's input the
 	 * same way; it drops, and counts, a datagram that does not fit (the
