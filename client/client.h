@@ -1,8 +1,11 @@
 /*
  * client.h: the private header of libipcbus, shared by its files.
  *
- *   conn.c   the connection: transports, HELLO/WELCOME, reading and writing,
- *            the frame switch, reconnect with backoff, blocking waits
+ *   conn.c   the session: HELLO/WELCOME and the token, reading and writing
+ *            frames through the transport, the frame switch, reconnect
+ *            with backoff, blocking waits, the options
+ *   tr.h     the transports' ops table; tr.c finds one by URL kind;
+ *            tr_stream.c (shared by) tr_unix.c, tr_tcp.c
  *   pub.c    publishing (one encoder for publish, respond and requests)
  *   sub.c    the subscription table, delivery of MSG, the ipcbus_next queue
  *   req.c    the reply inbox, the table and deadline heap of requests
@@ -25,11 +28,12 @@
 #include "frame.h"
 #include "idmap.h"
 #include "ipcbus.h"
+#include "tr.h"
 #include "url.h"
 
 enum conn_state {
-	CONN_WAIT = 1, /* no socket: the next attempt is at reconnect_at */
-	CONN_OPENING,  /* the socket's connect() is in progress */
+	CONN_WAIT = 1, /* no connection: the next attempt is at reconnect_at */
+	CONN_OPENING,  /* the transport is connecting (TCP connect, a handshake) */
 	CONN_HELLO,    /* HELLO sent, waiting for WELCOME */
 	CONN_READY,    /* welcomed: frames flow */
 	CONN_CLOSED,   /* for good: closed_err says why */
@@ -66,15 +70,21 @@ struct ipcbus {
 	struct url u;
 	int defpath;      /* a default address, checked before each connect:
 			   * 0 no (the caller's URL), 1 the user's, 2 the system's */
-	ipcbus_opts opts; /* defaults applied; name and token point to copies */
-	char *name, *token;
+	ipcbus_opts opts; /* defaults applied; name points to a copy, token is NULL */
+	char *name;
+	char *token;      /* what HELLO carries, NULL for none (and on local
+			   * transports); re-read from token_file at each attempt */
+	char *token_file; /* $IPCBUS_TOKEN_FILE when that is the source, else NULL */
 
 	enum conn_state state;
 	int closed_err;   /* what a closed connection returns */
 	int ever_ready;   /* welcomed once: reconnect from now on */
-	int sock;         /* -1 when none */
-	int epfd;         /* ipcbus_fd(): holds sock while there is one */
-	uint32_t ep_events; /* what sock is watched for */
+	struct tr tr;     /* the transport; tr.fd -1 when no connection */
+	int tr_open;      /* tr.ops->connect() succeeded: close() is due */
+	int epfd;         /* ipcbus_fd(): holds tr.fd while there is one */
+	int ep_fd;        /* the descriptor in epfd, -1 */
+	uint32_t ep_events; /* what ep_fd is watched for */
+	int wr_blocked;   /* the last write left output: wait for tr.want_write */
 	int pending_err;  /* a write failed: dropped by the next dispatch */
 	uint64_t epoch;   /* bumped at every disconnect */
 

@@ -25,11 +25,21 @@
  * connect by defpath_check(): the socket and its folder must be the user's
  * (the system broker's: root's), else IPCBUS_EUNSAFE.
  *
- * Transports: one function per URL scheme returns a connected (or
- * connecting) non-blocking socket; everything after that is shared.
+ * Transports (tr.h): the session is written once; a transport connects
+ * (possibly in several non-blocking steps: CONN_OPENING), reads into `in`,
+ * writes from `out` and closes.  Its descriptor sits in the one epoll set
+ * that ipcbus_fd() returns, watched for what the transport wants, so the
+ * program polls the same fd whatever the transport and across reconnects.
+ * The token goes in HELLO only over a TR_REMOTE transport (tcp, tls, udp):
+ * from the URL, else opts.token, else $IPCBUS_TOKEN, else the first line
+ * of the file $IPCBUS_TOKEN_FILE names (re-read at every attempt, so a
+ * reconnect picks up a rotated token; refused when others may read it).
  *
- * Output: frames are encoded into `out` and written in one send() per
- * dispatch (or once CONN_WRITE_CHUNK bytes are buffered); EPOLLOUT is
+ * Options (ipcbus_opts) grow at the end; opts->size says how much of the
+ * struct the program knows (conn_opts()).
+ *
+ * Output: frames are encoded into `out` and written by one transport write
+ * per dispatch (or once CONN_WRITE_CHUNK bytes are buffered); want_write is
  * watched only while a write is left over.  At a disconnect the whole of
  * `out` is dropped, whole frames included: what was sent before the drop is
  * lost in the dead socket's buffers anyway (delivery is at most once), SUBs
@@ -52,13 +62,13 @@
 #include <fcntl.h>
 #include <limits.h>
 #include <poll.h>
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/random.h>
-#include <sys/socket.h>
-#include <sys/un.h>
+#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
@@ -71,6 +81,7 @@
 #define CONN_OUT_HIGH (4 * 1024 * 1024) /* a publisher waits for the socket past this */
 #define CONN_KEEP (1024 * 1024)         /* buffer memory kept when idle */
 #define CONN_FRAME_DEFAULT (1024 * 1024 + 64 * 1024 + 1024)
+#define CONN_TOKEN_MAX 1024             /* bytes of a token from a file */
 /* a partial frame, or a nested read's unhandled bytes, plus one read */
 #define CONN_IN_MAX(frame_max) ((frame_max) + 2 * CONN_READ_CHUNK + FRAME_VARINT_MAX)
 
@@ -129,47 +140,47 @@ static void conn_set_text(struct ipcbus *c, const void *p, size_t n)
 	c->last_error[n] = 0;
 }
 
-/* --- transports --- */
+/* --- the transport --- */
 
-static int conn_open_unix(const struct url *u, int *fd)
+/* What the transport's descriptor is to be watched for. */
+static uint32_t conn_mask(const struct ipcbus *c)
 {
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-	int s;
+	if (c->state == CONN_OPENING)
+		return c->tr.want_read | c->tr.want_write;
+	return c->tr.want_read | (c->wr_blocked ? c->tr.want_write : 0);
+}
 
-	if (strlen(u->path) >= sizeof sa.sun_path)
-		return -ENAMETOOLONG;
-	strcpy(sa.sun_path, u->path);
-	s = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (s < 0)
+/* Keep the epoll set in step with the transport.  force: while connecting
+ * the transport may have replaced its descriptor by one with the same
+ * number (the old one's registration went with its close), so MOD, and
+ * ADD when epoll does not know it. */
+static int conn_watch(struct ipcbus *c, int force)
+{
+	int fd = c->tr.fd;
+	uint32_t ev = conn_mask(c);
+
+	if (fd < 0)
+		return 0;
+	if (!force && fd == c->ep_fd && ev == c->ep_events)
+		return 0;
+	struct epoll_event e = {.events = ev, .data.fd = fd};
+	if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, fd, &e) < 0 &&
+	    (errno != ENOENT || epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &e) < 0))
 		return -errno;
-	/* a local connect completes at once or fails (EAGAIN: backlog full) */
-	if (connect(s, (struct sockaddr *)&sa, sizeof sa) < 0) {
-		int e = errno;
-		close(s);
-		return -e;
-	}
-	*fd = s;
+	c->ep_fd = fd;
+	c->ep_events = ev;
 	return 0;
 }
 
-/* open: 0 and a connected non-blocking *fd, 1 and a connecting one (the
- * connection completes when it is writable: TCP), or a negative code. */
-static const struct conn_transport {
-	enum url_kind kind;
-	int (*open)(const struct url *u, int *fd);
-} conn_transports[] = {
-	{URL_UNIX, conn_open_unix},
-};
-
-/* --- the socket --- */
-
-static void conn_watch(struct ipcbus *c, uint32_t events)
+/* Bytes the transport holds that its descriptor does not announce. */
+static int conn_tr_pending(const struct ipcbus *c)
 {
-	if (c->sock < 0 || c->ep_events == events)
-		return;
-	struct epoll_event ev = {.events = events, .data.fd = c->sock};
-	if (epoll_ctl(c->epfd, EPOLL_CTL_MOD, c->sock, &ev) == 0)
-		c->ep_events = events;
+	return c->tr_open && c->tr.ops->pending && c->tr.ops->pending(&c->tr) > 0;
+}
+
+static short conn_poll_events(uint32_t ev)
+{
+	return (short)((ev & EPOLLIN ? POLLIN : 0) | (ev & EPOLLOUT ? POLLOUT : 0));
 }
 
 /* Replace in.data by a fresh block, keeping the unhandled bytes when keep;
@@ -200,14 +211,18 @@ static int conn_in_retire(struct ipcbus *c, int keep)
 	return 0;
 }
 
-static void conn_close_socket(struct ipcbus *c)
+static void conn_close_tr(struct ipcbus *c)
 {
-	if (c->sock < 0)
+	if (!c->tr_open)
 		return;
-	epoll_ctl(c->epfd, EPOLL_CTL_DEL, c->sock, NULL);
-	close(c->sock);
-	c->sock = -1;
+	if (c->tr.fd >= 0)
+		epoll_ctl(c->epfd, EPOLL_CTL_DEL, c->tr.fd, NULL);
+	c->tr.ops->close(&c->tr);
+	c->tr.fd = -1;
+	c->tr_open = 0;
+	c->ep_fd = -1;
 	c->ep_events = 0;
+	c->wr_blocked = 0;
 }
 
 static void conn_schedule(struct ipcbus *c)
@@ -228,7 +243,7 @@ static void conn_drop(struct ipcbus *c, int err, const char *text, int fatal)
 
 	if (c->state == CONN_CLOSED)
 		return;
-	conn_close_socket(c);
+	conn_close_tr(c);
 	if (c->in_pinned)
 		conn_in_retire(c, 0);
 	else
@@ -270,7 +285,7 @@ static void conn_hello(struct ipcbus *c)
 		h.name.data = (uint8_t *)c->name;
 		h.name.len = strlen(c->name);
 	}
-	if (c->token) {
+	if (c->token && (c->tr.ops->flags & TR_REMOTE)) {
 		h.has_token = 1;
 		h.token.data = (uint8_t *)c->token;
 		h.token.len = strlen(c->token);
@@ -282,104 +297,197 @@ static void conn_hello(struct ipcbus *c)
 	conn_write(c);
 }
 
-/* Open a socket and start the handshake.  0 or a negative code (then there
- * is no socket and the state is unchanged). */
+/* The token from the file $IPCBUS_TOKEN_FILE named: its first line,
+ * without the line end.  Refused when others may read or write it (the
+ * secret would be theirs), when it is not a regular file, empty, longer
+ * than CONN_TOKEN_MAX or holds a NUL.  0 and c->token, or a negative code
+ * with the reason in last_error. */
+static int conn_token_read(struct ipcbus *c)
+{
+	char b[CONN_TOKEN_MAX + 2];
+	struct stat st;
+	size_t n = 0;
+	int fd, rc;
+
+	fd = open(c->token_file, O_RDONLY | O_CLOEXEC | O_NOCTTY | O_NONBLOCK);
+	if (fd < 0) {
+		rc = -errno;
+		snprintf(c->last_error, sizeof c->last_error, "IPCBUS_TOKEN_FILE %s: %s",
+			 c->token_file, strerror(-rc));
+		return rc;
+	}
+	if (fstat(fd, &st) < 0) {
+		rc = -errno;
+		snprintf(c->last_error, sizeof c->last_error, "IPCBUS_TOKEN_FILE %s: %s",
+			 c->token_file, strerror(-rc));
+		goto out;
+	}
+	if (!S_ISREG(st.st_mode)) {
+		rc = -EINVAL;
+		snprintf(c->last_error, sizeof c->last_error,
+			 "IPCBUS_TOKEN_FILE %s: not a regular file", c->token_file);
+		goto out;
+	}
+	if (st.st_mode & (S_IROTH | S_IWOTH)) {
+		rc = IPCBUS_EUNSAFE;
+		snprintf(c->last_error, sizeof c->last_error,
+			 "IPCBUS_TOKEN_FILE %s: others may read or change it (mode %04o); "
+			 "chmod o-rw it",
+			 c->token_file, (unsigned)(st.st_mode & 07777));
+		goto out;
+	}
+	while (n < sizeof b) {
+		ssize_t k = read(fd, b + n, sizeof b - n);
+		if (k < 0 && errno == EINTR)
+			continue;
+		if (k < 0) {
+			rc = -errno;
+			snprintf(c->last_error, sizeof c->last_error, "IPCBUS_TOKEN_FILE %s: %s",
+				 c->token_file, strerror(-rc));
+			goto out;
+		}
+		if (k == 0)
+			break;
+		n += (size_t)k;
+		if (memchr(b, '\n', n))
+			break;
+	}
+	char *nl = memchr(b, '\n', n);
+	size_t len = nl ? (size_t)(nl - b) : n;
+	if (len > 0 && b[len - 1] == '\r')
+		len--;
+	rc = -EINVAL;
+	if (len > CONN_TOKEN_MAX)
+		snprintf(c->last_error, sizeof c->last_error,
+			 "IPCBUS_TOKEN_FILE %s: the token is longer than %d bytes", c->token_file,
+			 CONN_TOKEN_MAX);
+	else if (len == 0)
+		snprintf(c->last_error, sizeof c->last_error,
+			 "IPCBUS_TOKEN_FILE %s: the first line is empty", c->token_file);
+	else if (memchr(b, 0, len))
+		snprintf(c->last_error, sizeof c->last_error,
+			 "IPCBUS_TOKEN_FILE %s: the token holds a NUL byte", c->token_file);
+	else
+		rc = 0;
+	if (rc == 0) {
+		char *t = malloc(len + 1);
+		if (!t) {
+			rc = -ENOMEM;
+			goto out;
+		}
+		memcpy(t, b, len);
+		t[len] = 0;
+		free(c->token);
+		c->token = t;
+	}
+out:
+	explicit_bzero(b, sizeof b);
+	close(fd);
+	return rc;
+}
+
+/* Start a connection and, once the transport is ready, the handshake.  0
+ * or a negative code (then there is no connection and the state is
+ * unchanged); last_error says why when the transport or a check did. */
 static int conn_open(struct ipcbus *c)
 {
-	const struct conn_transport *t = NULL;
-	int fd = -1, rc;
+	char err[sizeof c->last_error];
+	int rc;
 
-	for (size_t i = 0; i < sizeof conn_transports / sizeof conn_transports[0]; i++)
-		if (conn_transports[i].kind == c->u.kind)
-			t = &conn_transports[i];
-	if (!t) {
-		snprintf(c->last_error, sizeof c->last_error,
-			 "%s:// URLs are not supported by this client yet", url_scheme(c->u.kind));
-		return IPCBUS_EURL;
-	}
 	/* at every attempt: what was safe at the first may not be at the next */
 	if (c->defpath && c->u.kind == URL_UNIX) {
-		char why[sizeof c->last_error];
-		rc = defpath_check(c->u.path, geteuid(), c->defpath == 2, why, sizeof why);
+		rc = defpath_check(c->u.path, geteuid(), c->defpath == 2, err, sizeof err);
 		if (rc < 0) {
-			conn_set_text(c, why, strlen(why));
+			conn_set_text(c, err, strlen(err));
 			return rc;
 		}
 	}
-	rc = t->open(&c->u, &fd);
-	if (rc < 0)
+	if (c->token_file && (c->tr.ops->flags & TR_REMOTE) && (rc = conn_token_read(c)) < 0)
 		return rc;
-	struct epoll_event ev = {.events = EPOLLIN | (rc == 1 ? EPOLLOUT : 0), .data.fd = fd};
-	if (epoll_ctl(c->epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		rc = -errno;
-		close(fd);
+	err[0] = 0;
+	rc = c->tr.ops->connect(&c->tr, &c->u, err, sizeof err);
+	if (rc < 0 && rc != -EAGAIN) {
+		c->tr.fd = -1;
+		if (err[0])
+			conn_set_text(c, err, strlen(err));
 		return rc;
 	}
-	c->sock = fd;
-	c->ep_events = ev.events;
+	c->tr_open = 1;
+	c->wr_blocked = 0;
+	c->state = rc == -EAGAIN ? CONN_OPENING : CONN_HELLO;
+	int wrc = conn_watch(c, 1);
+	if (wrc < 0) {
+		conn_close_tr(c);
+		c->state = CONN_WAIT;
+		return wrc;
+	}
 	c->in.rpos = c->in.wpos = 0;
 	c->in_need = 0;
 	c->in.max = CONN_IN_MAX(CONN_FRAME_DEFAULT);
 	c->frame_max = CONN_FRAME_DEFAULT;
 	c->out.rpos = c->out.wpos = 0;
 	c->hello_deadline = conn_now() + c->opts.connect_timeout_ms;
-	if (rc == 1)
-		c->state = CONN_OPENING;
-	else
+	if (rc == 0)
 		conn_hello(c);
 	return 0;
 }
 
-/* CONN_OPENING: has the connect() completed? */
+/* CONN_OPENING: one more step of the transport's connect. */
 static void conn_check_open(struct ipcbus *c)
 {
-	struct pollfd p = {.fd = c->sock, .events = POLLOUT};
-	int err = 0;
-	socklen_t len = sizeof err;
+	char err[sizeof c->last_error];
 
-	if (poll(&p, 1, 0) <= 0)
-		return;
-	if (getsockopt(c->sock, SOL_SOCKET, SO_ERROR, &err, &len) < 0)
-		err = errno;
-	if (err) {
-		conn_drop(c, -err, NULL, 0);
+	err[0] = 0;
+	int rc = c->tr.ops->connected(&c->tr, err, sizeof err);
+	if (rc == -EAGAIN) {
+		rc = conn_watch(c, 1); /* the descriptor may be a new one */
+		if (rc < 0)
+			conn_drop(c, rc, NULL, 0);
 		return;
 	}
-	conn_watch(c, EPOLLIN);
+	if (rc < 0) {
+		conn_drop(c, rc, err[0] ? err : NULL, 0);
+		return;
+	}
+	c->state = CONN_HELLO;
+	rc = conn_watch(c, 1);
+	if (rc < 0) {
+		conn_drop(c, rc, NULL, 0);
+		return;
+	}
 	conn_hello(c);
 }
 
 void conn_write(struct ipcbus *c)
 {
-	if (c->sock < 0 || c->pending_err || c->state == CONN_OPENING)
+	if (!c->tr_open || c->tr.fd < 0 || c->pending_err || c->state == CONN_OPENING)
 		return;
-	while (buf_len(&c->out) > 0) {
-		ssize_t n = send(c->sock, buf_rptr(&c->out), buf_len(&c->out),
-				 MSG_NOSIGNAL | MSG_DONTWAIT);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno == EAGAIN || errno == EWOULDBLOCK) {
-				/* don't try again at every publish: after
-				 * another chunk, or when epoll says writable */
-				c->write_mark = buf_len(&c->out) + CONN_WRITE_CHUNK;
-				conn_watch(c, EPOLLIN | EPOLLOUT);
-				return;
-			}
-			c->pending_err = -errno;
-			return;
-		}
-		buf_consume(&c->out, (size_t)n);
+	int rc = buf_len(&c->out) ? c->tr.ops->write(&c->tr, &c->out) : 0;
+	if (rc == -EAGAIN) {
+		/* don't try again at every publish: after another chunk, or
+		 * when the transport's descriptor is ready */
+		c->write_mark = buf_len(&c->out) + CONN_WRITE_CHUNK;
+		c->wr_blocked = 1;
+		if ((rc = conn_watch(c, 0)) < 0)
+			c->pending_err = rc;
+		return;
+	}
+	if (rc < 0) {
+		c->pending_err = rc;
+		return;
 	}
 	c->write_mark = CONN_WRITE_CHUNK;
-	conn_watch(c, EPOLLIN);
+	c->wr_blocked = 0;
+	if ((rc = conn_watch(c, 0)) < 0)
+		c->pending_err = rc;
 	buf_shrink(&c->out, CONN_KEEP);
 }
 
 void conn_drain(struct ipcbus *c)
 {
-	while (buf_len(&c->out) > CONN_OUT_HIGH && c->sock >= 0 && !c->pending_err) {
-		struct pollfd p = {.fd = c->sock, .events = POLLOUT};
+	while (buf_len(&c->out) > CONN_OUT_HIGH && c->tr.fd >= 0 && !c->pending_err &&
+	       c->state != CONN_OPENING) {
+		struct pollfd p = {.fd = c->tr.fd, .events = conn_poll_events(c->tr.want_write)};
 		/* a signal ends the wait too: the frame stays buffered, and the
 		 * program gets control back (Ctrl-C in a stuck publisher) */
 		if (poll(&p, 1, -1) < 0)
@@ -579,7 +687,7 @@ static void conn_process(struct ipcbus *c)
 static void conn_read(struct ipcbus *c)
 {
 	c->in_more = 0;
-	for (int round = 0; round < CONN_READ_ROUNDS && c->sock >= 0; round++) {
+	for (int round = 0; round < CONN_READ_ROUNDS && c->tr.fd >= 0; round++) {
 		if (c->in_pinned && conn_in_retire(c, 1) < 0)
 			return; /* out of memory: try again later */
 		size_t len = buf_len(&c->in), want = CONN_READ_CHUNK;
@@ -592,12 +700,12 @@ static void conn_read(struct ipcbus *c)
 			conn_drop(c, rc, "no memory for the input buffer", 0);
 			return;
 		}
-		ssize_t n = recv(c->sock, buf_wptr(&c->in), want, MSG_DONTWAIT);
+		/* a datagram transport (TR_DGRAM) will need room for its
+		 * largest datagram here, whatever in_need says */
+		ssize_t n = c->tr.ops->read(&c->tr, buf_wptr(&c->in), want);
 		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			if (errno != EAGAIN && errno != EWOULDBLOCK)
-				conn_drop(c, -errno, strerror(errno), 0);
+			if (n != -EAGAIN)
+				conn_drop(c, (int)n, strerror((int)-n), 0);
 			return;
 		}
 		if (n == 0) {
@@ -606,7 +714,7 @@ static void conn_read(struct ipcbus *c)
 		}
 		buf_commit(&c->in, (size_t)n);
 		conn_process(c);
-		if ((size_t)n < want)
+		if ((size_t)n < want && !conn_tr_pending(c))
 			return;
 		c->in_more = 1;
 	}
@@ -628,7 +736,7 @@ static void conn_write_failed(struct ipcbus *c)
 	    (c->state == CONN_HELLO || c->state == CONN_READY)) {
 		do
 			conn_read(c);
-		while (c->pending_err && c->sock >= 0 && c->in_more);
+		while (c->pending_err && c->tr.fd >= 0 && c->in_more);
 	}
 	if (c->pending_err) /* conn_drop() clears it */
 		conn_drop(c, c->pending_err, NULL, 0);
@@ -677,7 +785,7 @@ int conn_run(struct ipcbus *c, int timeout_ms, int (*done)(struct ipcbus *, void
 	int64_t deadline = timeout_ms < 0 ? -1 : conn_now() + timeout_ms;
 	/* read first only when the last read left more behind; otherwise the
 	 * (level-triggered) epoll_wait below says when there is something */
-	int may_read = c->in_more;
+	int may_read = c->in_more || conn_tr_pending(c);
 
 	for (;;) {
 		int n = conn_work(c, may_read);
@@ -697,7 +805,7 @@ int conn_run(struct ipcbus *c, int timeout_ms, int (*done)(struct ipcbus *, void
 		int k = epoll_wait(c->epfd, &ev, 1, t);
 		if (k < 0 && errno == EINTR)
 			return -EINTR;
-		may_read = k != 0;
+		may_read = k != 0 || conn_tr_pending(c);
 	}
 }
 
@@ -715,7 +823,9 @@ static char *conn_strdup(const char *s)
 
 static void conn_free(struct ipcbus *c)
 {
-	conn_close_socket(c);
+	conn_close_tr(c);
+	if (c->tr.ops && c->tr.ops->fini)
+		c->tr.ops->fini(&c->tr);
 	if (c->epfd >= 0)
 		close(c->epfd);
 	buf_fini(&c->in);
@@ -728,14 +838,45 @@ static void conn_free(struct ipcbus *c)
 	idmap_fini(&c->reqs);
 	free(c->heap);
 	free(c->name);
+	if (c->token)
+		explicit_bzero(c->token, strlen(c->token));
 	free(c->token);
+	free(c->token_file);
 	free(c);
+}
+
+/* The options as the program gave them, into c->opts.  A program built
+ * against an older header passes a smaller struct (its size), one built
+ * against a newer header a larger one: the fields this library does not
+ * know must then be zero (their defaults), else -E2BIG, rather than
+ * ignoring an option the program asked for (c->opts holds the known fields
+ * even then, for on_event).  size 0 (ipcbus_opts o = {0}, memset) is the
+ * first sized layout, CONN_OPTS_V1, which every later header begins with.
+ * 0, -E2BIG, or -EINVAL (a size smaller than any layout). */
+#define CONN_OPTS_V1 (offsetof(ipcbus_opts, event_arg) + sizeof(void *))
+_Static_assert(CONN_OPTS_V1 <= sizeof(ipcbus_opts), "the first layout is a prefix");
+
+static int conn_opts(struct ipcbus *c, const ipcbus_opts *o)
+{
+	size_t n = o ? o->size : sizeof *o;
+
+	memset(&c->opts, 0, sizeof c->opts);
+	if (n == 0)
+		n = CONN_OPTS_V1;
+	if (n < CONN_OPTS_V1)
+		return -EINVAL;
+	if (o)
+		memcpy(&c->opts, o, n < sizeof c->opts ? n : sizeof c->opts);
+	c->opts.size = sizeof c->opts;
+	for (size_t i = sizeof c->opts; i < n; i++)
+		if (((const unsigned char *)o)[i])
+			return -E2BIG;
+	return 0;
 }
 
 int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
 {
-	static const ipcbus_opts defaults = IPCBUS_OPTS_INIT;
-	char err[128];
+	char err[sizeof ((struct ipcbus *)0)->last_error];
 	int rc;
 
 	if (!out)
@@ -744,8 +885,20 @@ int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
 	struct ipcbus *c = calloc(1, sizeof *c);
 	if (!c)
 		return -ENOMEM;
-	c->sock = c->epfd = -1;
-	c->opts = opts ? *opts : defaults;
+	c->tr.fd = c->epfd = c->ep_fd = -1;
+	rc = conn_opts(c, opts);
+	if (rc == -EINVAL) {
+		free(c); /* not even on_event can be trusted */
+		return rc;
+	}
+	if (rc < 0) {
+		snprintf(c->last_error, sizeof c->last_error,
+			 "the program sets options this library (%s) does not know (%zu bytes "
+			 "of options, it knows %zu)",
+			 ipcbus_version(), opts->size, sizeof *opts);
+		c->opts.on_event = opts->on_event;
+		c->opts.event_arg = opts->event_arg;
+	}
 	if (c->opts.connect_timeout_ms <= 0)
 		c->opts.connect_timeout_ms = 5000;
 	if (c->opts.reconnect_buffer == 0)
@@ -770,6 +923,8 @@ int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
 	idmap_init(&c->reqs);
 	conn_random(&c->rng, sizeof c->rng);
 	c->rng |= 1; /* xorshift must not start at 0 */
+	if (rc < 0)
+		goto fail;
 
 	const char *env = getenv("IPCBUS_URL");
 	if (url) {
@@ -794,17 +949,39 @@ int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
 		    strcmp(mine + strlen("unix://"), c->u.path) != 0)
 			c->defpath = 2;
 	}
-	const char *token = c->opts.token ? c->opts.token : getenv("IPCBUS_TOKEN");
-	if (!token && c->u.has_token)
-		token = c->u.token;
+	c->tr.ops = tr_find(c->u.kind);
+	if (!c->tr.ops) {
+		char shown[sizeof c->url];
+		url_redact(c->url, shown, sizeof shown);
+		snprintf(c->last_error, sizeof c->last_error,
+			 "%.300s: %s:// is not supported by this client yet (it speaks %s)", shown,
+			 url_scheme(c->u.kind), tr_schemes());
+		rc = IPCBUS_EURL;
+		goto fail;
+	}
+	/* the token: the URL's, the program's, the environment's, or the
+	 * file's (read at each attempt, conn_open); none over a local
+	 * transport, where the socket's permissions decide */
+	const char *token = NULL, *token_file = NULL;
+	if (c->tr.ops->flags & TR_REMOTE) {
+		const char *et = getenv("IPCBUS_TOKEN"), *ef = getenv("IPCBUS_TOKEN_FILE");
+		token = c->u.has_token ? c->u.token
+			: c->opts.token ? c->opts.token
+			: et && *et     ? et
+					: NULL;
+		if (!token && ef && *ef)
+			token_file = ef;
+	}
 	c->name = conn_strdup(c->opts.name ? c->opts.name : program_invocation_short_name);
 	c->token = conn_strdup(token);
-	if ((!c->name && (c->opts.name || program_invocation_short_name)) || (!c->token && token)) {
+	c->token_file = conn_strdup(token_file);
+	if ((!c->name && (c->opts.name || program_invocation_short_name)) ||
+	    (!c->token && token) || (!c->token_file && token_file)) {
 		rc = -ENOMEM;
 		goto fail;
 	}
 	c->opts.name = c->name;
-	c->opts.token = c->token;
+	c->opts.token = NULL; /* the program's string is borrowed: c->token */
 	c->epfd = epoll_create1(EPOLL_CLOEXEC);
 	if (c->epfd < 0) {
 		rc = -errno;
@@ -875,7 +1052,9 @@ int ipcbus_timeout(const ipcbus *c)
 	/* closed, or something to do now: come back at once */
 	if (c->state == CONN_CLOSED || c->pending_err)
 		return 0;
-	if (c->state == CONN_READY && buf_len(&c->out) && !(c->ep_events & EPOLLOUT))
+	if (c->state == CONN_READY && buf_len(&c->out) && !c->wr_blocked)
+		return 0;
+	if ((c->state == CONN_HELLO || c->state == CONN_READY) && conn_tr_pending(c))
 		return 0;
 	if (c->state == CONN_WAIT)
 		t = c->reconnect_at;

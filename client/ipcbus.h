@@ -67,7 +67,8 @@ enum {
 	IPCBUS_EPERM = -1014,         /* denied (ACL, reserved channel, bad token) */
 	IPCBUS_EAGAIN = -1015,        /* nothing there yet (ipcbus_next with timeout 0) */
 	IPCBUS_EUNSAFE = -1016,       /* a default socket (or its folder) that another user
-				       * owns or may write to: ipcbus_connect refused it */
+				       * owns or may write to, or a $IPCBUS_TOKEN_FILE that
+				       * others may read: ipcbus_connect refused it */
 };
 
 /* Name of any code returned by this library (never NULL). */
@@ -116,10 +117,27 @@ typedef void (*ipcbus_msg_cb)(void *arg, const ipcbus_msg *msg);
  * IPCBUS_EDISCONNECTED or another error, and reply NULL. */
 typedef void (*ipcbus_reply_cb)(void *arg, int status, const ipcbus_msg *reply);
 
-/* Connection options; zero (or IPCBUS_OPTS_INIT) means the default. */
+/* Connection options; a zero field means its default.
+ *
+ * The struct grows at the end as the library gains options, so that a
+ * program keeps working with a newer library and gets a clear error from an
+ * older one: start from IPCBUS_OPTS_INIT, which sets size to the struct's
+ * size in the header the program is built with, then set fields:
+ *
+ *     ipcbus_opts o = IPCBUS_OPTS_INIT;
+ *     o.name = "worker";
+ *
+ * size 0 (a struct zeroed by `= {0}` or memset) is fine too: it means the
+ * fields up to event_arg, which every version has.  A library older than the
+ * header refuses (ipcbus_connect: -E2BIG, with a text through on_event) a
+ * struct that sets a field it does not know, instead of ignoring it; fields
+ * left zero are no trouble. */
 typedef struct ipcbus_opts {
+	size_t size;                  /* sizeof(ipcbus_opts): IPCBUS_OPTS_INIT sets it */
 	const char *name;             /* client name in the broker's logs */
-	const char *token;            /* for TCP/UDP brokers; else IPCBUS_TOKEN */
+	const char *token;            /* for tcp/tls/udp brokers, when the URL has none;
+				       * else $IPCBUS_TOKEN, else $IPCBUS_TOKEN_FILE's
+				       * first line.  Never sent over unix:// */
 	int connect_timeout_ms;       /* default 5000 */
 	int no_reconnect;             /* 1: after a disconnect, stay closed */
 	size_t reconnect_buffer;      /* bytes kept while disconnected; default 8 MiB */
@@ -129,17 +147,39 @@ typedef struct ipcbus_opts {
 	size_t max_queued;            /* bytes held for ipcbus_next(); default 64 MiB */
 	ipcbus_event_cb on_event;     /* may be NULL */
 	void *event_arg;
+	/* new options go here, at the end */
 } ipcbus_opts;
 
-#define IPCBUS_OPTS_INIT {0}
+#if defined(__cplusplus)
+#define IPCBUS_OPTS_INIT {sizeof(ipcbus_opts)}
+#else
+#define IPCBUS_OPTS_INIT {.size = sizeof(ipcbus_opts)}
+#endif
 
 /* Connect to url; NULL means $IPCBUS_URL, else the default address (the
- * user's socket when it exists, else the system broker's).  Blocks until the
- * broker welcomed the connection or opts->connect_timeout_ms ran out.
- * Returns 0 and *out, or a negative code (nothing to free); just before a
- * failure returns, opts->on_event gets IPCBUS_EV_CONNECT_FAILED with the
- * code and a text (the broker's own, e.g. "the broker is full
- * (max-connections 10)", or what went wrong).
+ * user's socket when it exists, else the system broker's).  URLs:
+ * unix:///path/to/socket and tcp://[TOKEN@]host:port (tcp://[::1]:port for
+ * IPv6; a host name is resolved at every attempt and its addresses tried in
+ * turn; the lookup blocks, a numeric address never does).  opts may be NULL
+ * (every default).  Blocks until the broker welcomed the connection or
+ * opts->connect_timeout_ms ran out.  Returns 0 and *out, or a negative code
+ * (nothing to free); just before a failure returns, opts->on_event gets
+ * IPCBUS_EV_CONNECT_FAILED with the code and a text (the broker's own, e.g.
+ * "the broker is full (max-connections 10)", or what went wrong).  Besides
+ * the codes of the broker and the system: IPCBUS_EURL (a URL that does not
+ * parse, or a scheme this library does not speak yet), IPCBUS_EUNSAFE (see
+ * below; also a $IPCBUS_TOKEN_FILE that others may read), -E2BIG (opts sets
+ * an option this library does not know), -EINVAL (opts->size smaller than
+ * any layout; no event then).
+ *
+ * The token (tcp, and tls and udp when they come; never sent over unix://,
+ * where the socket's permissions decide) is the URL's TOKEN
+ * (percent-decoded), else opts->token, else $IPCBUS_TOKEN, else the first
+ * line (without its line end) of the file $IPCBUS_TOKEN_FILE names, so the
+ * secret stays out of `ps` and the environment.  That file is read again at
+ * every connection attempt, so a reconnect uses a rotated token; it must be a
+ * regular file that others cannot read or write (group may: a service
+ * group), else IPCBUS_EUNSAFE.
  *
  * A default address (url NULL and no $IPCBUS_URL) is a name that another
  * local user may have made first, so before each connect to it the library

@@ -138,7 +138,8 @@ const char *ipcbus_strerror(int err)
 	case IPCBUS_EPERM: return "permission denied";
 	case IPCBUS_EAGAIN: return "nothing there yet";
 	case IPCBUS_EUNSAFE:
-		return "the default socket or its folder belongs to another user or is writable by others";
+		return "the default socket or its folder belongs to another user or is writable by "
+		       "others, or the token file may be read by others";
 	}
 	if (err < 0 && err > -1000)
 		return strerror(-err);

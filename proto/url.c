@@ -1,5 +1,6 @@
 /*
- * url.c: parsing of transport URLs and the default addresses.
+ * url.c: parsing of transport URLs and the default addresses, and URLs as
+ * they may be shown (without the token).
  */
 #include <config.h>
 
@@ -16,11 +17,44 @@
 #include "url.h"
 
 #define URL_SYSTEM_SOCKET "/run/ipcbus/ipcbus.sock"
+#define URL_NELEM(a) (sizeof(a) / sizeof((a)[0]))
+
+void url_redact(const char *s, char *out, size_t n)
+{
+	static const char *const remote[] = {"tcp://", "tls://", "udp://"};
+	const char *at = NULL;
+	size_t i, p = 0;
+
+	if (!n)
+		return;
+	for (i = 0; i < URL_NELEM(remote); i++) {
+		p = strlen(remote[i]);
+		if (strncmp(s, remote[i], p) == 0)
+			break;
+	}
+	if (i < URL_NELEM(remote)) {
+		/* the token ends at the first '@', as url_hostport() reads it,
+		 * if that comes before any '?' */
+		at = strchr(s + p, '@');
+		const char *q = strchr(s + p, '?');
+		if (q && at && q < at)
+			at = NULL;
+	}
+	if (at)
+		snprintf(out, n, "%.*s***%s", (int)p, s, at);
+	else
+		snprintf(out, n, "%s", s);
+}
 
 static int url_fail(char *err, size_t errlen, const char *s, const char *why)
 {
-	if (err && errlen)
-		snprintf(err, errlen, "%s: %s", s, why);
+	char shown[1200];
+
+	if (err && errlen) {
+		/* the reason may go to a log: not the secret */
+		url_redact(s, shown, sizeof shown);
+		snprintf(err, errlen, "%s: %s", shown, why);
+	}
 	return IPCBUS_EURL;
 }
 
@@ -128,6 +162,49 @@ static int url_hostport(const char *s, const char *rest, struct url *u, char *er
 	return 0;
 }
 
+/* tls://[TOKEN@]host:port[?ca=FILE&cert=FILE&key=FILE] */
+static int url_tls(const char *s, const char *rest, struct url *u, char *err, size_t errlen)
+{
+	static const char *const names[] = {"ca", "cert", "key"};
+	char *const dst[] = {u->ca, u->cert, u->key_file};
+	const size_t dlen[] = {sizeof u->ca, sizeof u->cert, sizeof u->key_file};
+	const char *q = strchr(rest, '?');
+	char auth[sizeof u->token * 3 + sizeof u->host + 16];
+	size_t n = q ? (size_t)(q - rest) : strlen(rest);
+	int rc;
+
+	if (n >= sizeof auth)
+		return url_fail(err, errlen, s, "host part too long");
+	memcpy(auth, rest, n);
+	auth[n] = 0;
+	rc = url_hostport(s, auth, u, err, errlen);
+	if (rc < 0)
+		return rc;
+	while (q) {
+		const char *opt = q + 1;
+		const char *next = strchr(opt, '&');
+		size_t on = next ? (size_t)(next - opt) : strlen(opt);
+		const char *eq = memchr(opt, '=', on);
+		size_t i, nl = eq ? (size_t)(eq - opt) : on;
+		for (i = 0; i < URL_NELEM(names); i++)
+			if (strlen(names[i]) == nl && strncmp(opt, names[i], nl) == 0)
+				break;
+		if (!eq || i == URL_NELEM(names))
+			return url_fail(err, errlen, s, "unknown option (ca=, cert=, key=)");
+		if (dst[i][0])
+			return url_fail(err, errlen, s, "an option given twice");
+		if (eq + 1 == opt + on ||
+		    url_pct_decode(eq + 1, (size_t)(opt + on - eq - 1), dst[i], dlen[i]) < 0 ||
+		    !dst[i][0])
+			return url_fail(err, errlen, s,
+					"bad option value (empty, too long or bad percent-encoding)");
+		q = next;
+	}
+	if (!u->cert[0] != !u->key_file[0])
+		return url_fail(err, errlen, s, "cert= and key= go together");
+	return 0;
+}
+
 static int url_unix(const char *s, const char *rest, struct url *u, char *err, size_t errlen)
 {
 	const char *q = strchr(rest, '?');
@@ -169,8 +246,8 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
 	static const struct {
 		const char *prefix;
 		enum url_kind kind;
-	} schemes[] = {{"unix://", URL_UNIX}, {"tcp://", URL_TCP}, {"udp://", URL_UDP},
-		       {"sysv://", URL_SYSV}, {"shm://", URL_SHM}};
+	} schemes[] = {{"unix://", URL_UNIX}, {"tcp://", URL_TCP}, {"tls://", URL_TLS},
+		       {"udp://", URL_UDP}, {"sysv://", URL_SYSV}, {"shm://", URL_SHM}};
 
 	memset(u, 0, sizeof *u);
 	if (!s)
@@ -187,6 +264,8 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
 		case URL_TCP:
 		case URL_UDP:
 			return url_hostport(s, rest, u, err, errlen);
+		case URL_TLS:
+			return url_tls(s, rest, u, err, errlen);
 		case URL_SYSV:
 		case URL_SHM:
 			if (strlen(rest) >= sizeof u->keyspec)
@@ -195,7 +274,7 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
 			return url_parse_key(rest, &u->key, err, errlen);
 		}
 	}
-	return url_fail(err, errlen, s, "unknown scheme (unix://, tcp://, udp://, sysv://, shm://)");
+	return url_fail(err, errlen, s, "unknown scheme (unix://, tcp://, tls://, udp://, sysv://, shm://)");
 }
 
 int url_default_listen(char *out, size_t n)
@@ -238,6 +317,7 @@ const char *url_scheme(enum url_kind kind)
 	switch (kind) {
 	case URL_UNIX: return "unix";
 	case URL_TCP: return "tcp";
+	case URL_TLS: return "tls";
 	case URL_UDP: return "udp";
 	case URL_SYSV: return "sysv";
 	case URL_SHM: return "shm";

@@ -49,7 +49,8 @@
 
 struct bench_opts {
 	const char *url;
-	char shown_url[512];
+	char conn_url[1024];  /* what the children connect to */
+	char shown_url[1024]; /* the same, without a token, for the output */
 	char channel[128];
 	long count, size, pubs, subs, inflight, window;
 	int req, json, progress;
@@ -1029,7 +1030,8 @@ int cmd_bench(int argc, char **argv)
 	c = cli_connect("bench", o.url, "ipcbus bench");
 	if (!c)
 		return CLI_ERROR;
-	snprintf(o.shown_url, sizeof(o.shown_url), "%s", ipcbus_url(c));
+	snprintf(o.conn_url, sizeof(o.conn_url), "%s", ipcbus_url(c));
+	cli_redact_url(o.conn_url, o.shown_url, sizeof(o.shown_url));
 	maxp = ipcbus_max_payload(c);
 	ipcbus_close(c);
 	if (maxp && (uint64_t)o.size > maxp) {
@@ -1039,7 +1041,7 @@ int cmd_bench(int argc, char **argv)
 	}
 	/* Children connect to what the parent reached, so all use one broker. */
 	if (!o.url)
-		o.url = o.shown_url;
+		o.url = o.conn_url;
 	o.progress = isatty(STDERR_FILENO);
 	return o.req ? bench_req(&o) : bench_pubsub(&o);
 usage:

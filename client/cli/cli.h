@@ -46,6 +46,11 @@ int cli_valid_group(const char *g);
 /* Parse a non-negative integer option value; 0 or -1. */
 int cli_parse_long(const char *s, long min, long max, long *out);
 
+/* url for a message or an output line: the token of tcp://TOKEN@host:port
+ * (tls, udp too) is shown as three stars (as the library's url_redact(),
+ * which the CLI cannot call: it uses ipcbus.h only).  Cut to n. */
+void cli_redact_url(const char *url, char *out, size_t n);
+
 /* Connect for a subcommand: url may be NULL (default address).  Prints a
  * clear error and returns NULL when no broker is reachable. */
 ipcbus *cli_connect(const char *sub, const char *url, const char *name);

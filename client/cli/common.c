@@ -112,6 +112,31 @@ static void common_default_url(char *out, size_t n)
 	snprintf(out, n, "unix://%s", path);
 }
 
+void cli_redact_url(const char *url, char *out, size_t n)
+{
+	static const char *const remote[] = {"tcp://", "tls://", "udp://"};
+	const char *at = NULL, *q;
+	size_t i, p = 0;
+
+	if (n == 0)
+		return;
+	for (i = 0; i < sizeof(remote) / sizeof(remote[0]); i++) {
+		p = strlen(remote[i]);
+		if (strncmp(url, remote[i], p) == 0) {
+			/* the token ends at the first '@' before any '?' */
+			at = strchr(url + p, '@');
+			q = strchr(url + p, '?');
+			if (q && at && q < at)
+				at = NULL;
+			break;
+		}
+	}
+	if (at)
+		snprintf(out, n, "%.*s***%s", (int)p, url, at);
+	else
+		snprintf(out, n, "%s", url);
+}
+
 /* Why the last ipcbus_connect() failed, from IPCBUS_EV_CONNECT_FAILED: the
  * broker's own text ("the broker is full (max-connections 10)") or the
  * library's (the unsafe default socket, named).  One connect at a time per
@@ -157,25 +182,20 @@ ipcbus *cli_connect(const char *sub, const char *url, const char *name)
 	if (r == 0)
 		return c;
 	if (url)
-		snprintf(shown, sizeof(shown), "%s", url);
+		cli_redact_url(url, shown, sizeof(shown));
 	else
 		common_default_url(shown, sizeof(shown));
 	/* the broker's reason (a full broker) rather than the code's name */
 	why = common_connect_why[0] ? common_connect_why : ipcbus_strerror(r);
 	switch (r) {
-	case IPCBUS_EURL: {
-		static const char *const later[] = {"tcp://", "udp://", "sysv://", "shm://"};
-		size_t i;
-		for (i = 0; i < sizeof later / sizeof later[0]; i++)
-			if (strncmp(shown, later[i], strlen(later[i])) == 0)
-				break;
-		if (i < sizeof later / sizeof later[0])
-			cli_err(sub, "%s: %s is not supported by this version (unix:// only)", shown,
-				later[i]);
+	case IPCBUS_EURL:
+		/* the library's reason names the URL (without its token): one
+		 * that does not parse, or a scheme it does not speak yet */
+		if (common_connect_why[0])
+			cli_err(sub, "%s", common_connect_why);
 		else
-			cli_err(sub, "invalid URL '%s' (unix:///path/to/socket)", shown);
+			cli_err(sub, "invalid URL '%s'", shown);
 		break;
-	}
 	case -ENOENT:
 	case -ECONNREFUSED:
 	case IPCBUS_ETIMEOUT:
@@ -186,6 +206,11 @@ ipcbus *cli_connect(const char *sub, const char *url, const char *name)
 		cli_err(sub, "cannot connect to %s: %s (is ipcbusd running?)", shown, why);
 		break;
 	case IPCBUS_EUNSAFE:
+		if (strncmp(shown, "unix://", 7) != 0) {
+			/* not a socket: a token file that others may read */
+			cli_err(sub, "cannot connect to %s: %s", shown, why);
+			break;
+		}
 		/* another user may serve a broker there to read what we send */
 		cli_err(sub,
 			"refusing the default socket %s: %s; "

@@ -39,6 +39,9 @@ static void main_usage(FILE *f)
 	fprintf(f, "\n"
 		   "Every command takes -u URL (default: $IPCBUS_URL, else the user's broker\n"
 		   "socket when it exists, else the system broker's) and -h for its own help.\n"
+		   "URLs: unix:///path/to/socket, tcp://[TOKEN@]host:port (tcp://[::1]:port\n"
+		   "for IPv6).  Over tcp:// the token is TOKEN, else $IPCBUS_TOKEN, else the\n"
+		   "first line of the file $IPCBUS_TOKEN_FILE names (kept out of ps).\n"
 		   "\n"
 		   "Exit codes: 0 ok, 1 error, 2 usage, 3 timeout, 4 no responders,\n"
 		   "5 disconnected, 6 the reply is an error reply.\n");

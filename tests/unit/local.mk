@@ -1,5 +1,5 @@
 # tests/unit/: one CUnit program per module, run by `make check`; no
-# sockets.  Broker modules come from the broker's convenience library; the
+# sockets (but test_net's, on loopback).  Broker modules come from the broker's convenience library; the
 # router and the client's idmap are compiled in from their sources (the
 # router so that its test does not depend on the rest of the broker, idmap
 # because libipcbus exports only ipcbus_* symbols).
@@ -9,6 +9,7 @@ UNIT_TESTS = \
 	tests/unit/test_chan \
 	tests/unit/test_router \
 	tests/unit/test_url \
+	tests/unit/test_net \
 	tests/unit/test_loop \
 	tests/unit/test_conf \
 	tests/unit/test_client_idmap
@@ -38,6 +39,10 @@ tests_unit_test_router_LDADD = $(UNIT_LDADD)
 tests_unit_test_url_SOURCES = tests/unit/test_url.c
 tests_unit_test_url_CFLAGS = $(UNIT_CFLAGS)
 tests_unit_test_url_LDADD = $(UNIT_LDADD)
+
+tests_unit_test_net_SOURCES = tests/unit/test_net.c
+tests_unit_test_net_CFLAGS = $(UNIT_CFLAGS)
+tests_unit_test_net_LDADD = $(UNIT_LDADD)
 
 tests_unit_test_loop_SOURCES = tests/unit/test_loop.c
 tests_unit_test_loop_CFLAGS = $(UNIT_CFLAGS)

@@ -7,8 +7,8 @@
  * its frame id, expires requests through a deadline heap, and fails every
  * request in flight when the connection drops or is closed.  None of that
  * needs a real broker, and a real one could not be told to misbehave, so
- * the broker here is a few functions of this file over a Unix socket in a
- * mkdtemp folder: the test reads the client's frames and writes MSG and ERR
+ * the broker here is a few functions (fakebroker.c) over a Unix socket in
+ * a mkdtemp folder: the test reads the client's frames and writes MSG and ERR
  * frames by hand, step by step, and drives the client with ipcbus_dispatch()
  * in the same thread.  Only the handshake runs in a short-lived thread,
  * because ipcbus_connect() blocks until WELCOME.
@@ -38,321 +38,21 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "fakebroker.h"
 #include "frame.h"
 #include "ipcbus.h"
 #include "unit.h"
 
-#define WAIT_MS 2000     /* the most one step waits for the other side */
 #define INBOX_RAND 22    /* random characters of an inbox */
-#define STR_MAX 256
 #define INBOX_MAX 40     /* "_INBOX.<22>" and its NUL, with room */
 
 static char test_dir[64]; /* the mkdtemp folder, for every fake broker */
-static int test_nsock;    /* socket names in it */
-
-/* --- the fake broker --- */
-
-struct fb {
-	char path[sizeof(((struct sockaddr_un *)0)->sun_path)];
-	char url[160];
-	int lfd;       /* listening socket */
-	int fd;        /* the accepted connection, or -1 */
-	struct buf in; /* bytes read from fd */
-	int hs_err;    /* what the handshake thread found wrong, or 0 */
-};
-
-/* A frame the client sent, copied out of the read buffer. */
-struct fb_frame {
-	int type;
-	int has_id, has_sid, has_reply_to;
-	uint64_t id, sid;
-	char channel[STR_MAX];
-	char reply_to[STR_MAX];
-	char payload[STR_MAX];
-};
 
 static int64_t now_ms(void)
 {
 	struct timespec ts;
 	clock_gettime(CLOCK_MONOTONIC, &ts);
 	return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int fb_start(struct fb *b)
-{
-	struct sockaddr_un sa = {.sun_family = AF_UNIX};
-
-	memset(b, 0, sizeof *b);
-	b->fd = -1;
-	buf_init(&b->in, 1 << 20);
-	snprintf(b->path, sizeof b->path, "%s/b%d.sock", test_dir, test_nsock++);
-	snprintf(b->url, sizeof b->url, "unix://%s", b->path);
-	snprintf(sa.sun_path, sizeof sa.sun_path, "%s", b->path);
-	b->lfd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (b->lfd < 0)
-		return -errno;
-	if (bind(b->lfd, (struct sockaddr *)&sa, sizeof sa) < 0 || listen(b->lfd, 4) < 0) {
-		int e = errno;
-		close(b->lfd);
-		b->lfd = -1;
-		unlink(b->path);
-		return -e;
-	}
-	return 0;
-}
-
-static void fb_drop(struct fb *b)
-{
-	if (b->fd >= 0)
-		close(b->fd);
-	b->fd = -1;
-}
-
-static void fb_stop(struct fb *b)
-{
-	fb_drop(b);
-	if (b->lfd >= 0) {
-		close(b->lfd);
-		unlink(b->path);
-	}
-	b->lfd = -1;
-	buf_fini(&b->in);
-}
-
-/* Next whole frame from the client as a view into b->in (valid until the
- * next read): 1, 0 when none came within timeout_ms, -EPIPE at EOF, or
- * another negative code. */
-static int fb_raw(struct fb *b, struct frame *f, int timeout_ms)
-{
-	int64_t end = now_ms() + timeout_ms;
-
-	for (;;) {
-		const uint8_t *body;
-		size_t blen, need;
-		long k = frame_split(buf_rptr(&b->in), buf_len(&b->in), 1 << 20, &body, &blen,
-				     &need);
-		if (k < 0)
-			return -EPROTO;
-		if (k > 0) {
-			buf_consume(&b->in, (size_t)k);
-			return frame_decode(body, blen, f) < 0 ? -EPROTO : 1;
-		}
-		int64_t left = end - now_ms();
-		struct pollfd p = {.fd = b->fd, .events = POLLIN};
-		int n = poll(&p, 1, left > 0 ? (int)left : 0);
-		if (n < 0 && errno != EINTR)
-			return -errno;
-		if (n == 0)
-			return 0;
-		if (n < 0)
-			continue;
-		if (buf_reserve(&b->in, 4096) < 0)
-			return -ENOBUFS;
-		ssize_t r = recv(b->fd, buf_wptr(&b->in), 4096, 0);
-		if (r < 0 && errno != EINTR)
-			return -errno;
-		if (r == 0)
-			return -EPIPE;
-		if (r > 0)
-			buf_commit(&b->in, (size_t)r);
-	}
-}
-
-static void fb_copy(char *dst, const struct frame_bytes *fb)
-{
-	size_t n = fb->len < STR_MAX - 1 ? fb->len : STR_MAX - 1;
-	if (n)
-		memcpy(dst, fb->p, n);
-	dst[n] = 0;
-}
-
-/* fb_raw(), copied into *out. */
-static int fb_next(struct fb *b, struct fb_frame *out, int timeout_ms)
-{
-	struct frame f;
-	int rc = fb_raw(b, &f, timeout_ms);
-
-	memset(out, 0, sizeof *out);
-	if (rc <= 0)
-		return rc;
-	out->type = f.type;
-	out->has_id = f.has_id;
-	out->id = f.id;
-	out->has_sid = f.has_sid;
-	out->sid = f.sid;
-	out->has_reply_to = f.reply_to.set;
-	fb_copy(out->channel, &f.channel);
-	fb_copy(out->reply_to, &f.reply_to);
-	fb_copy(out->payload, &f.payload);
-	return 1;
-}
-
-/* Write and free o. */
-static int fb_send(struct fb *b, struct buf *o)
-{
-	int rc = 0;
-
-	while (buf_len(o) > 0) {
-		ssize_t n = send(b->fd, buf_rptr(o), buf_len(o), MSG_NOSIGNAL);
-		if (n < 0) {
-			if (errno == EINTR)
-				continue;
-			rc = -errno;
-			break;
-		}
-		buf_consume(o, (size_t)n);
-	}
-	buf_fini(o);
-	return rc;
-}
-
-/* A MSG to subscription sid, as the broker delivers it: a shared body and
- * a per-subscription prefix. */
-static int fb_msg(struct fb *b, uint64_t sid, const char *channel, const char *payload)
-{
-	struct frame pub = {.type = IPCBUS__FRAME_TYPE__PUB};
-	uint8_t pre[2 * FRAME_VARINT_MAX + 1];
-	struct buf o;
-	int rc;
-
-	pub.channel = (struct frame_bytes){(const uint8_t *)channel, strlen(channel), 1};
-	pub.payload = (struct frame_bytes){(const uint8_t *)payload, strlen(payload), 1};
-	size_t blen = frame_msg_size(&pub);
-	size_t plen = frame_sid_prefix(pre, sid, blen);
-	buf_init(&o, 1 << 20);
-	rc = buf_append(&o, pre, plen);
-	if (rc == 0)
-		rc = buf_reserve(&o, blen);
-	if (rc < 0) {
-		buf_fini(&o);
-		return rc;
-	}
-	buf_commit(&o, frame_msg_encode(&pub, buf_wptr(&o)));
-	return fb_send(b, &o);
-}
-
-/* An ERR with the flags given as they are (-1: the field is left out),
- * as brokers old and new, or a broken one, may send them. */
-static int fb_err_flags(struct fb *b, uint64_t id, int code, int fatal, int closing,
-			const char *text)
-{
-	Ipcbus__Error e = IPCBUS__ERROR__INIT;
-	uint8_t packed[512];
-	struct buf o;
-
-	e.code = (Ipcbus__ErrCode)code;
-	e.has_fatal = fatal >= 0;
-	e.fatal = fatal > 0;
-	e.has_closing = closing >= 0;
-	e.closing = closing > 0;
-	e.has_text = 1;
-	e.text.data = (uint8_t *)(uintptr_t)text;
-	e.text.len = strlen(text);
-	size_t n = protobuf_c_message_get_packed_size(&e.base);
-	if (n > sizeof packed)
-		return -ENOBUFS;
-	protobuf_c_message_pack(&e.base, packed);
-	struct frame f = {.type = IPCBUS__FRAME_TYPE__ERR, .has_id = id != 0, .id = id};
-	f.error = (struct frame_bytes){packed, n, 1};
-	buf_init(&o, 1 << 20);
-	int rc = frame_append(&o, &f, NULL, 0);
-	if (rc < 0) {
-		buf_fini(&o);
-		return rc;
-	}
-	return fb_send(b, &o);
-}
-
-static int fb_err(struct fb *b, uint64_t id, int code)
-{
-	struct buf o;
-
-	buf_init(&o, 1 << 20);
-	int rc = frame_append_error(&o, id, code, 0, "fake broker says no");
-	if (rc < 0) {
-		buf_fini(&o);
-		return rc;
-	}
-	return fb_send(b, &o);
-}
-
-/* Accept a client and answer its HELLO with a WELCOME.  0 or a negative
- * code. */
-static int fb_handshake(struct fb *b, int timeout_ms)
-{
-	struct pollfd p = {.fd = b->lfd, .events = POLLIN};
-	struct frame f;
-	struct buf o;
-
-	if (poll(&p, 1, timeout_ms) != 1)
-		return -ETIMEDOUT;
-	fb_drop(b);
-	b->in.rpos = b->in.wpos = 0;
-	b->fd = accept4(b->lfd, NULL, NULL, SOCK_CLOEXEC);
-	if (b->fd < 0)
-		return -errno;
-	int rc = fb_raw(b, &f, WAIT_MS);
-	if (rc <= 0 || f.type != IPCBUS__FRAME_TYPE__HELLO)
-		return rc < 0 ? rc : -EPROTO;
-	Ipcbus__Hello *h = frame_unpack_hello(&f);
-	if (!h || h->version != IPCBUS_PROTOCOL_VERSION) {
-		if (h)
-			protobuf_c_message_free_unpacked(&h->base, NULL);
-		return -EPROTO;
-	}
-	protobuf_c_message_free_unpacked(&h->base, NULL);
-
-	Ipcbus__Welcome w = IPCBUS__WELCOME__INIT;
-	w.version = IPCBUS_PROTOCOL_VERSION;
-	w.has_max_payload = 1;
-	w.max_payload = 1 << 20;
-	w.has_max_header_bytes = 1;
-	w.max_header_bytes = 64 << 10;
-	buf_init(&o, 1 << 20);
-	rc = frame_append_welcome(&o, f.id, &w);
-	if (rc < 0) {
-		buf_fini(&o);
-		return rc;
-	}
-	return fb_send(b, &o);
-}
-
-/* The first handshake runs in a thread: ipcbus_connect() blocks until it
- * is done. */
-static void *fb_accept_main(void *arg)
-{
-	struct fb *b = arg;
-
-	b->hs_err = fb_handshake(b, WAIT_MS);
-	return NULL;
-}
-
-/* Start a fake broker and connect a client to it.  0 or a negative code
- * (then nothing is left to clean up). */
-static int fb_connect(struct fb *b, ipcbus **c, const ipcbus_opts *opts)
-{
-	pthread_t t;
-	int rc = fb_start(b);
-
-	*c = NULL;
-	if (rc < 0)
-		return rc;
-	rc = -pthread_create(&t, NULL, fb_accept_main, b);
-	if (rc < 0)
-		goto fail;
-	rc = ipcbus_connect(c, b->url, opts);
-	pthread_join(t, NULL);
-	if (rc == 0 && b->hs_err < 0) {
-		ipcbus_close(*c);
-		*c = NULL;
-		rc = b->hs_err;
-	}
-	if (rc < 0)
-		goto fail;
-	return 0;
-fail:
-	fb_stop(b);
-	return rc;
 }
 
 /* --- the client side --- */
@@ -484,7 +184,7 @@ static void sess_open(struct sess *s, const ipcbus_opts *opts)
 	def.no_reconnect = 1;
 	def.on_event = ev_cb;
 	ev_reset();
-	int rc = fb_connect(&s->b, &s->c, opts ? opts : &def);
+	int rc = fb_connect(&s->b, test_dir, &s->c, opts ? opts : &def);
 	CU_ASSERT_EQUAL(rc, 0);
 	s->ok = rc == 0;
 }
@@ -1127,7 +827,7 @@ static void test_connect_refused_text(void)
 	cf_calls = 0;
 	cf_text[0] = 0;
 	o.on_event = cf_cb;
-	CU_ASSERT_EQUAL_FATAL(fb_start(&b), 0);
+	CU_ASSERT_EQUAL_FATAL(fb_start(&b, test_dir), 0);
 	a.b = &b;
 	CU_ASSERT_EQUAL_FATAL(pthread_create(&t, NULL, refuse_main, &a), 0);
 	int rc = ipcbus_connect(&c, b.url, &o);

@@ -100,6 +100,84 @@ static void test_tcp_udp(void)
 	CU_ASSERT_STRING_EQUAL(url_scheme(URL_UDP), "udp");
 }
 
+static void test_tls(void)
+{
+	struct url u;
+
+	CU_ASSERT_FATAL(url_ok("tls://broker.example:4443", &u));
+	CU_ASSERT_EQUAL(u.kind, URL_TLS);
+	CU_ASSERT_STRING_EQUAL(u.host, "broker.example");
+	CU_ASSERT_EQUAL(u.port, 4443);
+	CU_ASSERT_FALSE(u.has_token);
+	CU_ASSERT_STRING_EQUAL(u.ca, "");
+	CU_ASSERT_STRING_EQUAL(u.cert, "");
+	CU_ASSERT_STRING_EQUAL(u.key_file, "");
+	CU_ASSERT_STRING_EQUAL(url_scheme(URL_TLS), "tls");
+
+	CU_ASSERT_FATAL(url_ok("tls://s%40t@[::1]:4443?ca=/etc/ca.pem", &u));
+	CU_ASSERT_TRUE(u.has_token);
+	CU_ASSERT_STRING_EQUAL(u.token, "s@t");
+	CU_ASSERT_STRING_EQUAL(u.host, "::1");
+	CU_ASSERT_EQUAL(u.port, 4443);
+	CU_ASSERT_STRING_EQUAL(u.ca, "/etc/ca.pem");
+	CU_ASSERT_STRING_EQUAL(u.cert, "");
+
+	/* any order; values percent-decoded ('&', '?', '%', ' ') */
+	CU_ASSERT_FATAL(url_ok("tls://h:1?key=/k%26ey.pem&ca=ca%3F.pem&cert=/c%25 %20x.pem", &u));
+	CU_ASSERT_STRING_EQUAL(u.host, "h");
+	CU_ASSERT_EQUAL(u.port, 1);
+	CU_ASSERT_STRING_EQUAL(u.key_file, "/k&ey.pem");
+	CU_ASSERT_STRING_EQUAL(u.ca, "ca?.pem");
+	CU_ASSERT_STRING_EQUAL(u.cert, "/c%  x.pem");
+	CU_ASSERT_FATAL(url_ok("tls://h:1?cert=c&key=k", &u));
+	CU_ASSERT_STRING_EQUAL(u.cert, "c");
+	CU_ASSERT_STRING_EQUAL(u.key_file, "k");
+
+	/* a value longer than the field is refused, not cut */
+	char lng[1200];
+	int k = snprintf(lng, sizeof lng, "tls://h:1?ca=");
+	memset(lng + k, 'a', sizeof lng - (size_t)k - 1);
+	lng[sizeof lng - 1] = 0;
+	CU_ASSERT_EQUAL(url_parse(lng, &u, NULL, 0), IPCBUS_EURL);
+	lng[k + sizeof u.ca] = 0; /* one more than there is room for */
+	CU_ASSERT_EQUAL(url_parse(lng, &u, NULL, 0), IPCBUS_EURL);
+	lng[k + sizeof u.ca - 1] = 0; /* with its NUL, exactly the room */
+	CU_ASSERT(url_ok(lng, &u));
+	CU_ASSERT_EQUAL(strlen(u.ca), sizeof u.ca - 1);
+
+	/* the other schemes keep their fields empty */
+	CU_ASSERT_FATAL(url_ok("tcp://h:1", &u));
+	CU_ASSERT_STRING_EQUAL(u.ca, "");
+}
+
+static void test_redact(void)
+{
+	char out[128], err[256];
+	struct url u;
+
+	url_redact("tcp://s3cret@h:1", out, sizeof out);
+	CU_ASSERT_STRING_EQUAL(out, "tcp://***@h:1");
+	url_redact("tls://a%40b@[::1]:1?ca=/x@y", out, sizeof out);
+	CU_ASSERT_STRING_EQUAL(out, "tls://***@[::1]:1?ca=/x@y");
+	url_redact("udp://@h:1", out, sizeof out);
+	CU_ASSERT_STRING_EQUAL(out, "udp://***@h:1");
+	/* no token: as it is; an '@' after '?' is not a token's */
+	url_redact("tls://h:1?ca=/x@y", out, sizeof out);
+	CU_ASSERT_STRING_EQUAL(out, "tls://h:1?ca=/x@y");
+	url_redact("unix:///tmp/a@b.sock", out, sizeof out);
+	CU_ASSERT_STRING_EQUAL(out, "unix:///tmp/a@b.sock");
+	url_redact("tcp://s3cret@h:1", out, 8);
+	CU_ASSERT_STRING_EQUAL(out, "tcp://*");
+	url_redact("tcp://s3cret@h:1", out, 0); /* no room: nothing written */
+
+	/* the parser's reasons do not show the token */
+	CU_ASSERT_EQUAL(url_parse("tcp://s3cret@h:0", &u, err, sizeof err), IPCBUS_EURL);
+	CU_ASSERT(strstr(err, "s3cret") == NULL);
+	CU_ASSERT(strncmp(err, "tcp://***@h:0: ", 15) == 0);
+	CU_ASSERT_EQUAL(url_parse("tls://s3cret@h:1?bad=1", &u, err, sizeof err), IPCBUS_EURL);
+	CU_ASSERT(strstr(err, "s3cret") == NULL);
+}
+
 static void test_keys(void)
 {
 	struct url u;
@@ -146,6 +224,12 @@ static void test_errors(void)
 		"tcp://host:80x", "tcp://:80", "tcp://[::1]", "tcp://[::1]80", "tcp://[::1",
 		"tcp://[]:80", "tcp://a%zzb@h:1", "tcp://a%4@h:1", "tcp://a%@h:1",
 		"tcp://a%00b@h:1", "udp://host", "udp://h:99999",
+		/* tls */
+		"tls://", "tls://host", "tls://host:0", "tls://[::1]", "tls://h:1?",
+		"tls://h:1?ca", "tls://h:1?ca=", "tls://h:1?ca=a&", "tls://h:1?crt=x",
+		"tls://h:1?ca=a&ca=b", "tls://h:1?cert=c", "tls://h:1?key=k",
+		"tls://h:1?ca=a%zz", "tls://h:1?ca=a%00b", "tls://a%zz@h:1", "tls://h:1x?ca=a",
+		"tls://h?ca=a:1", "TLS://h:1",
 		/* keys */
 		"sysv://", "sysv://0", "sysv://-1", "sysv://abc", "sysv://0x", "sysv://12ab",
 		"sysv://0x80000000", "sysv://99999999999999999999", "shm://",
@@ -224,6 +308,8 @@ int main(void)
 	static const struct unit_case cases[] = {
 		{"unix", test_unix},
 		{"tcp and udp", test_tcp_udp},
+		{"tls and its options", test_tls},
+		{"tokens are not shown", test_redact},
 		{"sysv and shm keys", test_keys},
 		{"errors", test_errors},
 		{"default addresses", test_defaults},
