@@ -38,15 +38,18 @@
  * Besides "no crash, no sanitizer report, no leak" it checks:
  *  - what the broker writes to a connection is a stream of well-formed
  *    frames a client may receive (WELCOME first and once, MSG only after it
- *    and with a sid and a valid channel, PONG, PING, ERR), and nothing
- *    follows an ERR that closes the connection;
+ *    and with a sid and a valid channel, PONG, PING, ERR), nothing
+ *    follows an ERR that closes the connection, and the broker's record of
+ *    where its next whole frame starts (what conn_drop_queued() keeps)
+ *    matches the frame the client has begun;
  *  - at every turn, the broker's count of pending output is the sum of the
  *    connections' output, its count of connections is its list's length,
  *    and the router holds exactly the connections' subscriptions;
- *  - router_match() and router_has_interest() for a channel (ROUTE) agree
- *    with chan_match() over every subscription of every connection: each
- *    matching subscription outside a queue group once, one member of each
- *    queue group with a match;
+ *  - router_match() and router_has_interest() for the channel and reply
+ *    channel of every PUB (before the broker routes it), and for the channel
+ *    of a ROUTE record, agree with chan_match() over every subscription of
+ *    every connection: each matching subscription outside a queue group
+ *    once, one member of each queue group with a match, nothing else;
  *  - after broker_fini() nothing is pending and every connection's
  *    transport was closed.
  * Built only with ./configure --enable-fuzzer (CC=clang).
@@ -87,6 +90,8 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 /* Bytes read_ready() takes from one connection in one turn: small, so that
  * connections interleave within an input. */
 #define FZ_READ_BUDGET 512
+/* Router checks per input, at most (each walks every subscription). */
+#define FZ_ROUTE_CHECKS 256
 /* Turns after the last record, at most, for what is still unread or
  * unwritten. */
 #define FZ_EXTRA_TURNS 64
@@ -132,11 +137,14 @@ struct fz {
 	const uint8_t *p, *end; /* records not run yet */
 	int extra;              /* turns left after the records */
 	int signalled;          /* signals were blocked and raised */
+	int route_checks;       /* fz_check_route() calls made */
 };
 
 static struct fz *fz_cur; /* the run in progress: conn_ops get only the conn */
 static FILE *fz_log;
 static int fz_verbose; /* FUZZ_BROKER_LOG=1 */
+
+static void fz_check_frame(struct fz *z, const uint8_t *body, size_t len);
 
 /* ---- byte buffers ---- */
 
@@ -211,6 +219,7 @@ static int fz_frames(struct conn *c)
 			}
 			return 0;
 		}
+		fz_check_frame(fz_cur, body, len);
 		conn_frame(c, body, len);
 		buf_consume(&c->in, (size_t)n);
 	}
@@ -310,6 +319,28 @@ static void fz_client_read(struct fz_slot *s, const uint8_t *p, size_t n)
 	}
 }
 
+/* The broker's idea of where the next whole frame starts in its output
+ * (c->out_next, what conn_drop_queued() keeps) is what the client still
+ * needs of the frame it has begun; a drained output ends on a frame
+ * boundary. */
+static void fz_check_boundary(const struct fz_slot *s, const struct conn *c)
+{
+	size_t have = s->seen.len - s->seen.off;
+	uint64_t len;
+
+	if (have == 0) {
+		FUZZ_CHECK(c->out_next == 0);
+		return;
+	}
+	int k = frame_varint_get(s->seen.p + s->seen.off, have, &len);
+	FUZZ_CHECK(k >= 0);
+	if (k == 0)
+		FUZZ_CHECK(c->out_next > 0);
+	else
+		FUZZ_CHECK(c->out_next == (size_t)k + len - have);
+	FUZZ_CHECK(c->out_next <= buf_len(&c->out));
+}
+
 static int fz_flush(struct conn *c)
 {
 	struct fz_slot *s = fz_slot_of(c);
@@ -323,6 +354,7 @@ static int fz_flush(struct conn *c)
 		n = s->wmax;
 	fz_client_read(s, buf_rptr(&c->out), n);
 	conn_sent(c, n);
+	fz_check_boundary(s, c);
 	return buf_len(&c->out) ? 1 : 0;
 }
 
@@ -397,24 +429,45 @@ static int fz_live_sub(const struct conn *c, const struct sub *s)
 	return s && s != (const struct sub *)(const void *)c;
 }
 
-/* router_match() against chan_match() over every subscription. */
-static void fz_check_route(struct fz *z, const uint8_t *p, size_t len)
+/* router_match() and router_has_interest() against chan_match() over every
+ * subscription: each matching subscription outside a queue group once, one
+ * member of each queue group with a match, nothing else.  Bounded per input
+ * (FZ_ROUTE_CHECKS), as it walks every subscription. */
+static void fz_check_route(struct fz *z, const uint8_t *p, size_t len, int show)
 {
 	struct broker *b = &z->b;
 	const char *ch = (const char *)p;
 	struct sub **res;
 
-	if (chan_valid_name(ch, len) < 0)
+	if (chan_valid_name(ch, len) < 0 || z->route_checks >= FZ_ROUTE_CHECKS)
 		return;
+	z->route_checks++;
 	long k = router_match(b->router, ch, len, &res);
 	FUZZ_CHECK(k >= 0);
-	if (fz_verbose)
+	if (show && fz_verbose)
 		fprintf(stderr, "fuzz_broker: ROUTE %.*s: %ld subscriptions of %zu\n", (int)len, ch,
 			k, router_count(b->router));
 	struct sub **got = malloc(((size_t)k + 1) * sizeof *got);
 	FUZZ_CHECK(got);
 	if (k)
 		memcpy(got, res, (size_t)k * sizeof *got);
+	/* each result: a live subscription of a connection, matching, once;
+	 * at most one per queue group */
+	for (long j = 0; j < k; j++) {
+		struct sub *s = got[j];
+		struct conn *c = s->owner;
+		struct conn *d = b->conns;
+		while (d && d != c)
+			d = d->next;
+		FUZZ_CHECK(d == c && conn_sub_find(c, s->sid) == s);
+		FUZZ_CHECK(chan_match(s->pattern, s->pattern_len, ch, len));
+		for (long i = 0; i < j; i++) {
+			FUZZ_CHECK(got[i] != s);
+			FUZZ_CHECK(!s->queue || !got[i]->queue || strcmp(s->queue, got[i]->queue) != 0);
+		}
+	}
+	/* each matching subscription: in the results, or (in a queue group)
+	 * a member of its group is */
 	int any = 0;
 	for (struct conn *c = b->conns; c; c = c->next) {
 		for (size_t i = 0; i < c->subs_cap; i++) {
@@ -422,38 +475,32 @@ static void fz_check_route(struct fz *z, const uint8_t *p, size_t len)
 			if (!fz_live_sub(c, s))
 				continue;
 			FUZZ_CHECK(s->owner == c);
-			int m = chan_match(s->pattern, s->pattern_len, ch, len);
-			int hits = 0;
-			for (long j = 0; j < k; j++)
-				hits += got[j] == s;
-			FUZZ_CHECK(m || hits == 0);
-			any |= m;
-			if (!s->queue) {
-				FUZZ_CHECK(hits == m);
+			if (!chan_match(s->pattern, s->pattern_len, ch, len))
 				continue;
-			}
-			FUZZ_CHECK(hits <= 1);
-			/* its group: exactly one result when any member matches */
-			int group_hits = 0, group_match = 0;
-			for (long j = 0; j < k; j++)
-				group_hits += got[j]->queue && strcmp(got[j]->queue, s->queue) == 0;
-			for (struct conn *d = b->conns; d; d = d->next)
-				for (size_t t = 0; t < d->subs_cap; t++)
-					if (fz_live_sub(d, d->subs[t]) && d->subs[t]->queue &&
-					    strcmp(d->subs[t]->queue, s->queue) == 0 &&
-					    chan_match(d->subs[t]->pattern, d->subs[t]->pattern_len,
-						       ch, len))
-						group_match = 1;
-			FUZZ_CHECK(group_hits == group_match);
+			any = 1;
+			long j = 0;
+			while (j < k && (s->queue ? !got[j]->queue || strcmp(got[j]->queue, s->queue)
+					  : got[j] != s))
+				j++;
+			FUZZ_CHECK(j < k);
 		}
-	}
-	/* every result is a subscription of a connection (counted above) */
-	for (long j = 0; j < k; j++) {
-		struct conn *c = got[j]->owner;
-		FUZZ_CHECK(conn_sub_find(c, got[j]->sid) == got[j]);
 	}
 	FUZZ_CHECK(router_has_interest(b->router, ch, len) == any);
 	free(got);
+}
+
+/* The router check for the channels of every PUB a connection sends (before
+ * the broker handles it). */
+static void fz_check_frame(struct fz *z, const uint8_t *body, size_t len)
+{
+	struct frame f;
+
+	if (frame_decode(body, len, &f) < 0 || f.type != IPCBUS__FRAME_TYPE__PUB)
+		return;
+	if (f.channel.set)
+		fz_check_route(z, f.channel.p, f.channel.len, 0);
+	if (f.reply_to.set)
+		fz_check_route(z, f.reply_to.p, f.reply_to.len, 0);
 }
 
 /* ---- the driver ---- */
@@ -529,8 +576,10 @@ static void fz_drive(void *arg)
 			break;
 		case FZ_DGRAM:
 			p = fz_take(z, &n);
-			if (s->c && !b->stopping)
+			if (s->c && !b->stopping) {
+				fz_check_frame(z, p, n);
 				conn_frame(s->c, p, n);
+			}
 			break;
 		case FZ_TURN:
 			loop_async_send(&z->drive);
@@ -563,7 +612,7 @@ static void fz_drive(void *arg)
 			break;
 		case FZ_ROUTE:
 			p = fz_take(z, &n);
-			fz_check_route(z, p, n);
+			fz_check_route(z, p, n, 1);
 			break;
 		}
 	}

@@ -236,6 +236,14 @@ seeds["misc"] = bytes([4]) \
     + op(CONNECT, 0) + op(CONNECT, 3) + op(SIGNAL, 0, 1) + turn() \
     + feed(2, stream(hello(), frame(PING_T, id=5))) + op(SIGNAL, 0, 0) + turn()
 
+# a slow consumer that reads 5 bytes a turn: disconnected while a frame is
+# half written (the half must be completed before the ERR)
+partial = bytes([3]) + feed(0, stream(hello())) + feed(1, stream(hello(), frame(SUB_T, channel="s.>", sid=1))) \
+    + op(WMAX, 1, 5) + turn() + turn()
+for i in range(12):
+    partial += feed(0, stream(frame(PUB_T, channel="s.x", payload="z" * 200)))
+seeds["slow-partial"] = partial + turn() * 8 + op(WMAX, 1, 0) + turn() * 2
+
 # a client that asks and never reads the answers: ERRs pile up past
 # max-pending and the control slack (conn_overflow), small limits
 flood = stream(*[frame(PUB_T, channel="a", sid=1)] * 560)

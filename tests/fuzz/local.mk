@@ -10,7 +10,7 @@
 #                router.c, broker.c
 EXTRA_DIST += tests/fuzz/README.md tests/fuzz/gen_corpus.py \
 	tests/fuzz/fuzz_frame.c tests/fuzz/fuzz_url.c tests/fuzz/fuzz_conf.c \
-	tests/fuzz/fuzz_broker.c \
+	tests/fuzz/fuzz_broker.c tests/fuzz/broker.dict \
 	tests/fuzz/corpus tests/fuzz/corpus-url tests/fuzz/corpus-conf \
 	tests/fuzz/corpus-broker
 
