@@ -1,7 +1,7 @@
 /*
  * fuzz_broker.c: a libFuzzer target for the broker's handling of what
  * clients send: a real struct broker (broker_init() with no listeners, its
- * own loop, router and before-sleep step) and up to FZ_SLOTS connections
+ * own loop, router and before-sleep step) and up to FUZZ_SLOTS connections
  * over a fake transport, so that broker/conn.c, handle.c and router.c see
  * every frame sequence the fuzzer can make: HELLO, SUB/UNSUB with patterns
  * and queue groups, PUB fanned out to the other connections, PING, frames
@@ -11,7 +11,7 @@
  * an eventfd (never a socket), which the broker watches as it would a
  * socket.  Its conn_ops:
  *   read_ready  copies the bytes the fuzz input "sent" on that connection
- *               into c->in, a chunk at a time and at most FZ_READ_BUDGET a
+ *               into c->in, a chunk at a time and at most FUZZ_READ_BUDGET a
  *               turn, and splits frames as tr_stream.c does; the eventfd
  *               stays readable while bytes are left, as a socket would;
  *   flush       "writes" c->out, all of it or a few bytes a call, or nothing
@@ -30,8 +30,8 @@
  * max-memory 8192, below what ipcbus.conf accepts, so that slow consumers
  * are reachable with small inputs); bit 2 max-connections 3 (the fourth
  * connection is refused).  Then records: an op byte, whose low two bits
- * name the connection (slot) and whose upper six bits, modulo FZ_NOPS, the
- * action (enum fz_op); FEED, DGRAM and ROUTE take a length byte and that
+ * name the connection (slot) and whose upper six bits, modulo FUZZ_NOPS, the
+ * action (enum fuzz_op); FEED, DGRAM and ROUTE take a length byte and that
  * many bytes, WMAX, RCHUNK and SIGNAL one byte.  Every slot is connected at
  * the start.  tests/fuzz/gen_corpus.py writes seeds in this format.
  *
@@ -86,42 +86,42 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 		}                                                                       \
 	} while (0)
 
-#define FZ_SLOTS 4
+#define FUZZ_SLOTS 4
 /* Bytes read_ready() takes from one connection in one turn: small, so that
  * connections interleave within an input. */
-#define FZ_READ_BUDGET 512
+#define FUZZ_READ_BUDGET 512
 /* Router checks per input, at most (each walks every subscription). */
-#define FZ_ROUTE_CHECKS 256
+#define FUZZ_ROUTE_CHECKS 256
 /* Turns after the last record, at most, for what is still unread or
  * unwritten. */
-#define FZ_EXTRA_TURNS 64
+#define FUZZ_EXTRA_TURNS 64
 
-enum fz_op {
-	FZ_FEED,    /* len, bytes: the client sends bytes on the stream */
-	FZ_DGRAM,   /* len, bytes: one frame as a datagram (conn_frame) */
-	FZ_TURN,    /* end this turn: the loop flushes, reaps, reads */
-	FZ_EOF,     /* the client closes its end (after what it sent) */
-	FZ_STALL,   /* toggle: the client stops / starts reading */
-	FZ_WMAX,    /* byte: flush writes at most that many bytes a call (0: all) */
-	FZ_RCHUNK,  /* byte: read_ready copies byte + 1 bytes at a time */
-	FZ_CONNECT, /* a new connection in a free slot */
-	FZ_KILL,    /* the transport fails (a read error): conn_close() */
-	FZ_SIGNAL,  /* byte: SIGTERM (even) or SIGHUP (odd) to the broker */
-	FZ_ROUTE,   /* len, channel: compare the router with chan_match() */
-	FZ_NOPS
+enum fuzz_op {
+	FUZZ_FEED,    /* len, bytes: the client sends bytes on the stream */
+	FUZZ_DGRAM,   /* len, bytes: one frame as a datagram (conn_frame) */
+	FUZZ_TURN,    /* end this turn: the loop flushes, reaps, reads */
+	FUZZ_EOF,     /* the client closes its end (after what it sent) */
+	FUZZ_STALL,   /* toggle: the client stops / starts reading */
+	FUZZ_WMAX,    /* byte: flush writes at most that many bytes a call (0: all) */
+	FUZZ_RCHUNK,  /* byte: read_ready copies byte + 1 bytes at a time */
+	FUZZ_CONNECT, /* a new connection in a free slot */
+	FUZZ_KILL,    /* the transport fails (a read error): conn_close() */
+	FUZZ_SIGNAL,  /* byte: SIGTERM (even) or SIGHUP (odd) to the broker */
+	FUZZ_ROUTE,   /* len, channel: compare the router with chan_match() */
+	FUZZ_NOPS
 };
 
-struct fz_bytes {
+struct fuzz_bytes {
 	uint8_t *p;
 	size_t len, off, cap;
 };
 
-struct fz_slot {
+struct fuzz_slot {
 	struct conn *c; /* NULL when free */
 	int fd;         /* the eventfd the broker watches */
 	int readable;   /* the eventfd is signalled */
-	struct fz_bytes in;   /* sent by the client, not read by the broker yet */
-	struct fz_bytes seen; /* written by the broker, not parsed yet */
+	struct fuzz_bytes in;   /* sent by the client, not read by the broker yet */
+	struct fuzz_bytes seen; /* written by the broker, not parsed yet */
 	int eof;
 	int stall;
 	size_t wmax, rchunk;
@@ -130,25 +130,25 @@ struct fz_slot {
 	int frames;   /* frames written */
 };
 
-struct fz {
+struct fuzz {
 	struct broker b;
-	struct fz_slot s[FZ_SLOTS];
+	struct fuzz_slot s[FUZZ_SLOTS];
 	struct loop_async drive;
 	const uint8_t *p, *end; /* records not run yet */
 	int extra;              /* turns left after the records */
 	int signalled;          /* signals were blocked and raised */
-	int route_checks;       /* fz_check_route() calls made */
+	int route_checks;       /* fuzz_check_route() calls made */
 };
 
-static struct fz *fz_cur; /* the run in progress: conn_ops get only the conn */
-static FILE *fz_log;
-static int fz_verbose; /* FUZZ_BROKER_LOG=1 */
+static struct fuzz *fuzz_cur; /* the run in progress: conn_ops get only the conn */
+static FILE *fuzz_log;
+static int fuzz_verbose; /* FUZZ_BROKER_LOG=1 */
 
-static void fz_check_frame(struct fz *z, const uint8_t *body, size_t len);
+static void fuzz_check_frame(struct fuzz *z, const uint8_t *body, size_t len);
 
 /* ---- byte buffers ---- */
 
-static void fz_bytes_add(struct fz_bytes *q, const uint8_t *p, size_t n)
+static void fuzz_bytes_add(struct fuzz_bytes *q, const uint8_t *p, size_t n)
 {
 	if (q->off == q->len)
 		q->off = q->len = 0;
@@ -165,7 +165,7 @@ static void fz_bytes_add(struct fz_bytes *q, const uint8_t *p, size_t n)
 	q->len += n;
 }
 
-static void fz_bytes_free(struct fz_bytes *q)
+static void fuzz_bytes_free(struct fuzz_bytes *q)
 {
 	free(q->p);
 	memset(q, 0, sizeof *q);
@@ -173,16 +173,16 @@ static void fz_bytes_free(struct fz_bytes *q)
 
 /* ---- the fake transport ---- */
 
-static struct fz_slot *fz_slot_of(struct conn *c)
+static struct fuzz_slot *fuzz_slot_of(struct conn *c)
 {
-	for (int i = 0; i < FZ_SLOTS; i++)
-		if (fz_cur->s[i].c == c)
-			return &fz_cur->s[i];
+	for (int i = 0; i < FUZZ_SLOTS; i++)
+		if (fuzz_cur->s[i].c == c)
+			return &fuzz_cur->s[i];
 	FUZZ_CHECK(!"a connection the fuzzer did not make");
 	return NULL;
 }
 
-static void fz_set_readable(struct fz_slot *s, int on)
+static void fuzz_set_readable(struct fuzz_slot *s, int on)
 {
 	uint64_t v = 1;
 	if (on == s->readable || s->fd < 0)
@@ -195,7 +195,7 @@ static void fz_set_readable(struct fz_slot *s, int on)
 }
 
 /* Split and handle every complete frame in c->in (as tr_stream.c does). */
-static int fz_frames(struct conn *c)
+static int fuzz_frames(struct conn *c)
 {
 	size_t max = conn_frame_max(c);
 
@@ -219,19 +219,19 @@ static int fz_frames(struct conn *c)
 			}
 			return 0;
 		}
-		fz_check_frame(fz_cur, body, len);
+		fuzz_check_frame(fuzz_cur, body, len);
 		conn_frame(c, body, len);
 		buf_consume(&c->in, (size_t)n);
 	}
 	return 0;
 }
 
-static void fz_read_ready(struct conn *c)
+static void fuzz_read_ready(struct conn *c)
 {
-	struct fz_slot *s = fz_slot_of(c);
+	struct fuzz_slot *s = fuzz_slot_of(c);
 	size_t total = 0;
 
-	while (c->state != CONN_CLOSING && s->in.off < s->in.len && total < FZ_READ_BUDGET) {
+	while (c->state != CONN_CLOSING && s->in.off < s->in.len && total < FUZZ_READ_BUDGET) {
 		if (buf_room(&c->in) < 4096 && buf_reserve(&c->in, 64 << 10) < 0 &&
 		    buf_room(&c->in) == 0) {
 			conn_close(c, "input buffer full");
@@ -246,27 +246,27 @@ static void fz_read_ready(struct conn *c)
 		buf_commit(&c->in, n);
 		s->in.off += n;
 		total += n;
-		if (fz_frames(c) < 0)
+		if (fuzz_frames(c) < 0)
 			break;
 	}
 	if (s->in.off == s->in.len) {
 		if (s->eof && c->state != CONN_CLOSING)
 			conn_close(c, "closed by the client");
-		fz_set_readable(s, 0);
+		fuzz_set_readable(s, 0);
 	}
 	if (buf_len(&c->in) == 0)
 		buf_shrink(&c->in, 1 << 20);
 }
 
 /* What a client may receive, frame by frame. */
-static void fz_client_frame(struct fz_slot *s, const uint8_t *body, size_t len)
+static void fuzz_client_frame(struct fuzz_slot *s, const uint8_t *body, size_t len)
 {
 	struct frame f;
 
 	FUZZ_CHECK(frame_decode(body, len, &f) == 0);
-	if (fz_verbose)
+	if (fuzz_verbose)
 		fprintf(stderr, "fuzz_broker: slot %d received %s (id %llu, sid %llu, %zu bytes)\n",
-			(int)(s - fz_cur->s), frame_type_name(f.type), (unsigned long long)f.id,
+			(int)(s - fuzz_cur->s), frame_type_name(f.type), (unsigned long long)f.id,
 			(unsigned long long)f.sid, len);
 	FUZZ_CHECK(!s->ended); /* nothing after the ERR that closed it */
 	switch (f.type) {
@@ -274,7 +274,7 @@ static void fz_client_frame(struct fz_slot *s, const uint8_t *body, size_t len)
 		FUZZ_CHECK(!s->welcomed && s->frames == 0);
 		Ipcbus__Welcome *w = frame_unpack_welcome(&f);
 		FUZZ_CHECK(w && w->version == IPCBUS_PROTOCOL_VERSION);
-		FUZZ_CHECK(w->max_payload == fz_cur->b.cfg.max_payload);
+		FUZZ_CHECK(w->max_payload == fuzz_cur->b.cfg.max_payload);
 		ipcbus__welcome__free_unpacked(w, NULL);
 		s->welcomed = 1;
 		break;
@@ -282,8 +282,10 @@ static void fz_client_frame(struct fz_slot *s, const uint8_t *body, size_t len)
 	case IPCBUS__FRAME_TYPE__MSG:
 		FUZZ_CHECK(s->welcomed && f.has_sid && f.channel.set);
 		FUZZ_CHECK(chan_valid_name((const char *)f.channel.p, f.channel.len) == 0);
+		/* clients may not publish on $SYS, and the broker itself does not
+		 * (yet: relax this when it does) */
 		FUZZ_CHECK(!chan_is_system((const char *)f.channel.p, f.channel.len));
-		FUZZ_CHECK(f.payload.len <= fz_cur->b.cfg.max_payload);
+		FUZZ_CHECK(f.payload.len <= fuzz_cur->b.cfg.max_payload);
 		break;
 	case IPCBUS__FRAME_TYPE__PING:
 	case IPCBUS__FRAME_TYPE__PONG:
@@ -303,9 +305,9 @@ static void fz_client_frame(struct fz_slot *s, const uint8_t *body, size_t len)
 	s->frames++;
 }
 
-static void fz_client_read(struct fz_slot *s, const uint8_t *p, size_t n)
+static void fuzz_client_read(struct fuzz_slot *s, const uint8_t *p, size_t n)
 {
-	fz_bytes_add(&s->seen, p, n);
+	fuzz_bytes_add(&s->seen, p, n);
 	while (s->seen.off < s->seen.len) {
 		const uint8_t *body;
 		size_t len, need;
@@ -314,7 +316,7 @@ static void fz_client_read(struct fz_slot *s, const uint8_t *p, size_t n)
 		FUZZ_CHECK(k >= 0);
 		if (k == 0)
 			break;
-		fz_client_frame(s, body, len);
+		fuzz_client_frame(s, body, len);
 		s->seen.off += (size_t)k;
 	}
 }
@@ -323,7 +325,7 @@ static void fz_client_read(struct fz_slot *s, const uint8_t *p, size_t n)
  * (c->out_next, what conn_drop_queued() keeps) is what the client still
  * needs of the frame it has begun; a drained output ends on a frame
  * boundary. */
-static void fz_check_boundary(const struct fz_slot *s, const struct conn *c)
+static void fuzz_check_boundary(const struct fuzz_slot *s, const struct conn *c)
 {
 	size_t have = s->seen.len - s->seen.off;
 	uint64_t len;
@@ -341,9 +343,9 @@ static void fz_check_boundary(const struct fz_slot *s, const struct conn *c)
 	FUZZ_CHECK(c->out_next <= buf_len(&c->out));
 }
 
-static int fz_flush(struct conn *c)
+static int fuzz_flush(struct conn *c)
 {
-	struct fz_slot *s = fz_slot_of(c);
+	struct fuzz_slot *s = fuzz_slot_of(c);
 	size_t n = buf_len(&c->out);
 
 	if (n == 0)
@@ -352,15 +354,15 @@ static int fz_flush(struct conn *c)
 		return 1;
 	if (s->wmax && n > s->wmax)
 		n = s->wmax;
-	fz_client_read(s, buf_rptr(&c->out), n);
+	fuzz_client_read(s, buf_rptr(&c->out), n);
 	conn_sent(c, n);
-	fz_check_boundary(s, c);
+	fuzz_check_boundary(s, c);
 	return buf_len(&c->out) ? 1 : 0;
 }
 
-static void fz_close(struct conn *c)
+static void fuzz_close(struct conn *c)
 {
-	struct fz_slot *s = fz_slot_of(c);
+	struct fuzz_slot *s = fuzz_slot_of(c);
 
 	FUZZ_CHECK(c->fd == s->fd && s->fd >= 0);
 	close(s->fd);
@@ -368,17 +370,17 @@ static void fz_close(struct conn *c)
 	s->fd = -1;
 	s->c = NULL;
 	s->readable = 0;
-	fz_bytes_free(&s->in);
-	fz_bytes_free(&s->seen);
+	fuzz_bytes_free(&s->in);
+	fuzz_bytes_free(&s->seen);
 }
 
-static const struct conn_ops fz_ops = {
-	.read_ready = fz_read_ready,
-	.flush = fz_flush,
-	.close = fz_close,
+static const struct conn_ops fuzz_ops = {
+	.read_ready = fuzz_read_ready,
+	.flush = fuzz_flush,
+	.close = fuzz_close,
 };
 
-static void fz_connect(struct fz *z, struct fz_slot *s)
+static void fuzz_connect(struct fuzz *z, struct fuzz_slot *s)
 {
 	struct broker *b = &z->b;
 	size_t before = b->nconns;
@@ -388,7 +390,7 @@ static void fz_connect(struct fz *z, struct fz_slot *s)
 	memset(s, 0, sizeof *s);
 	s->fd = fd;
 	s->rchunk = 4096;
-	broker_accept(b, fd, &fz_ops, NULL);
+	broker_accept(b, fd, &fuzz_ops, NULL);
 	if (b->nconns > before) {
 		s->c = b->conns;
 		FUZZ_CHECK(s->c->fd == fd);
@@ -400,7 +402,7 @@ static void fz_connect(struct fz *z, struct fz_slot *s)
 
 /* ---- checks ---- */
 
-static void fz_check_counts(struct fz *z)
+static void fuzz_check_counts(struct fuzz *z)
 {
 	struct broker *b = &z->b;
 	uint64_t pending = 0;
@@ -416,7 +418,7 @@ static void fz_check_counts(struct fz *z)
 	FUZZ_CHECK(pending == b->pending);
 	FUZZ_CHECK(n == b->nconns);
 	FUZZ_CHECK(subs == router_count(b->router));
-	for (int i = 0; i < FZ_SLOTS; i++) {
+	for (int i = 0; i < FUZZ_SLOTS; i++) {
 		struct conn *c = b->conns;
 		while (c && c != z->s[i].c)
 			c = c->next;
@@ -424,7 +426,7 @@ static void fz_check_counts(struct fz *z)
 	}
 }
 
-static int fz_live_sub(const struct conn *c, const struct sub *s)
+static int fuzz_live_sub(const struct conn *c, const struct sub *s)
 {
 	return s && s != (const struct sub *)(const void *)c;
 }
@@ -432,19 +434,19 @@ static int fz_live_sub(const struct conn *c, const struct sub *s)
 /* router_match() and router_has_interest() against chan_match() over every
  * subscription: each matching subscription outside a queue group once, one
  * member of each queue group with a match, nothing else.  Bounded per input
- * (FZ_ROUTE_CHECKS), as it walks every subscription. */
-static void fz_check_route(struct fz *z, const uint8_t *p, size_t len, int show)
+ * (FUZZ_ROUTE_CHECKS), as it walks every subscription. */
+static void fuzz_check_route(struct fuzz *z, const uint8_t *p, size_t len, int show)
 {
 	struct broker *b = &z->b;
 	const char *ch = (const char *)p;
 	struct sub **res;
 
-	if (chan_valid_name(ch, len) < 0 || z->route_checks >= FZ_ROUTE_CHECKS)
+	if (chan_valid_name(ch, len) < 0 || z->route_checks >= FUZZ_ROUTE_CHECKS)
 		return;
 	z->route_checks++;
 	long k = router_match(b->router, ch, len, &res);
 	FUZZ_CHECK(k >= 0);
-	if (show && fz_verbose)
+	if (show && fuzz_verbose)
 		fprintf(stderr, "fuzz_broker: ROUTE %.*s: %ld subscriptions of %zu\n", (int)len, ch,
 			k, router_count(b->router));
 	struct sub **got = malloc(((size_t)k + 1) * sizeof *got);
@@ -472,7 +474,7 @@ static void fz_check_route(struct fz *z, const uint8_t *p, size_t len, int show)
 	for (struct conn *c = b->conns; c; c = c->next) {
 		for (size_t i = 0; i < c->subs_cap; i++) {
 			struct sub *s = c->subs[i];
-			if (!fz_live_sub(c, s))
+			if (!fuzz_live_sub(c, s))
 				continue;
 			FUZZ_CHECK(s->owner == c);
 			if (!chan_match(s->pattern, s->pattern_len, ch, len))
@@ -491,22 +493,22 @@ static void fz_check_route(struct fz *z, const uint8_t *p, size_t len, int show)
 
 /* The router check for the channels of every PUB a connection sends (before
  * the broker handles it). */
-static void fz_check_frame(struct fz *z, const uint8_t *body, size_t len)
+static void fuzz_check_frame(struct fuzz *z, const uint8_t *body, size_t len)
 {
 	struct frame f;
 
 	if (frame_decode(body, len, &f) < 0 || f.type != IPCBUS__FRAME_TYPE__PUB)
 		return;
 	if (f.channel.set)
-		fz_check_route(z, f.channel.p, f.channel.len, 0);
+		fuzz_check_route(z, f.channel.p, f.channel.len, 0);
 	if (f.reply_to.set)
-		fz_check_route(z, f.reply_to.p, f.reply_to.len, 0);
+		fuzz_check_route(z, f.reply_to.p, f.reply_to.len, 0);
 }
 
 /* ---- the driver ---- */
 
 /* The next length-prefixed field of the input. */
-static const uint8_t *fz_take(struct fz *z, size_t *n)
+static const uint8_t *fuzz_take(struct fuzz *z, size_t *n)
 {
 	const uint8_t *p;
 	size_t want = z->p < z->end ? *z->p++ : 0;
@@ -519,12 +521,12 @@ static const uint8_t *fz_take(struct fz *z, size_t *n)
 	return p;
 }
 
-static int fz_byte(struct fz *z)
+static int fuzz_byte(struct fuzz *z)
 {
 	return z->p < z->end ? *z->p++ : 0;
 }
 
-static void fz_signal(struct fz *z, int sig)
+static void fuzz_signal(struct fuzz *z, int sig)
 {
 	sigset_t set;
 
@@ -540,10 +542,10 @@ static void fz_signal(struct fz *z, int sig)
 
 /* 1 while some connection has bytes or an EOF the broker has not read, or
  * output it has not written to a client that reads. */
-static int fz_busy(const struct fz *z)
+static int fuzz_busy(const struct fuzz *z)
 {
-	for (int i = 0; i < FZ_SLOTS; i++) {
-		const struct fz_slot *s = &z->s[i];
+	for (int i = 0; i < FUZZ_SLOTS; i++) {
+		const struct fuzz_slot *s = &z->s[i];
 		if (!s->c)
 			continue;
 		if (s->readable && s->c->state != CONN_CLOSING && !z->b.stopping)
@@ -554,69 +556,69 @@ static int fz_busy(const struct fz *z)
 	return 0;
 }
 
-static void fz_drive(void *arg)
+static void fuzz_drive(void *arg)
 {
-	struct fz *z = arg;
+	struct fuzz *z = arg;
 	struct broker *b = &z->b;
 
-	fz_check_counts(z);
+	fuzz_check_counts(z);
 	while (z->p < z->end) {
 		uint8_t op = *z->p++;
-		struct fz_slot *s = &z->s[op & 3];
+		struct fuzz_slot *s = &z->s[op & 3];
 		const uint8_t *p;
 		size_t n;
 
-		switch ((op >> 2) % FZ_NOPS) {
-		case FZ_FEED:
-			p = fz_take(z, &n);
+		switch ((op >> 2) % FUZZ_NOPS) {
+		case FUZZ_FEED:
+			p = fuzz_take(z, &n);
 			if (s->c && !s->eof) {
-				fz_bytes_add(&s->in, p, n);
-				fz_set_readable(s, 1);
+				fuzz_bytes_add(&s->in, p, n);
+				fuzz_set_readable(s, 1);
 			}
 			break;
-		case FZ_DGRAM:
-			p = fz_take(z, &n);
+		case FUZZ_DGRAM:
+			p = fuzz_take(z, &n);
 			if (s->c && !b->stopping) {
-				fz_check_frame(z, p, n);
+				fuzz_check_frame(z, p, n);
 				conn_frame(s->c, p, n);
 			}
 			break;
-		case FZ_TURN:
+		case FUZZ_TURN:
 			loop_async_send(&z->drive);
 			return;
-		case FZ_EOF:
+		case FUZZ_EOF:
 			if (s->c) {
 				s->eof = 1;
-				fz_set_readable(s, 1);
+				fuzz_set_readable(s, 1);
 			}
 			break;
-		case FZ_STALL:
+		case FUZZ_STALL:
 			s->stall = !s->stall;
 			break;
-		case FZ_WMAX:
-			s->wmax = (size_t)fz_byte(z);
+		case FUZZ_WMAX:
+			s->wmax = (size_t)fuzz_byte(z);
 			break;
-		case FZ_RCHUNK:
-			s->rchunk = (size_t)fz_byte(z) + 1;
+		case FUZZ_RCHUNK:
+			s->rchunk = (size_t)fuzz_byte(z) + 1;
 			break;
-		case FZ_CONNECT:
+		case FUZZ_CONNECT:
 			if (!s->c && !b->stopping)
-				fz_connect(z, s);
+				fuzz_connect(z, s);
 			break;
-		case FZ_KILL:
+		case FUZZ_KILL:
 			if (s->c)
 				conn_close(s->c, "fuzz: the transport failed");
 			break;
-		case FZ_SIGNAL:
-			fz_signal(z, fz_byte(z) & 1 ? SIGHUP : SIGTERM);
+		case FUZZ_SIGNAL:
+			fuzz_signal(z, fuzz_byte(z) & 1 ? SIGHUP : SIGTERM);
 			break;
-		case FZ_ROUTE:
-			p = fz_take(z, &n);
-			fz_check_route(z, p, n, 1);
+		case FUZZ_ROUTE:
+			p = fuzz_take(z, &n);
+			fuzz_check_route(z, p, n, 1);
 			break;
 		}
 	}
-	if (fz_busy(z) && z->extra-- > 0) {
+	if (fuzz_busy(z) && z->extra-- > 0) {
 		loop_async_send(&z->drive);
 		return;
 	}
@@ -625,7 +627,7 @@ static void fz_drive(void *arg)
 }
 
 /* Take back the signals raised and not read by the broker, then unblock. */
-static void fz_unsignal(const sigset_t *old)
+static void fuzz_unsignal(const sigset_t *old)
 {
 	sigset_t set;
 	struct timespec zero = {0, 0};
@@ -646,17 +648,17 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	if (size < 1)
 		return 0;
-	if (!fz_log) {
+	if (!fuzz_log) {
 		/* FUZZ_BROKER_LOG=1: the broker's log on stderr, to see what an
 		 * input does */
 		const char *show = getenv("FUZZ_BROKER_LOG");
-		fz_verbose = show && *show == '1';
-		fz_log = fz_verbose ? stderr : fopen("/dev/null", "we");
-		FUZZ_CHECK(fz_log);
+		fuzz_verbose = show && *show == '1';
+		fuzz_log = fuzz_verbose ? stderr : fopen("/dev/null", "we");
+		FUZZ_CHECK(fuzz_log);
 	}
-	struct fz *z = calloc(1, sizeof *z);
+	struct fuzz *z = calloc(1, sizeof *z);
 	FUZZ_CHECK(z);
-	fz_cur = z;
+	fuzz_cur = z;
 
 	conf_init(&cfg);
 	cfg.drain_timeout = 0; /* a stop never waits */
@@ -675,25 +677,27 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 
 	/* every message formatted and written, to /dev/null */
 	log_init(&z->b.log);
-	z->b.log.file = fz_log;
+	z->b.log.file = fuzz_log;
 	z->b.log.level = LOG_LVL_DEBUG;
 	FUZZ_CHECK(sigprocmask(SIG_SETMASK, NULL, &old) == 0);
 	FUZZ_CHECK(broker_init(&z->b, &cfg) == 0);
 	/* broker_init blocked TERM, INT and HUP for its signalfd: unblocked,
-	 * they reach libFuzzer again (FZ_SIGNAL blocks them for its own) */
+	 * they reach libFuzzer again (FUZZ_SIGNAL blocks them for its own) */
 	FUZZ_CHECK(sigprocmask(SIG_SETMASK, &old, NULL) == 0);
 
-	FUZZ_CHECK(loop_async_init(z->b.loop, &z->drive, fz_drive, z) == 0);
-	for (int i = 0; i < FZ_SLOTS; i++)
-		fz_connect(z, &z->s[i]);
+	FUZZ_CHECK(loop_async_init(z->b.loop, &z->drive, fuzz_drive, z) == 0);
+	for (int i = 0; i < FUZZ_SLOTS; i++)
+		fuzz_connect(z, &z->s[i]);
 	z->p = data + 1;
 	z->end = data + size;
-	z->extra = FZ_EXTRA_TURNS;
+	z->extra = FUZZ_EXTRA_TURNS;
 	loop_async_send(&z->drive);
 	FUZZ_CHECK(broker_run(&z->b) == 0);
-	fz_check_counts(z);
-	if (fz_verbose)
-		fprintf(stderr, "fuzz_broker: %llu PUB routed, %llu MSG queued, %llu dropped, %llu errors, %d turns left\n",
+	fuzz_check_counts(z);
+	if (fuzz_verbose)
+		fprintf(stderr,
+			"fuzz_broker: %llu PUB routed, %llu MSG queued, %llu dropped, %llu errors, "
+			"%d turns left\n",
 			(unsigned long long)z->b.stats.msgs_in, (unsigned long long)z->b.stats.msgs_out,
 			(unsigned long long)z->b.stats.dropped, (unsigned long long)z->b.stats.errors,
 			z->extra);
@@ -701,15 +705,15 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	loop_async_fini(z->b.loop, &z->drive);
 	broker_fini(&z->b);
 	FUZZ_CHECK(z->b.pending == 0);
-	for (int i = 0; i < FZ_SLOTS; i++)
+	for (int i = 0; i < FUZZ_SLOTS; i++)
 		FUZZ_CHECK(!z->s[i].c && z->s[i].fd < 0);
 	if (z->signalled)
-		fz_unsignal(&old);
-	for (int i = 0; i < FZ_SLOTS; i++) {
-		fz_bytes_free(&z->s[i].in);
-		fz_bytes_free(&z->s[i].seen);
+		fuzz_unsignal(&old);
+	for (int i = 0; i < FUZZ_SLOTS; i++) {
+		fuzz_bytes_free(&z->s[i].in);
+		fuzz_bytes_free(&z->s[i].seen);
 	}
-	fz_cur = NULL;
+	fuzz_cur = NULL;
 	free(z);
 	return 0;
 }

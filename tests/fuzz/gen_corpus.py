@@ -85,7 +85,7 @@ write("corpus-conf", "overflow", "max-payload 18014398509481984k\nmax-memory 999
 write("corpus-conf", "nul", b"max-payload 1k\nlisten unix:///a\x00b\n\r\n")
 
 # ---- fuzz_broker: frame sequences over fake connections ----
-# op byte = (action << 2) | slot; actions as enum fz_op in fuzz_broker.c.
+# op byte = (action << 2) | slot; actions as enum fuzz_op in fuzz_broker.c.
 # In each loop turn the driver runs its records first, then the connections
 # that were readable when the turn began read; the answers go out in the
 # turn's before-sleep step.  So bytes fed in one turn are read in the next
