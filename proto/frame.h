@@ -135,6 +135,13 @@ int frame_append(struct buf *b, const struct frame *f, const struct frame_header
  * FRAME_VARINT_MAX + 1 bytes.  Returns the bytes written. */
 size_t frame_sid_prefix(uint8_t *out, uint64_t sid, size_t body_len);
 
+/* The shared body of the MSG that delivers a decoded PUB: type MSG, the
+ * PUB's channel, reply_to, headers (copied as encoded) and payload, without
+ * sid.  frame_msg_size() bytes; frame_msg_encode() returns the bytes written.
+ * Each subscriber's copy is frame_sid_prefix() followed by this body. */
+size_t frame_msg_size(const struct frame *pub);
+size_t frame_msg_encode(const struct frame *pub, uint8_t *dst);
+
 /* Nested messages, through protobuf-c.  The _append functions pack the
  * message and append a whole frame of the given type to b. */
 int frame_append_hello(struct buf *b, uint64_t id, const Ipcbus__Hello *h);
@@ -155,10 +162,3 @@ Ipcbus__Error *frame_unpack_error(const struct frame *f);
 const char *frame_type_name(int type);
 
 #endif
-
-/* The shared body of the MSG that delivers a decoded PUB: type MSG, the
- * PUB's channel, reply_to, headers (copied as encoded) and payload, without
- * sid.  frame_msg_size() bytes; frame_msg_encode() returns the bytes written.
- * Each subscriber's copy is frame_sid_prefix() followed by this body. */
-size_t frame_msg_size(const struct frame *pub);
-size_t frame_msg_encode(const struct frame *pub, uint8_t *dst);

@@ -1,8 +1,11 @@
-# tests/bench/: benchmarks (not run by make check).  The broker itself is
-# measured with `ipcbus bench`; these are the ceilings it is compared with.
-noinst_PROGRAMS += tests/bench/socketpair_bench
+# tests/bench/: benchmarks, built by `make` but never run by `make check`.
+# The broker itself is measured with `ipcbus bench`; socketpair_bench gives
+# the ceilings it is compared with, router_bench the router's match rate.
+noinst_PROGRAMS += tests/bench/socketpair_bench tests/bench/router_bench
 tests_bench_socketpair_bench_SOURCES = tests/bench/socketpair_bench.c
 tests_bench_socketpair_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)
+tests_bench_router_bench_SOURCES = tests/bench/router_bench.c
+tests_bench_router_bench_LDADD = broker/libipcbusd.la
 EXTRA_DIST += tests/bench/README.md tests/bench/run.sh \
 	tests/bench/peerbench/be_ipcbus.c tests/bench/peerbench/ipcbus.sh
 

@@ -1,6 +1,7 @@
 /*
  * test_loop.c: the event loop: fd watches, timers in order, cancel,
- * wake-ups from another thread, before-sleep, stop.
+ * wake-ups from another thread (coalesced; a lost one fails within
+ * ASYNC_GUARD_MS instead of hanging), before-sleep, stop.
  */
 #include <config.h>
 
@@ -104,40 +105,114 @@ static void test_fd_watch(void)
 	close(p[1]);
 }
 
+/* Wake-ups.  Every run is bounded: a guard timer stops the loop after
+ * ASYNC_GUARD_MS, so a lost wake-up fails the test instead of hanging it.
+ * After a callback the loop keeps running for ASYNC_SETTLE_MS, so that a
+ * wake-up that fires more than once is counted. */
+#define ASYNC_GUARD_MS 2000
+#define ASYNC_SETTLE_MS 50
+
 struct asyncrec {
 	struct loop *l;
 	struct loop_async a;
+	struct loop_timer settle, guard;
 	int calls;
+	int guard_fired;
+	int sends;     /* for async_sender */
+	int delay_us;  /* for async_sender: wait before sending */
 };
+
+static void async_stop(void *arg)
+{
+	struct asyncrec *r = arg;
+	loop_stop(r->l);
+}
+
+static void async_guard(void *arg)
+{
+	struct asyncrec *r = arg;
+	r->guard_fired = 1;
+	loop_stop(r->l);
+}
 
 static void async_cb(void *arg)
 {
 	struct asyncrec *r = arg;
 	r->calls++;
-	loop_stop(r->l);
+	loop_timer_set(r->l, &r->settle, ASYNC_SETTLE_MS, async_stop, r);
 }
 
-static void *async_thread(void *arg)
+static void *async_sender(void *arg)
 {
 	struct asyncrec *r = arg;
-	usleep(20000);
-	for (int i = 0; i < 100; i++)
+	if (r->delay_us)
+		usleep((useconds_t)r->delay_us);
+	for (int i = 0; i < r->sends; i++)
 		loop_async_send(&r->a);
 	return NULL;
 }
 
-static void test_async_from_thread(void)
+/* Run the loop until the settle timer (or the guard, after guard_ms) stops
+ * it; the time it took in ms. */
+static uint64_t async_run(struct asyncrec *r, uint64_t guard_ms)
+{
+	uint64_t t0 = loop_clock_ms();
+	r->guard_fired = 0;
+	loop_timer_set(r->l, &r->guard, guard_ms, async_guard, r);
+	CU_ASSERT(loop_run(r->l) == 0);
+	loop_timer_cancel(r->l, &r->guard);
+	loop_timer_cancel(r->l, &r->settle);
+	return loop_clock_ms() - t0;
+}
+
+/* Sends from another thread, all of them made before the loop runs: they
+ * coalesce into exactly one callback; and the next batch into one more. */
+static void test_async_coalesce(void)
 {
 	struct asyncrec r = {0};
 	pthread_t th;
 
 	CU_ASSERT_FATAL(loop_new(&r.l) == 0);
 	CU_ASSERT_FATAL(loop_async_init(r.l, &r.a, async_cb, &r) == 0);
-	CU_ASSERT_FATAL(pthread_create(&th, NULL, async_thread, &r) == 0);
-	CU_ASSERT(loop_run(r.l) == 0);
+	r.sends = 100;
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, async_sender, &r) == 0);
 	pthread_join(th, NULL);
-	/* a hundred sends before the loop woke: one or a few callbacks */
-	CU_ASSERT(r.calls >= 1 && r.calls <= 100);
+	async_run(&r, ASYNC_GUARD_MS);
+	CU_ASSERT_FALSE(r.guard_fired);
+	CU_ASSERT_EQUAL(r.calls, 1);
+
+	r.sends = 1000;
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, async_sender, &r) == 0);
+	pthread_join(th, NULL);
+	async_run(&r, ASYNC_GUARD_MS);
+	CU_ASSERT_FALSE(r.guard_fired);
+	CU_ASSERT_EQUAL(r.calls, 2);
+
+	/* nothing sent: the loop sleeps until the guard, no callback */
+	async_run(&r, 100);
+	CU_ASSERT_TRUE(r.guard_fired);
+	CU_ASSERT_EQUAL(r.calls, 2);
+	loop_async_fini(r.l, &r.a);
+	loop_free(r.l);
+}
+
+/* One send from another thread while the loop sleeps in epoll_wait wakes
+ * it: one callback, long before the guard. */
+static void test_async_wakes_sleeping_loop(void)
+{
+	struct asyncrec r = {0};
+	pthread_t th;
+
+	CU_ASSERT_FATAL(loop_new(&r.l) == 0);
+	CU_ASSERT_FATAL(loop_async_init(r.l, &r.a, async_cb, &r) == 0);
+	r.sends = 1;
+	r.delay_us = 20000;
+	CU_ASSERT_FATAL(pthread_create(&th, NULL, async_sender, &r) == 0);
+	uint64_t ms = async_run(&r, ASYNC_GUARD_MS);
+	pthread_join(th, NULL);
+	CU_ASSERT_FALSE(r.guard_fired);
+	CU_ASSERT_EQUAL(r.calls, 1);
+	CU_ASSERT(ms < ASYNC_GUARD_MS);
 	loop_async_fini(r.l, &r.a);
 	loop_free(r.l);
 }
@@ -149,7 +224,8 @@ int main(void)
 	CU_pSuite s = CU_add_suite("loop", NULL, NULL);
 	CU_add_test(s, "timers fire in order; cancel", test_timers_in_order);
 	CU_add_test(s, "fd watch, pause, before-sleep", test_fd_watch);
-	CU_add_test(s, "wake-up from another thread", test_async_from_thread);
+	CU_add_test(s, "wake-ups sent before the loop runs coalesce", test_async_coalesce);
+	CU_add_test(s, "a wake-up from another thread wakes the loop", test_async_wakes_sleeping_loop);
 	CU_basic_set_mode(CU_BRM_VERBOSE);
 	CU_basic_run_tests();
 	int failed = CU_get_number_of_failures() != 0 || CU_get_number_of_tests_failed() != 0;

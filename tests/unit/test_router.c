@@ -10,7 +10,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "chan.h"
 #include "chan_cases.h"
@@ -525,38 +524,6 @@ static void test_long(void)
 }
 
 /* A rough figure for the log, not a pass/fail criterion. */
-static void test_speed(void)
-{
-	struct router *r = router_new();
-	enum { N = 2000 };
-	struct sub *subs[N];
-	char name[64];
-	struct sub **out;
-	struct timespec t0, t1;
-
-	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
-	for (int i = 0; i < N; i++) {
-		snprintf(name, sizeof name, i % 10 == 0 ? "svc.*.%d" : "svc.node%d.>", i);
-		subs[i] = sub_new(NULL, (uint64_t)i, name, i % 4 == 0 ? "q" : NULL);
-		CU_ASSERT_EQUAL_FATAL(router_add(r, subs[i]), 0);
-	}
-	long total = 0;
-	clock_gettime(CLOCK_MONOTONIC, &t0);
-	for (int m = 0; m < 1000000; m++) {
-		snprintf(name, sizeof name, "svc.node%d.x", m % N);
-		total += router_match(r, name, strlen(name), &out);
-	}
-	clock_gettime(CLOCK_MONOTONIC, &t1);
-	double s = (double)(t1.tv_sec - t0.tv_sec) + (double)(t1.tv_nsec - t0.tv_nsec) / 1e9;
-	fprintf(stderr, "\n  router_match: %.0f matches/s (%ld results)\n", 1e6 / s, total);
-	CU_ASSERT(total > 0);
-	for (int i = 0; i < N; i++) {
-		router_remove(r, subs[i]);
-		sub_free(subs[i]);
-	}
-	router_free(r);
-}
-
 int main(void)
 {
 	static const struct unit_case cases[] = {
@@ -570,7 +537,6 @@ int main(void)
 		{"queue groups across patterns", test_queue_across_patterns},
 		{"has_interest", test_interest},
 		{"longest channel", test_long},
-		{"speed", test_speed},
 	};
 	return unit_run("router", cases, UNIT_NELEM(cases));
 }
