@@ -1,7 +1,8 @@
 # broker/: the daemon.  Everything but main.c is a convenience library, so
 # the tests link the modules directly.
 noinst_LTLIBRARIES += broker/libipcbusd.la
-broker_libipcbusd_la_SOURCES = \
+# (BROKER_SRC is also compiled into the fuzz targets, with their flags)
+BROKER_SRC = \
 	broker/auth.c broker/auth.h \
 	broker/broker.c broker/broker.h \
 	broker/conf.c broker/conf.h \
@@ -17,6 +18,7 @@ broker_libipcbusd_la_SOURCES = \
 	broker/tr_tcp.c \
 	broker/tr_tls.c \
 	broker/tr_udp.c
+broker_libipcbusd_la_SOURCES = $(BROKER_SRC)
 broker_libipcbusd_la_LIBADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)
 
 sbin_PROGRAMS += broker/ipcbusd

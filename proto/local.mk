@@ -1,7 +1,8 @@
 # proto/: the schema, generated protobuf-c code and the framing shared by the
 # broker and the client library.
 noinst_LTLIBRARIES += proto/libipcbusproto.la
-proto_libipcbusproto_la_SOURCES = \
+# (PROTO_SRC is also compiled into the fuzz targets, with their flags)
+PROTO_SRC = \
 	proto/buf.c proto/buf.h \
 	proto/frame.c proto/frame.h \
 	proto/chan.c proto/chan.h \
@@ -9,6 +10,7 @@ proto_libipcbusproto_la_SOURCES = \
 	proto/hash.c proto/hash.h \
 	proto/tls.c proto/tls.h \
 	proto/net.c proto/net.h
+proto_libipcbusproto_la_SOURCES = $(PROTO_SRC)
 nodist_proto_libipcbusproto_la_SOURCES = proto/ipcbus.pb-c.c proto/ipcbus.pb-c.h
 proto_libipcbusproto_la_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS)
 proto_libipcbusproto_la_LIBADD = $(PROTOBUF_C_LIBS) $(OPENSSL_LIBS)

@@ -7,7 +7,7 @@
  * and queue groups, PUB fanned out to the other connections, PING, frames
  * out of order, bad frames, slow consumers, clients that go away.
  *
- * The fake transport.  Each connection is accepted with broker_accept() on
+ * The fake transport.  Each connection is adopted as a stream transport does (conn_new, loop_add, broker_add_conn) on
  * an eventfd (never a socket), which the broker watches as it would a
  * socket.  Its conn_ops:
  *   read_ready  copies the bytes the fuzz input "sent" on that connection
@@ -231,11 +231,24 @@ static void fuzz_read_ready(struct conn *c)
 	struct fuzz_slot *s = fuzz_slot_of(c);
 	size_t total = 0;
 
-	while (c->state != CONN_CLOSING && s->in.off < s->in.len && total < FUZZ_READ_BUDGET) {
-		if (buf_room(&c->in) < 4096 && buf_reserve(&c->in, 64 << 10) < 0 &&
-		    buf_room(&c->in) == 0) {
-			conn_close(c, "input buffer full");
-			return;
+	if (c->state == CONN_CLOSING) {
+		/* the broker discards what a closing peer still sends */
+		s->in.off = s->in.len;
+		if (s->eof)
+			c->eof = 1;
+		fuzz_set_readable(s, 0);
+		return;
+	}
+	while (c->state != CONN_CLOSING && !c->in_paused && s->in.off < s->in.len &&
+	       total < FUZZ_READ_BUDGET) {
+		if (buf_room(&c->in) < 4096) {
+			int rc = conn_in_reserve(c, 64 << 10);
+			if (rc == -ENOBUFS)
+				return; /* max-memory: paused, retried by the broker */
+			if (rc < 0 && buf_room(&c->in) == 0) {
+				conn_close(c, "input buffer full");
+				return;
+			}
 		}
 		size_t n = s->in.len - s->in.off;
 		if (n > s->rchunk)
@@ -321,32 +334,39 @@ static void fuzz_client_read(struct fuzz_slot *s, const uint8_t *p, size_t n)
 	}
 }
 
-/* The broker's idea of where the next whole frame starts in its output
- * (c->out_next, what conn_drop_queued() keeps) is what the client still
- * needs of the frame it has begun; a drained output ends on a frame
- * boundary. */
+/* The rest of the frame that has begun to go out: what the output queue
+ * keeps when it drops the unsent frames (outq_drop_unsent). */
+static size_t fuzz_out_rest(const struct conn *c)
+{
+	return c->out.len - outq_unsent(&c->out);
+}
+
+/* The broker's idea of where the next whole frame starts in its output is
+ * what the client still needs of the frame it has begun; a drained output
+ * ends on a frame boundary. */
 static void fuzz_check_boundary(const struct fuzz_slot *s, const struct conn *c)
 {
 	size_t have = s->seen.len - s->seen.off;
 	uint64_t len;
 
 	if (have == 0) {
-		FUZZ_CHECK(c->out_next == 0);
+		FUZZ_CHECK(fuzz_out_rest(c) == 0);
 		return;
 	}
 	int k = frame_varint_get(s->seen.p + s->seen.off, have, &len);
 	FUZZ_CHECK(k >= 0);
 	if (k == 0)
-		FUZZ_CHECK(c->out_next > 0);
+		FUZZ_CHECK(fuzz_out_rest(c) > 0);
 	else
-		FUZZ_CHECK(c->out_next == (size_t)k + len - have);
-	FUZZ_CHECK(c->out_next <= buf_len(&c->out));
+		FUZZ_CHECK(fuzz_out_rest(c) == (size_t)k + len - have);
+	FUZZ_CHECK(fuzz_out_rest(c) <= c->out.len);
 }
 
 static int fuzz_flush(struct conn *c)
 {
 	struct fuzz_slot *s = fuzz_slot_of(c);
-	size_t n = buf_len(&c->out);
+	size_t n = c->out.len;
+	struct iovec iov[64];
 
 	if (n == 0)
 		return 0;
@@ -354,10 +374,27 @@ static int fuzz_flush(struct conn *c)
 		return 1;
 	if (s->wmax && n > s->wmax)
 		n = s->wmax;
-	fuzz_client_read(s, buf_rptr(&c->out), n);
-	conn_sent(c, n);
+	/* read what "went out" before the queue frees it */
+	int k = outq_iov(&c->out, iov, 64);
+	size_t done = 0;
+	for (int i = 0; i < k && done < n; i++) {
+		size_t take = iov[i].iov_len < n - done ? iov[i].iov_len : n - done;
+		fuzz_client_read(s, iov[i].iov_base, take);
+		done += take;
+	}
+	conn_sent(c, done);
 	fuzz_check_boundary(s, c);
-	return buf_len(&c->out) ? 1 : 0;
+	return c->out.len ? 1 : 0;
+}
+
+static void fuzz_watch(struct conn *c, int in, int out)
+{
+	loop_mod(c->b->loop, &c->watch, (in ? EPOLLIN : 0) | (out ? EPOLLOUT : 0));
+}
+
+static void fuzz_event(void *arg, uint32_t events)
+{
+	conn_ready(arg, (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0, (events & EPOLLOUT) != 0);
 }
 
 static void fuzz_close(struct conn *c)
@@ -365,6 +402,7 @@ static void fuzz_close(struct conn *c)
 	struct fuzz_slot *s = fuzz_slot_of(c);
 
 	FUZZ_CHECK(c->fd == s->fd && s->fd >= 0);
+	loop_del(c->b->loop, &c->watch);
 	close(s->fd);
 	c->fd = -1;
 	s->fd = -1;
@@ -377,6 +415,8 @@ static void fuzz_close(struct conn *c)
 static const struct conn_ops fuzz_ops = {
 	.read_ready = fuzz_read_ready,
 	.flush = fuzz_flush,
+	.shutdown = NULL, /* freed once written: no drain (its timers are out of reach) */
+	.watch = fuzz_watch,
 	.close = fuzz_close,
 };
 
@@ -390,14 +430,22 @@ static void fuzz_connect(struct fuzz *z, struct fuzz_slot *s)
 	memset(s, 0, sizeof *s);
 	s->fd = fd;
 	s->rchunk = 4096;
-	broker_accept(b, fd, &fuzz_ops, NULL);
-	if (b->nconns > before) {
-		s->c = b->conns;
-		FUZZ_CHECK(s->c->fd == fd);
-	} else {
-		s->fd = -1; /* refused: the broker closed it */
-		FUZZ_CHECK(b->nconns >= b->cfg.max_connections);
+	char why[160];
+	if (!broker_admit(b, why, sizeof why)) {
+		close(fd);
+		broker_refused(b, why);
+		s->fd = -1;
+		FUZZ_CHECK(b->nconns - b->nclosing >= b->cfg.max_connections);
+		return;
 	}
+	/* what a stream transport does with an accepted socket */
+	struct conn *c = conn_new(b, fd, &fuzz_ops, NULL);
+	FUZZ_CHECK(c != NULL);
+	FUZZ_CHECK(loop_add(b->loop, &c->watch, fd, EPOLLIN, fuzz_event, c) == 0);
+	conn_describe(c);
+	broker_add_conn(b, c);
+	FUZZ_CHECK(b->nconns == before + 1);
+	s->c = c;
 }
 
 /* ---- checks ---- */
@@ -409,9 +457,9 @@ static void fuzz_check_counts(struct fuzz *z)
 	size_t n = 0, subs = 0;
 
 	for (struct conn *c = b->conns; c; c = c->next) {
-		FUZZ_CHECK(c->out_next <= buf_len(&c->out));
+		FUZZ_CHECK(fuzz_out_rest(c) <= c->out.len);
 		FUZZ_CHECK(!c->next || c->next->prev == c);
-		pending += buf_len(&c->out);
+		pending += c->out.len;
 		subs += c->nsubs;
 		n++;
 	}
@@ -550,7 +598,7 @@ static int fuzz_busy(const struct fuzz *z)
 			continue;
 		if (s->readable && s->c->state != CONN_CLOSING && !z->b.stopping)
 			return 1;
-		if (buf_len(&s->c->out) && !s->stall)
+		if (s->c->out.len && !s->stall)
 			return 1;
 	}
 	return 0;

@@ -35,15 +35,10 @@ tests_fuzz_fuzz_conf_SOURCES = tests/fuzz/fuzz_conf.c broker/conf.c broker/conf.
 tests_fuzz_fuzz_conf_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_conf_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_FLAGS)
 
-tests_fuzz_fuzz_broker_SOURCES = tests/fuzz/fuzz_broker.c \
-	broker/broker.c broker/broker.h broker/conf.c broker/conf.h \
-	broker/conn.c broker/conn.h broker/handle.c broker/log.c broker/log.h \
-	broker/loop.c broker/loop.h broker/router.c broker/router.h \
-	broker/transport.c broker/transport.h broker/tr_stream.c broker/tr_unix.c \
-	$(FUZZ_PROTO) proto/chan.c proto/chan.h proto/url.c proto/url.h \
-	proto/hash.c proto/hash.h
+tests_fuzz_fuzz_broker_SOURCES = tests/fuzz/fuzz_broker.c $(BROKER_SRC) $(PROTO_SRC)
 nodist_tests_fuzz_fuzz_broker_SOURCES = proto/ipcbus.pb-c.c proto/ipcbus.pb-c.h
 tests_fuzz_fuzz_broker_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_broker_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_FLAGS)
-tests_fuzz_fuzz_broker_LDADD = $(PROTOBUF_C_LIBS)
+tests_fuzz_fuzz_broker_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS)
+tests_fuzz_fuzz_broker_LDADD = $(PROTOBUF_C_LIBS) $(OPENSSL_LIBS)
 endif
