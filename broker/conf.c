@@ -141,11 +141,13 @@ int conf_add_listen(struct conf *c, const char *u, char *why, size_t whylen)
 
 	if (url_parse(u, &url, err, sizeof err) < 0)
 		return conf_fail(why, whylen, "%s", err);
-	if (url.kind != URL_UNIX && url.kind != URL_TCP && url.kind != URL_UDP)
-		return conf_fail(why, whylen, "%s:// listeners are not supported in this version (unix://, tcp:// and udp:// only)",
+	if (url.kind == URL_SYSV || url.kind == URL_SHM)
+		return conf_fail(why, whylen, "%s:// listeners are not supported in this version (unix://, tcp://, tls:// and udp:// only)",
 				 url_scheme(url.kind));
 	if (url.kind != URL_UNIX && url.has_token)
 		return conf_fail(why, whylen, "%s: a listen URL holds no token (use a token line)", u);
+	if (url.kind == URL_TLS && (url.ca[0] || url.cert[0] || url.key_file[0]))
+		return conf_fail(why, whylen, "%s: the broker's certificate, key and CA are tls-cert, tls-key and tls-ca lines", u);
 	if (url.group[0] && !getgrnam(url.group))
 		return conf_fail(why, whylen, "%s: no group named %s (create it with groupadd)", u,
 				 url.group);
@@ -393,6 +395,13 @@ int conf_load(struct conf *c, const char *path, FILE *err)
 		errors++;
 	}
 	fclose(f);
+	for (size_t i = 0; i < c->nlisten; i++) {
+		if (strncmp(c->listen[i], "tls://", 6) == 0 && (!c->tls_cert || !c->tls_key)) {
+			fprintf(err, "%s: listen %s needs tls-cert and tls-key lines\n", path, c->listen[i]);
+			errors++;
+			break;
+		}
+	}
 	if (c->max_memory < c->max_pending) {
 		fprintf(err, "%s:%u: max-memory (%llu) is less than max-pending (%llu)\n", path,
 			last_limit, (unsigned long long)c->max_memory, (unsigned long long)c->max_pending);

@@ -30,7 +30,8 @@ struct tls_listener {
 
 struct tls_sess {
 	struct tls *t;
-	int done; /* handshake finished */
+	int started; /* the first bytes were looked at */
+	int done;    /* handshake finished */
 };
 
 static void tlsio_want(struct conn *c, int want)
@@ -68,8 +69,16 @@ static ssize_t tlsio_recv(struct conn *c, void *p, size_t n)
 
 	if (!s->done) {
 		char err[256];
-		if (tlsio_plain_peer(c))
-			return -EPROTO;
+		/* only the very first record tells: later ones of the
+		 * handshake are not handshake records in TLS 1.3 */
+		if (!s->started) {
+			uint8_t first;
+			if (recv(c->fd, &first, 1, MSG_PEEK) != 1)
+				return -EAGAIN;
+			s->started = 1;
+			if (tlsio_plain_peer(c))
+				return -EPROTO;
+		}
 		int rc = tls_handshake(s->t, &want, err, sizeof err);
 		if (rc < 0) {
 			auth_refused(c, err);
@@ -85,6 +94,10 @@ static ssize_t tlsio_recv(struct conn *c, void *p, size_t n)
 	}
 	ssize_t k = tls_read(s->t, p, n, &want);
 	tlsio_want(c, k == -EAGAIN ? want : 0);
+	if (k == TLS_EFAIL) {
+		log_info(&c->b->log, "%s: %s", c->desc, tls_error(s->t));
+		return -EPROTO;
+	}
 	return k;
 }
 
@@ -95,6 +108,10 @@ static ssize_t tlsio_sendv(struct conn *c, const struct iovec *iov, int n)
 	ssize_t k = tls_writev(s->t, iov, n, &want);
 	if (k == -EAGAIN && want == TLS_WANT_READ)
 		tlsio_want(c, want);
+	if (k == TLS_EFAIL) {
+		log_info(&c->b->log, "%s: %s", c->desc, tls_error(s->t));
+		return -EPROTO;
+	}
 	return k;
 }
 

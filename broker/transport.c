@@ -12,7 +12,8 @@ const struct transport *transport_find(enum url_kind kind)
 	switch (kind) {
 	case URL_UNIX: return &transport_unix;
 	case URL_TCP: return &transport_tcp;
+	case URL_TLS: return &transport_tls;
 	case URL_UDP: return &transport_udp;
-	default: return NULL; /* tls until its URL kind; sysv, shm: not in this version */
+	default: return NULL; /* sysv, shm: not in this version */
 	}
 }

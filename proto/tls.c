@@ -53,6 +53,11 @@ static int tls_ctx_new(struct tls_ctx **out, int server, char *err, size_t n)
 	/* partial writes from chunks that stay where they are */
 	SSL_CTX_set_mode(x->ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
 	SSL_CTX_set_options(x->ctx, SSL_OP_NO_RENEGOTIATION);
+#ifdef SSL_OP_IGNORE_UNEXPECTED_EOF
+	/* a peer that closes without close_notify has ended its stream: the
+	 * frames say whether anything was cut short */
+	SSL_CTX_set_options(x->ctx, SSL_OP_IGNORE_UNEXPECTED_EOF);
+#endif
 	*out = x;
 	return 0;
 }
