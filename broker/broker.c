@@ -20,7 +20,7 @@
 
 #include "broker.h"
 #include "conn.h"
-#include "ipcbus.h"
+#include "proto.h"
 #include "router.h"
 #include "transport.h"
 
@@ -511,12 +511,12 @@ int broker_init(struct broker *b, struct conf *cfg)
 		struct listener *l;
 		if (url_parse(b->cfg.listen[i], &u, err, sizeof err) < 0) {
 			log_error(&b->log, "%s", err);
-			return IPCBUS_EURL;
+			return PROTO_EURL;
 		}
 		if (!(tr = transport_find(u.kind))) {
 			log_error(&b->log, "%s: %s:// is not supported in this version",
 				  b->cfg.listen[i], url_scheme(u.kind));
-			return IPCBUS_EURL;
+			return PROTO_EURL;
 		}
 		if ((rc = tr->listen(b, &u, &l, err, sizeof err)) < 0) {
 			log_error(&b->log, "cannot listen on %s: %s", b->cfg.listen[i], err);
@@ -529,7 +529,7 @@ int broker_init(struct broker *b, struct conf *cfg)
 	if ((rc = broker_pidfile(b)) < 0)
 		return rc;
 	log_info(&b->log, "ready (ipcbusd %s, protocol %d, pid %d)", PACKAGE_VERSION,
-		 IPCBUS_PROTOCOL_VERSION, (int)getpid());
+		 PROTO_VERSION, (int)getpid());
 	return 0;
 }
 

@@ -17,7 +17,7 @@
 #include <unistd.h>
 
 #include "conf.h"
-#include "ipcbus.h"
+#include "proto.h"
 #include "url.h"
 
 #define CONF_MAX_WORDS 8

@@ -19,7 +19,7 @@
 #include "conn.h"
 #include "outq.h"
 #include "hash.h"
-#include "ipcbus.h"
+#include "proto.h"
 #include "transport.h"
 
 /* Control frames (ERR, PONG, WELCOME) may go this far past max-pending, so

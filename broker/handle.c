@@ -21,7 +21,7 @@
 #include "broker.h"
 #include "chan.h"
 #include "conn.h"
-#include "ipcbus.h"
+#include "proto.h"
 #include "router.h"
 #include "transport.h"
 
@@ -128,7 +128,7 @@ static int handle_welcome(struct conn *c, uint64_t id)
 {
 	struct broker *b = c->b;
 	Ipcbus__Welcome w = IPCBUS__WELCOME__INIT;
-	w.version = IPCBUS_PROTOCOL_VERSION;
+	w.version = PROTO_VERSION;
 	w.has_server_id = 1;
 	w.server_id.data = (uint8_t *)b->server_id;
 	w.server_id.len = strlen(b->server_id);
@@ -158,10 +158,10 @@ static void handle_hello(struct conn *c, const struct frame *f)
 			   "HELLO without a valid hello message");
 		return;
 	}
-	if (h->version != IPCBUS_PROTOCOL_VERSION) {
+	if (h->version != PROTO_VERSION) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_VERSION, 2,
 			   "protocol version %u is not supported: this broker speaks version %d",
-			   h->version, IPCBUS_PROTOCOL_VERSION);
+			   h->version, PROTO_VERSION);
 		ipcbus__hello__free_unpacked(h, NULL);
 		return;
 	}

@@ -19,8 +19,10 @@ BROKER_SRC = \
 	broker/tr_tls.c \
 	broker/tr_udp.c
 broker_libipcbusd_la_SOURCES = $(BROKER_SRC)
+broker_libipcbusd_la_CPPFLAGS = $(BROKER_CPPFLAGS)
 broker_libipcbusd_la_LIBADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)
 
 sbin_PROGRAMS += broker/ipcbusd
 broker_ipcbusd_SOURCES = broker/main.c
+broker_ipcbusd_CPPFLAGS = $(BROKER_CPPFLAGS)
 broker_ipcbusd_LDADD = broker/libipcbusd.la

@@ -14,7 +14,7 @@
 #include <unistd.h>
 
 #include "broker.h"
-#include "ipcbus.h"
+#include "proto.h"
 #include "url.h"
 
 static void main_usage(FILE *f)
@@ -99,7 +99,7 @@ int main(int argc, char **argv)
 		case 'p': pidfile = optarg; break;
 		case 't': check = 1; break;
 		case 'v': verbose++; break;
-		case 'V': printf("ipcbusd %s (protocol %d)\n", PACKAGE_VERSION, IPCBUS_PROTOCOL_VERSION); return 0;
+		case 'V': printf("ipcbusd %s (protocol %d)\n", PACKAGE_VERSION, PROTO_VERSION); return 0;
 		case 'h': main_usage(stdout); return 0;
 		default: main_usage(stderr); return 2;
 		}

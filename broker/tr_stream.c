@@ -14,7 +14,7 @@
 
 #include "broker.h"
 #include "conn.h"
-#include "ipcbus.h"
+#include "proto.h"
 #include "transport.h"
 
 /* Per connection and turn: so one fire hose cannot starve the others. */
@@ -70,7 +70,7 @@ static int stream_frames(struct conn *c)
 		const uint8_t *body;
 		size_t len, need;
 		long n = frame_split(buf_rptr(&c->in), buf_len(&c->in), max, &body, &len, &need);
-		if (n == IPCBUS_EFRAME) {
+		if (n == PROTO_EFRAME) {
 			uint64_t announced = 0;
 			frame_varint_get(buf_rptr(&c->in), buf_len(&c->in), &announced);
 			conn_error(c, 0, IPCBUS__ERR_CODE__E_FRAME_TOO_BIG, 2,

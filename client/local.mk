@@ -18,3 +18,4 @@ client_libipcbus_la_SOURCES = \
 client_libipcbus_la_LIBADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)
 client_libipcbus_la_LDFLAGS = $(AM_LDFLAGS) -no-undefined -version-info 1:0:0 \
 	-export-symbols-regex '^ipcbus_[a-z]'
+client_libipcbus_la_CPPFLAGS = $(CLIENT_CPPFLAGS)

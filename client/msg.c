@@ -14,6 +14,15 @@
 #include <string.h>
 
 #include "client.h"
+#include "proto.h"
+
+/* proto/ and the broker use their own names for these (they never include
+ * ipcbus.h): the values must be the same. */
+_Static_assert(PROTO_VERSION == IPCBUS_PROTOCOL_VERSION, "protocol version");
+_Static_assert((int)PROTO_EPROTO == (int)IPCBUS_EPROTO, "IPCBUS_EPROTO");
+_Static_assert((int)PROTO_EURL == (int)IPCBUS_EURL, "IPCBUS_EURL");
+_Static_assert((int)PROTO_ECHANNEL == (int)IPCBUS_ECHANNEL, "IPCBUS_ECHANNEL");
+_Static_assert((int)PROTO_EFRAME == (int)IPCBUS_EFRAME, "IPCBUS_EFRAME");
 
 void msg_view(const struct frame *f, ipcbus_msg *m, ipcbus_header *h)
 {

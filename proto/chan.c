@@ -6,7 +6,7 @@
 #include <string.h>
 
 #include "chan.h"
-#include "ipcbus.h"
+#include "proto.h"
 
 static int chan_tokch(unsigned char c)
 {
@@ -20,7 +20,7 @@ static int chan_check(const char *s, size_t len, int wild)
 	size_t i = 0, tok = 0;
 
 	if (!s || len == 0 || len > CHAN_MAX)
-		return IPCBUS_ECHANNEL;
+		return PROTO_ECHANNEL;
 	while (i <= len) {
 		size_t start = i;
 		while (i < len && s[i] != '.')
@@ -28,20 +28,20 @@ static int chan_check(const char *s, size_t len, int wild)
 		size_t n = i - start;
 		const char *t = s + start;
 		if (n == 0)
-			return IPCBUS_ECHANNEL; /* empty token */
+			return PROTO_ECHANNEL; /* empty token */
 		if (wild && n == 1 && (t[0] == '*' || t[0] == '>')) {
 			if (t[0] == '>' && i != len)
-				return IPCBUS_ECHANNEL; /* '>' only last */
+				return PROTO_ECHANNEL; /* '>' only last */
 		} else {
 			size_t j = 0;
 			if (tok == 0 && t[0] == '$') {
 				if (n == 1)
-					return IPCBUS_ECHANNEL;
+					return PROTO_ECHANNEL;
 				j = 1;
 			}
 			for (; j < n; j++)
 				if (!chan_tokch((unsigned char)t[j]))
-					return IPCBUS_ECHANNEL;
+					return PROTO_ECHANNEL;
 		}
 		tok++;
 		i++; /* past the '.' (or past the end) */

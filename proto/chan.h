@@ -11,14 +11,16 @@
 #ifndef IPCBUS_CHAN_H
 #define IPCBUS_CHAN_H
 
+#include "proto.h"
+
 #include <stddef.h>
 
 #define CHAN_MAX 255
 
-/* 0 when s[0..len) is a valid channel name, else IPCBUS_ECHANNEL. */
+/* 0 when s[0..len) is a valid channel name, else PROTO_ECHANNEL. */
 int chan_valid_name(const char *s, size_t len);
 
-/* 0 when s[0..len) is a valid pattern, else IPCBUS_ECHANNEL. */
+/* 0 when s[0..len) is a valid pattern, else PROTO_ECHANNEL. */
 int chan_valid_pattern(const char *s, size_t len);
 
 /* 1 when the channel is reserved for the broker ($...): clients may not

@@ -15,7 +15,7 @@
 #include <string.h>
 
 #include "frame.h"
-#include "ipcbus.h"
+#include "proto.h"
 
 enum { WT_VARINT = 0, WT_I64 = 1, WT_LEN = 2, WT_I32 = 5 };
 
@@ -66,11 +66,11 @@ long frame_split(const uint8_t *p, size_t len, size_t max,
 
 	*need = 0;
 	if (k < 0)
-		return IPCBUS_EPROTO;
+		return PROTO_EPROTO;
 	if (k == 0)
 		return 0;
 	if (n > max)
-		return IPCBUS_EFRAME;
+		return PROTO_EFRAME;
 	if (len - (size_t)k < n) {
 		*need = (size_t)k + (size_t)n;
 		return 0;
@@ -187,14 +187,14 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f)
 		uint64_t v = 0;
 		const uint8_t *b = NULL;
 		if (frame_field(body, len, &i, &field, &wt, &v, &b) < 0)
-			return IPCBUS_EPROTO;
+			return PROTO_EPROTO;
 		if (field > FRAME_F_ERROR)
 			continue; /* unknown: skipped */
 		int want = (field == FRAME_F_TYPE || field == FRAME_F_ID || field == FRAME_F_SID)
 				   ? WT_VARINT
 				   : WT_LEN;
 		if (wt != want)
-			return IPCBUS_EPROTO;
+			return PROTO_EPROTO;
 		switch (field) {
 		case FRAME_F_TYPE:
 			/* an enum value the schema does not know is kept as
@@ -221,7 +221,7 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f)
 			struct frame_header h;
 			int rc = frame_header_parse(b, (size_t)v, &h);
 			if (rc < 0)
-				return IPCBUS_EPROTO;
+				return PROTO_EPROTO;
 			if (rc == 0)
 				f->nheaders++;
 			else
@@ -234,7 +234,7 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f)
 		}
 		}
 	}
-	return has_type ? 0 : IPCBUS_EPROTO;
+	return has_type ? 0 : PROTO_EPROTO;
 }
 
 int frame_header_next(const struct frame *f, size_t *pos, struct frame_header *h)

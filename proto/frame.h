@@ -19,6 +19,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "proto.h"
+
 #include "buf.h"
 #include "ipcbus.pb-c.h"
 
@@ -88,8 +90,8 @@ int frame_varint_get(const uint8_t *p, size_t len, uint64_t *v);
  *        value is how many bytes it takes with its prefix;
  *     0: more bytes are needed; *need is the total the frame will take once
  *        its length is known (else 0), already checked against max;
- *   IPCBUS_EFRAME: the announced length is over max (nothing is allocated);
- *   IPCBUS_EPROTO: the length prefix is malformed. */
+ *   PROTO_EFRAME: the announced length is over max (nothing is allocated);
+ *   PROTO_EPROTO: the length prefix is malformed. */
 long frame_split(const uint8_t *p, size_t len, size_t max,
 		 const uint8_t **body, size_t *body_len, size_t *need);
 
@@ -98,7 +100,7 @@ long frame_split(const uint8_t *p, size_t len, size_t max,
  * that `type` is present; headers without a key or a value are counted in
  * f->nheaders_incomplete, not refused here.  Unknown fields are skipped as
  * protobuf says, except groups (wire types 3 and 4), which are malformed
- * here as in protobuf-c.  0 or IPCBUS_EPROTO. */
+ * here as in protobuf-c.  0 or PROTO_EPROTO. */
 int frame_decode(const uint8_t *body, size_t len, struct frame *f);
 
 /* Iterate over the headers of a decoded frame (the complete ones): *pos

@@ -8,6 +8,7 @@ PROTO_SRC = \
 	proto/chan.c proto/chan.h \
 	proto/url.c proto/url.h \
 	proto/hash.c proto/hash.h \
+	proto/proto.h \
 	proto/tls.c proto/tls.h \
 	proto/net.c proto/net.h
 proto_libipcbusproto_la_SOURCES = $(PROTO_SRC)

@@ -13,7 +13,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
-#include "ipcbus.h"
+#include "proto.h"
 #include "url.h"
 
 #define URL_SYSTEM_SOCKET "/run/ipcbus/ipcbus.sock"
@@ -55,7 +55,7 @@ static int url_fail(char *err, size_t errlen, const char *s, const char *why)
 		url_redact(s, shown, sizeof shown);
 		snprintf(err, errlen, "%s: %s", shown, why);
 	}
-	return IPCBUS_EURL;
+	return PROTO_EURL;
 }
 
 static int url_hex(int c)

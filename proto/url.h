@@ -14,6 +14,8 @@
 
 #include <stddef.h>
 #include <stdint.h>
+
+#include "proto.h"
 #include <sys/types.h>
 #include <sys/un.h>
 
@@ -38,10 +40,10 @@ struct url {
 	char key_file[1024];
 };
 
-/* Parse s into *u.  0, or IPCBUS_EURL with a reason in err. */
+/* Parse s into *u.  0, or PROTO_EURL with a reason in err. */
 int url_parse(const char *s, struct url *u, char *err, size_t errlen);
 
-/* Parse a SysV KEY (0x.., decimal, /path, /path:ID); 0 or IPCBUS_EURL. */
+/* Parse a SysV KEY (0x.., decimal, /path, /path:ID); 0 or PROTO_EURL. */
 int url_parse_key(const char *s, long *key, char *err, size_t errlen);
 
 /* The broker's default listen URL for this user (DESIGN.md, Default

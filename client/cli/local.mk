@@ -10,4 +10,5 @@ client_ipcbus_SOURCES = \
 	client/cli/bench.c \
 	client/cli/reply.c \
 	client/cli/exec.c client/cli/exec.h
+client_ipcbus_CPPFLAGS = $(CLIENT_CPPFLAGS)
 client_ipcbus_LDADD = client/libipcbus.la -lm

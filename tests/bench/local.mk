@@ -5,6 +5,7 @@ noinst_PROGRAMS += tests/bench/socketpair_bench tests/bench/router_bench
 tests_bench_socketpair_bench_SOURCES = tests/bench/socketpair_bench.c
 tests_bench_socketpair_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)
 tests_bench_router_bench_SOURCES = tests/bench/router_bench.c
+tests_bench_router_bench_CPPFLAGS = $(BROKER_CPPFLAGS)
 tests_bench_router_bench_LDADD = broker/libipcbusd.la
 EXTRA_DIST += tests/bench/README.md tests/bench/run.sh \
 	tests/bench/peerbench/be_ipcbus.c tests/bench/peerbench/ipcbus.sh

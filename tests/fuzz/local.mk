@@ -15,7 +15,8 @@ EXTRA_DIST += tests/fuzz/README.md tests/fuzz/gen_corpus.py \
 	tests/fuzz/corpus-broker
 
 if ENABLE_FUZZER
-FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g
+FUZZ_FLAGS = -fsanitize=fuzzer,address,undefined -fno-sanitize-recover=all -fno-omit-frame-pointer -g \
+	$(TEST_INCLUDES)
 FUZZ_PROTO = proto/frame.c proto/frame.h proto/buf.c proto/buf.h
 noinst_PROGRAMS += tests/fuzz/fuzz_frame tests/fuzz/fuzz_url tests/fuzz/fuzz_conf \
 	tests/fuzz/fuzz_broker

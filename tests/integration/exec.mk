@@ -5,5 +5,5 @@ TESTS += tests/integration/test_exec
 tests_integration_test_exec_SOURCES = tests/integration/test_exec.c \
 	client/cli/exec.c client/cli/exec.h
 tests_integration_test_exec_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/client/cli
-tests_integration_test_exec_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+tests_integration_test_exec_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(TEST_INCLUDES)
 tests_integration_test_exec_LDADD = client/libipcbus.la $(CUNIT_LIBS)

@@ -17,9 +17,9 @@ noinst_HEADERS += tests/integration/harness.h
 # The harness is built once and linked into every program.
 check_LTLIBRARIES += tests/integration/libharness.la
 tests_integration_libharness_la_SOURCES = tests/integration/harness.c
-tests_integration_libharness_la_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+tests_integration_libharness_la_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(TEST_INCLUDES)
 
-INTEG_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+INTEG_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(TEST_INCLUDES)
 INTEG_LDADD = tests/integration/libharness.la proto/libipcbusproto.la \
 	$(CUNIT_LIBS) $(PROTOBUF_C_LIBS)
 INTEG_LIB_LDADD = client/libipcbus.la $(INTEG_LDADD)

@@ -10,7 +10,7 @@ TESTS += $(TRANSPORT_TESTS)
 noinst_HEADERS += tests/transport/conform.h
 EXTRA_DIST += tests/transport/README.md
 
-TRANSPORT_CPPFLAGS = $(AM_CPPFLAGS) -I$(top_srcdir)/tests/integration
+TRANSPORT_CPPFLAGS = $(AM_CPPFLAGS) $(TEST_INCLUDES) -I$(top_srcdir)/tests/integration
 
 tests_transport_test_conform_SOURCES = tests/transport/conform.c \
 	tests/transport/conform_cases.c tests/transport/conform_proto.c \

@@ -10,13 +10,13 @@ FAKEBROKER_LDADD = client/libipcbus.la proto/libipcbusproto.la $(CUNIT_LIBS) $(P
 check_PROGRAMS += tests/unit/test_client_req
 TESTS += tests/unit/test_client_req
 tests_unit_test_client_req_SOURCES = tests/unit/test_client_req.c $(FAKEBROKER)
-tests_unit_test_client_req_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) -pthread
+tests_unit_test_client_req_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(TEST_INCLUDES) -pthread
 tests_unit_test_client_req_LDFLAGS = $(AM_LDFLAGS) -pthread
 tests_unit_test_client_req_LDADD = $(FAKEBROKER_LDADD)
 
 check_PROGRAMS += tests/unit/test_client_tcp
 TESTS += tests/unit/test_client_tcp
 tests_unit_test_client_tcp_SOURCES = tests/unit/test_client_tcp.c $(FAKEBROKER)
-tests_unit_test_client_tcp_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) -pthread
+tests_unit_test_client_tcp_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(TEST_INCLUDES) -pthread
 tests_unit_test_client_tcp_LDFLAGS = $(AM_LDFLAGS) -pthread
 tests_unit_test_client_tcp_LDADD = $(FAKEBROKER_LDADD)

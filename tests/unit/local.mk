@@ -17,7 +17,7 @@ check_PROGRAMS += $(UNIT_TESTS)
 TESTS += $(UNIT_TESTS)
 noinst_HEADERS += tests/unit/unit.h tests/unit/chan_cases.h
 
-UNIT_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS)
+UNIT_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(TEST_INCLUDES)
 UNIT_LDADD = proto/libipcbusproto.la $(CUNIT_LIBS) $(PROTOBUF_C_LIBS)
 
 tests_unit_test_frame_SOURCES = tests/unit/test_frame.c
