@@ -13,3 +13,7 @@ EXTRA_DIST += tests/bench/README.md tests/bench/run.sh \
 noinst_PROGRAMS += tests/bench/flood_bench
 tests_bench_flood_bench_SOURCES = tests/bench/flood_bench.c
 tests_bench_flood_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS) -lpthread
+
+noinst_PROGRAMS += tests/bench/hose_bench
+tests_bench_hose_bench_SOURCES = tests/bench/hose_bench.c
+tests_bench_hose_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS) -lpthread
