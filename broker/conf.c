@@ -361,7 +361,7 @@ int conf_load(struct conf *c, const char *path, FILE *err)
 	size_t cap = 0;
 	ssize_t n;
 	int errors = 0;
-	unsigned lineno = 0, last_limit = 0;
+	unsigned lineno = 0, last_limit = 0, secret_line = 0, tls_line = 0;
 
 	if (!f) {
 		int rc = -errno;
@@ -379,10 +379,16 @@ int conf_load(struct conf *c, const char *path, FILE *err)
 			continue;
 		}
 		uint32_t seen = c->seen;
+		size_t nlisten = c->nlisten;
 		if (conf_line(c, line, why, sizeof why) < 0) {
 			fprintf(err, "%s:%u: %s\n", path, lineno, why);
 			errors++;
 		}
+		/* for the checks at the end, which need the whole file */
+		if (c->has_secrets && !secret_line)
+			secret_line = lineno;
+		if (c->nlisten > nlisten && !tls_line && strncmp(c->listen[nlisten], "tls://", 6) == 0)
+			tls_line = lineno;
 		/* bits 2 and 5: max-pending and max-memory (conf_nums order) */
 		if ((c->seen ^ seen) & (1u << 2 | 1u << 5))
 			last_limit = lineno; /* for the cross-check below */
@@ -390,17 +396,14 @@ int conf_load(struct conf *c, const char *path, FILE *err)
 	free(line);
 	struct stat st;
 	if (c->has_secrets && fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH)) {
-		fprintf(err, "%s: holds secrets (token or tls-key) but is readable by others (mode %04o): chmod o-r %s\n",
-			path, (unsigned)(st.st_mode & 07777), path);
+		fprintf(err, "%s:%u: a token or tls-key line, but the file is readable by others (mode %04o): chmod o-r %s\n",
+			path, secret_line, (unsigned)(st.st_mode & 07777), path);
 		errors++;
 	}
 	fclose(f);
-	for (size_t i = 0; i < c->nlisten; i++) {
-		if (strncmp(c->listen[i], "tls://", 6) == 0 && (!c->tls_cert || !c->tls_key)) {
-			fprintf(err, "%s: listen %s needs tls-cert and tls-key lines\n", path, c->listen[i]);
-			errors++;
-			break;
-		}
+	if (tls_line && (!c->tls_cert || !c->tls_key)) {
+		fprintf(err, "%s:%u: a tls:// listener needs tls-cert and tls-key lines\n", path, tls_line);
+		errors++;
 	}
 	if (c->max_memory < c->max_pending) {
 		fprintf(err, "%s:%u: max-memory (%llu) is less than max-pending (%llu)\n", path,

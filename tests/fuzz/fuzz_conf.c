@@ -69,6 +69,15 @@ static void fuzz_same_conf(const struct conf *a, const struct conf *b)
 	FUZZ_CHECK(a->slow_consumer == b->slow_consumer);
 	FUZZ_CHECK(fuzz_streq(a->pidfile, b->pidfile));
 	FUZZ_CHECK(fuzz_streq(a->log, b->log));
+	FUZZ_CHECK(a->ntokens == b->ntokens);
+	for (size_t i = 0; i < a->ntokens && i < b->ntokens; i++) {
+		FUZZ_CHECK(fuzz_streq(a->tokens[i].name, b->tokens[i].name));
+		FUZZ_CHECK(strcmp(a->tokens[i].secret, b->tokens[i].secret) == 0);
+	}
+	FUZZ_CHECK(fuzz_streq(a->tls_cert, b->tls_cert));
+	FUZZ_CHECK(fuzz_streq(a->tls_key, b->tls_key));
+	FUZZ_CHECK(fuzz_streq(a->tls_ca, b->tls_ca));
+	FUZZ_CHECK(a->has_secrets == b->has_secrets);
 	FUZZ_CHECK(a->seen == b->seen);
 }
 
@@ -89,10 +98,15 @@ static void fuzz_good_conf(const struct conf *c)
 	FUZZ_CHECK(c->nlisten <= CONF_MAX_LISTEN);
 	for (size_t i = 0; i < c->nlisten; i++) {
 		struct url u;
-		FUZZ_CHECK(url_parse(c->listen[i], &u, NULL, 0) == 0 && u.kind == URL_UNIX);
+		FUZZ_CHECK(url_parse(c->listen[i], &u, NULL, 0) == 0 && u.kind != URL_SYSV &&
+			   u.kind != URL_SHM && !(u.kind != URL_UNIX && u.has_token));
+		FUZZ_CHECK(u.kind != URL_TLS || (c->tls_cert && c->tls_key));
 		for (size_t j = 0; j < i; j++)
 			FUZZ_CHECK(strcmp(c->listen[i], c->listen[j]) != 0);
 	}
+	FUZZ_CHECK(c->ntokens <= CONF_MAX_TOKENS);
+	for (size_t i = 0; i < c->ntokens; i++)
+		FUZZ_CHECK(strlen(c->tokens[i].secret) >= CONF_TOKEN_MIN);
 	FUZZ_CHECK(!c->pidfile || c->pidfile[0] == '/');
 	FUZZ_CHECK(!c->log || c->log[0] == '/' || strcmp(c->log, "stderr") == 0 ||
 		   strcmp(c->log, "syslog") == 0);
@@ -152,6 +166,15 @@ static int fuzz_by_lines(struct conf *c, const uint8_t *data, size_t size, unsig
 		}
 		off += n + (nl != NULL);
 	}
+	/* the checks conf_load makes on the whole file: the memfd is mode
+	 * 0777, readable by others */
+	if (c->has_secrets)
+		errors++;
+	int tls = 0;
+	for (size_t i = 0; i < c->nlisten; i++)
+		tls |= strncmp(c->listen[i], "tls://", 6) == 0;
+	if (tls && (!c->tls_cert || !c->tls_key))
+		errors++;
 	if (c->max_memory < c->max_pending)
 		errors++;
 	free(why);

@@ -46,7 +46,7 @@ static void fuzz_accepted(const char *s, const struct url *u)
 	const char *scheme = url_scheme(u->kind);
 	size_t n = strlen(scheme);
 
-	FUZZ_CHECK(u->kind >= URL_UNIX && u->kind <= URL_SHM);
+	FUZZ_CHECK(u->kind >= URL_UNIX && u->kind <= URL_TLS);
 	FUZZ_CHECK(strncmp(s, scheme, n) == 0 && strncmp(s + n, "://", 3) == 0);
 	const char *rest = s + n + 3;
 	switch (u->kind) {
@@ -58,6 +58,13 @@ static void fuzz_accepted(const char *s, const struct url *u)
 		FUZZ_CHECK(!u->has_mode || u->mode <= 0777);
 		FUZZ_CHECK(fuzz_terminated(u->group, sizeof u->group));
 		break;
+	case URL_TLS:
+		FUZZ_CHECK(fuzz_terminated(u->ca, sizeof u->ca));
+		FUZZ_CHECK(fuzz_terminated(u->cert, sizeof u->cert));
+		FUZZ_CHECK(fuzz_terminated(u->key_file, sizeof u->key_file));
+		/* a client certificate comes with its key */
+		FUZZ_CHECK(!u->cert[0] == !u->key_file[0]);
+		/* fall through: the rest is tcp's */
 	case URL_TCP:
 	case URL_UDP:
 		FUZZ_CHECK(fuzz_terminated(u->host, sizeof u->host));
