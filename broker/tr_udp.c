@@ -238,7 +238,9 @@ static int udp_cookie_ok(const struct udp_listener *ul, const struct sockaddr_st
 	uint8_t want[UDP_COOKIE_LEN];
 	if (len != UDP_COOKIE_LEN)
 		return 0;
-	for (uint64_t w = now - 1; w <= now; w++) {
+	/* this window and the one before, if any: in the first 30 s of
+	 * CLOCK_MONOTONIC (a broker started at boot) now - 1 would wrap */
+	for (uint64_t w = now ? now - 1 : 0; w <= now; w++) {
 		udp_cookie(ul, a, alen, w, want);
 		if (memcmp(want, cookie, UDP_COOKIE_LEN) == 0)
 			return 1;

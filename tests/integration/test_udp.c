@@ -24,7 +24,9 @@
  *   - max-connections bounds sessions; a flood from many ports keeps the
  *     broker up, small and responsive; E_NO_SESSION is rate-limited;
  *   - tokens: a missing or wrong token is a fatal E_AUTH;
- *   - IPv6 ([::1]) as IPv4; a burst of 20 MB for a UDP subscriber.
+ *   - IPv6 ([::1]) as IPv4; a burst of 20 MB for a UDP subscriber;
+ *   - the cookie's clock at its edges (a broker in a time namespace, where
+ *     unshare(1) may make one).
  */
 #include <config.h>
 
@@ -1349,6 +1351,94 @@ static void test_burst(void)
 	free(p);
 }
 
+/* ---- 13. the cookie's clock ---- */
+
+/* A broker whose CLOCK_MONOTONIC reads between at_ms - 1000 and at_ms
+ * when it starts (a time namespace through unshare(1), with a user
+ * namespace when we are not root; its offset is whole seconds), so the
+ * cookie's 30 s windows can be met at their edges.  NULL (and a note)
+ * where time namespaces are not to be had. */
+static struct harness_broker *udp_broker_at(uint64_t at_ms, uint16_t *port)
+{
+	static const char *const unshares[] = {"/usr/bin/unshare", "/bin/unshare"};
+	const char *unshare = NULL;
+	for (size_t i = 0; i < HARNESS_NELEM(unshares) && !unshare; i++)
+		if (access(unshares[i], X_OK) == 0)
+			unshare = unshares[i];
+	const char *ns = geteuid() == 0 ? "-T" : "-U -r -T";
+	uint64_t now = harness_now();
+	if (!unshare || now < at_ms + 10000) {
+		fprintf(stderr, "  (no unshare(1), or the clock is too young: skipped)\n");
+		return NULL;
+	}
+	uint64_t off_s = (now - at_ms) / 1000 + 1;
+	char cmd[256];
+	snprintf(cmd, sizeof cmd, "%s %s --monotonic=-%llu true 2>/dev/null", unshare, ns,
+		 (unsigned long long)off_s);
+	if (system(cmd) != 0) {
+		fprintf(stderr, "  (no time namespaces here: skipped)\n");
+		return NULL;
+	}
+	const char *dir = harness_tmpdir();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	char wrapper[128], script[512];
+	snprintf(wrapper, sizeof wrapper, "%s/ipcbusd-at", dir);
+	/* harness_ipcbusd() returns getenv's string: copy it before setenv */
+	char *real = strdup(harness_ipcbusd());
+	CU_ASSERT_PTR_NOT_NULL_FATAL(real);
+	snprintf(script, sizeof script, "#!/bin/sh\nexec %s %s --monotonic=-%llu %s \"$@\"\n",
+		 unshare, ns, (unsigned long long)off_s, real);
+	CU_ASSERT_FATAL(harness_write_file(wrapper, script) == 0 && chmod(wrapper, 0700) == 0);
+	const char *old = getenv("IPCBUSD");
+	char *saved = old ? strdup(old) : NULL;
+	setenv("IPCBUSD", wrapper, 1);
+	struct harness_broker *b = udp_broker(NULL, NULL, port);
+	if (saved)
+		setenv("IPCBUSD", saved, 1);
+	else
+		unsetenv("IPCBUSD");
+	free(saved);
+	free(real);
+	return b;
+}
+
+static void test_cookie_clock(void)
+{
+	/* at 3 s since the broker's boot, in its first window (0): a cookie
+	 * must open a session (a broker started at boot serves at once) */
+	uint16_t port = 0;
+	struct harness_broker *b = udp_broker_at(3000, &port);
+	if (!b)
+		return;
+	struct udp *u = udp_open(port);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+	CU_ASSERT_EQUAL(udp_session(u, "early", NULL), 0);
+	CU_ASSERT(udp_alive(u, 3));
+	harness_broker_free(b);
+
+	/* a cookie from just before a window's end still opens a session in
+	 * the next window (the same address gets another cookie there) */
+	b = udp_broker_at(29000, &port);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	struct udp *v = udp_open(port);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(v);
+	CU_ASSERT(udp_hello(v, 1, "edge", NULL, 0, UDP_HELLO_MIN, NULL) > 0);
+	CU_ASSERT_FATAL(udp_expect_err(v, EC(E_COOKIE), 1));
+	uint8_t first[8];
+	CU_ASSERT_EQUAL_FATAL(v->cookie_len, 8);
+	memcpy(first, v->cookie, 8);
+	int changed = 0;
+	for (uint64_t id = 2, end = harness_now() + 3000; !changed && harness_now() < end; id++) {
+		harness_sleep(50);
+		CU_ASSERT(udp_hello(v, id, "edge", NULL, 0, UDP_HELLO_MIN, NULL) > 0);
+		CU_ASSERT_FATAL(udp_expect_err(v, EC(E_COOKIE), id));
+		changed = memcmp(v->cookie, first, 8) != 0;
+	}
+	CU_ASSERT_FATAL(changed);
+	CU_ASSERT(udp_hello(v, 100, "edge", first, 8, 0, NULL) > 0);
+	CU_ASSERT(udp_expect(v, FT(WELCOME), 100));
+}
+
 static const struct harness_case cases[] = {
 	{"cookie", test_cookie},
 	{"hello_again", test_hello_again},
@@ -1362,6 +1452,7 @@ static const struct harness_case cases[] = {
 	{"token", test_token},
 	{"ipv6", test_ipv6},
 	{"burst", test_burst},
+	{"cookie_clock", test_cookie_clock},
 };
 
 int main(int argc, char **argv)
