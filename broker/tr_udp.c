@@ -14,9 +14,11 @@
  *     UDP_HELLO_MIN bytes, with ERR E_COOKIE carrying a cookie (a MAC of the
  *     address and the time, so the broker keeps no state), never bigger than
  *     the HELLO; the HELLO that echoes it opens the session;
- *   - a datagram from an address without a session gets the small closing
- *     ERR E_NO_SESSION (the library says HELLO again and resubscribes),
- *     rate-limited, never bigger than a PING;
+ *   - a client's frame (PUB, SUB, UNSUB, PING, PONG) from an address
+ *     without a session gets the small closing ERR E_NO_SESSION (the
+ *     library says HELLO again and resubscribes), rate-limited, at most 16
+ *     bytes bigger than what came; a broker's frames (ERR, WELCOME, MSG)
+ *     and what does not decode get nothing, so that no answer is answered;
  *   - any datagram renews the session's lease; a session silent for
  *     lease_ms (WELCOME) ends with its subscriptions, without a word;
  *   - HELLO may be repeated and is answered again; SUB is acknowledged.
@@ -259,6 +261,17 @@ static void udp_send_raw(struct udp_listener *ul, const struct sockaddr_storage 
 	}
 }
 
+/* Frames only a client sends.  A stranger's other frames (ERR, WELCOME,
+ * MSG: what a broker sends) get no E_NO_SESSION: two brokers, or a broker
+ * and itself under a forged source address, would answer each other until
+ * the rate limit stopped them, and the limit would be spent for everyone. */
+static int udp_client_frame(int type)
+{
+	return type == IPCBUS__FRAME_TYPE__PUB || type == IPCBUS__FRAME_TYPE__SUB ||
+	       type == IPCBUS__FRAME_TYPE__UNSUB || type == IPCBUS__FRAME_TYPE__PING ||
+	       type == IPCBUS__FRAME_TYPE__PONG;
+}
+
 static void udp_no_session(struct udp_listener *ul, const struct sockaddr_storage *a,
 			   socklen_t alen, const struct frame *f, size_t len)
 {
@@ -373,8 +386,10 @@ static void udp_readable(struct udp_listener *ul)
 		}
 		if (f.type == IPCBUS__FRAME_TYPE__HELLO)
 			udp_hello(ul, &from, flen, &f, ul->buf, (size_t)n);
-		else
+		else if (udp_client_frame(f.type))
 			udp_no_session(ul, &from, flen, &f, (size_t)n);
+		else
+			ul->dropped++; /* an answer: answering it could loop */
 	}
 }
 

@@ -26,7 +26,10 @@
  *   - tokens: a missing or wrong token is a fatal E_AUTH;
  *   - IPv6 ([::1]) as IPv4; a burst of 20 MB for a UDP subscriber;
  *   - the cookie's clock at its edges (a broker in a time namespace, where
- *     unshare(1) may make one).
+ *     unshare(1) may make one);
+ *   - no answer is answered: a stranger's ERR, WELCOME or MSG gets nothing,
+ *     and a PING forged with the broker's own address (a raw socket, where
+ *     allowed) does not make it talk to itself.
  */
 #include <config.h>
 
@@ -1439,6 +1442,75 @@ static void test_cookie_clock(void)
 	CU_ASSERT(udp_expect(v, FT(WELCOME), 100));
 }
 
+/* ---- 14. answers are not answered ---- */
+
+/* A datagram to ourselves' port with the broker's own address as its
+ * source (a raw socket: needs CAP_NET_RAW): the broker then hears itself.
+ * 0, or -1 when raw sockets are not allowed. */
+static int udp_spoof_self(uint16_t port, const uint8_t *body, size_t len)
+{
+	int fd = socket(AF_INET, SOCK_RAW | SOCK_CLOEXEC, IPPROTO_UDP);
+	if (fd < 0)
+		return -1;
+	uint8_t pkt[256];
+	uint16_t ulen = (uint16_t)(8 + len);
+	uint16_t be_port = htons(port), be_len = htons(ulen), zero = 0;
+	memcpy(pkt, &be_port, 2);     /* source: the broker's port */
+	memcpy(pkt + 2, &be_port, 2); /* destination: the same */
+	memcpy(pkt + 4, &be_len, 2);
+	memcpy(pkt + 6, &zero, 2); /* no checksum (IPv4 allows it) */
+	memcpy(pkt + 8, body, len);
+	struct sockaddr_storage ss;
+	socklen_t slen = udp_loopback(AF_INET, 0, &ss);
+	ssize_t n = sendto(fd, pkt, ulen, 0, (struct sockaddr *)&ss, slen);
+	close(fd);
+	return n == ulen ? 0 : -1;
+}
+
+static void test_no_echo(void)
+{
+	UDP_UP(b, port, NULL, NULL);
+	struct udp *s = udp_open(port);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(s);
+
+	/* what only a broker sends (ERR, WELCOME, MSG), from a stranger: no
+	 * answer, or two brokers would answer each other's E_NO_SESSION */
+	struct buf eb;
+	buf_init(&eb, 1 << 16);
+	CU_ASSERT_FATAL(frame_append_error(&eb, 5, EC(E_NO_SESSION), 1, NULL) == 0);
+	CU_ASSERT(udp_send_buf(s, &eb) > 0);
+	buf_fini(&eb);
+	Ipcbus__Welcome w = IPCBUS__WELCOME__INIT;
+	w.version = IPCBUS_PROTOCOL_VERSION;
+	buf_init(&eb, 1 << 16);
+	CU_ASSERT_FATAL(frame_append_welcome(&eb, 6, &w) == 0);
+	CU_ASSERT(udp_send_buf(s, &eb) > 0);
+	buf_fini(&eb);
+	struct frame m = {.type = FT(MSG), .has_id = 1, .id = 7, .has_sid = 1, .sid = 1};
+	m.channel = fbs("x");
+	CU_ASSERT(udp_frame(s, &m, NULL, 0) > 0);
+	CU_ASSERT(udp_quiet(s, QUIET_MS));
+	/* what a client sends still gets its E_NO_SESSION */
+	CU_ASSERT(udp_ping(s, 8) == 0 && udp_expect_err(s, EC(E_NO_SESSION), 8));
+	struct frame pong = {.type = FT(PONG), .has_id = 1, .id = 9};
+	CU_ASSERT(udp_frame(s, &pong, NULL, 0) > 0 && udp_expect_err(s, EC(E_NO_SESSION), 9));
+
+	/* the broker's own address as the source of a PING: it answers
+	 * itself once, not 200 times a second, and strangers still get their
+	 * E_NO_SESSION afterwards */
+	static const uint8_t ping[] = {0x08, 0x07, 0x10, 0x0a}; /* PING id 10 */
+	if (udp_spoof_self(port, ping, sizeof ping) < 0) {
+		fprintf(stderr, "  (no raw sockets here: the self-loop is not tried)\n");
+		return;
+	}
+	harness_sleep(20);
+	for (uint64_t id = 11; id < 16; id++) {
+		CU_ASSERT(udp_ping(s, id) == 0 && udp_expect_err(s, EC(E_NO_SESSION), id));
+		harness_sleep(2);
+	}
+	CU_ASSERT(harness_raw_barrier(unix_open(b, "unix"), T, NULL, NULL) == 1);
+}
+
 static const struct harness_case cases[] = {
 	{"cookie", test_cookie},
 	{"hello_again", test_hello_again},
@@ -1453,6 +1525,7 @@ static const struct harness_case cases[] = {
 	{"ipv6", test_ipv6},
 	{"burst", test_burst},
 	{"cookie_clock", test_cookie_clock},
+	{"no_echo", test_no_echo},
 };
 
 int main(int argc, char **argv)
