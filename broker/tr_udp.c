@@ -14,9 +14,11 @@
  *     UDP_HELLO_MIN bytes, with ERR E_COOKIE carrying a cookie (a MAC of the
  *     address and the time, so the broker keeps no state), never bigger than
  *     the HELLO; the HELLO that echoes it opens the session;
- *   - a datagram from an address without a session gets the small closing
- *     ERR E_NO_SESSION (the library says HELLO again and resubscribes),
- *     rate-limited, never bigger than a PING;
+ *   - a client's frame (PUB, SUB, UNSUB, PING, PONG) from an address
+ *     without a session gets the small closing ERR E_NO_SESSION (the
+ *     library says HELLO again and resubscribes), rate-limited, at most 16
+ *     bytes bigger than what came; a broker's frames (ERR, WELCOME, MSG)
+ *     and what does not decode get nothing, so that no answer is answered;
  *   - any datagram renews the session's lease; a session silent for
  *     lease_ms (WELCOME) ends with its subscriptions, without a word;
  *   - HELLO may be repeated and is answered again; SUB is acknowledged.
@@ -238,7 +240,9 @@ static int udp_cookie_ok(const struct udp_listener *ul, const struct sockaddr_st
 	uint8_t want[UDP_COOKIE_LEN];
 	if (len != UDP_COOKIE_LEN)
 		return 0;
-	for (uint64_t w = now - 1; w <= now; w++) {
+	/* this window and the one before, if any: in the first 30 s of
+	 * CLOCK_MONOTONIC (a broker started at boot) now - 1 would wrap */
+	for (uint64_t w = now ? now - 1 : 0; w <= now; w++) {
 		udp_cookie(ul, a, alen, w, want);
 		if (memcmp(want, cookie, UDP_COOKIE_LEN) == 0)
 			return 1;
@@ -255,6 +259,17 @@ static void udp_send_raw(struct udp_listener *ul, const struct sockaddr_storage 
 			    MSG_DONTWAIT | MSG_NOSIGNAL, (const struct sockaddr *)a, alen) < 0) {
 		/* a lost answer is answered again when the client retries */
 	}
+}
+
+/* Frames only a client sends.  A stranger's other frames (ERR, WELCOME,
+ * MSG: what a broker sends) get no E_NO_SESSION: two brokers, or a broker
+ * and itself under a forged source address, would answer each other until
+ * the rate limit stopped them, and the limit would be spent for everyone. */
+static int udp_client_frame(int type)
+{
+	return type == IPCBUS__FRAME_TYPE__PUB || type == IPCBUS__FRAME_TYPE__SUB ||
+	       type == IPCBUS__FRAME_TYPE__UNSUB || type == IPCBUS__FRAME_TYPE__PING ||
+	       type == IPCBUS__FRAME_TYPE__PONG;
 }
 
 static void udp_no_session(struct udp_listener *ul, const struct sockaddr_storage *a,
@@ -371,8 +386,10 @@ static void udp_readable(struct udp_listener *ul)
 		}
 		if (f.type == IPCBUS__FRAME_TYPE__HELLO)
 			udp_hello(ul, &from, flen, &f, ul->buf, (size_t)n);
-		else
+		else if (udp_client_frame(f.type))
 			udp_no_session(ul, &from, flen, &f, (size_t)n);
+		else
+			ul->dropped++; /* an answer: answering it could loop */
 	}
 }
 

@@ -60,3 +60,9 @@ tests_integration_test_flood_LDADD = $(INTEG_LDADD)
 tests_integration_test_defpath_SOURCES = tests/integration/test_defpath.c client/defpath.c
 tests_integration_test_defpath_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_defpath_LDADD = $(INTEG_LIB_LDADD)
+
+# udp://: raw datagrams against the broker, beside a Unix client.
+INTEG_BROKER_TESTS += tests/integration/test_udp
+tests_integration_test_udp_SOURCES = tests/integration/test_udp.c
+tests_integration_test_udp_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_udp_LDADD = $(INTEG_LDADD)
