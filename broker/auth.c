@@ -59,16 +59,38 @@ int auth_hello(struct conn *c, int has_token, const uint8_t *token, size_t len, 
 	return -1;
 }
 
+/* The refusals counted since the last line, a second after it. */
+static void auth_refused_later(void *arg)
+{
+	struct broker *b = arg;
+	if (!b->auth_refused)
+		return;
+	log_warn(&b->log, "refused %llu more client(s) in the last second (bad tokens, failed TLS handshakes)",
+		 (unsigned long long)b->auth_refused);
+	b->auth_refused = 0;
+	b->auth_logged = loop_now(b->loop);
+}
+
 void auth_refused(struct conn *c, const char *why)
 {
 	struct broker *b = c->b;
 	uint64_t now = loop_now(b->loop);
 
-	b->auth_refused++;
+	/* the first of a burst at once, with who and why; the others
+	 * counted and logged a second later (the timer runs only while a
+	 * count waits) */
 	if (!b->auth_logged || now - b->auth_logged >= 1000) {
-		log_warn(&b->log, "refused %s: %s (%llu refused since the last report)", c->desc, why,
-			 (unsigned long long)b->auth_refused);
-		b->auth_refused = 0;
+		log_warn(&b->log, "refused %s: %s", c->desc, why);
 		b->auth_logged = now;
+		return;
 	}
+	b->auth_refused++;
+	if (!b->auth_timer.armed)
+		loop_timer_set(b->loop, &b->auth_timer, b->auth_logged + 1000 - now, auth_refused_later, b);
+}
+
+void auth_fini(struct broker *b)
+{
+	loop_timer_cancel(b->loop, &b->auth_timer);
+	auth_refused_later(b);
 }

@@ -19,9 +19,13 @@ struct conn;
 int auth_hello(struct conn *c, int has_token, const uint8_t *token, size_t len, char *why,
 	       size_t n);
 
-/* Log that c was refused (a bad token, a failed TLS handshake): at most
- * one line a second, counting the others. */
+/* Log that c was refused (a bad token, a failed TLS handshake): the first
+ * of a burst at once, the others counted into a line a second later. */
 void auth_refused(struct conn *c, const char *why);
+
+/* At the broker's end: log what is still counted. */
+struct broker;
+void auth_fini(struct broker *b);
 
 /* 1 when a and b are equal, in a time that depends only on alen (the
  * length the client chose), never on how much of a secret matched. */

@@ -18,6 +18,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "broker.h"
 #include "conn.h"
 #include "proto.h"
@@ -582,6 +583,7 @@ void broker_fini(struct broker *b)
 		loop_timer_cancel(b->loop, &b->keepalive);
 		loop_timer_cancel(b->loop, &b->drain);
 		broker_refuse_flush(b);
+		auth_fini(b);
 		if (b->sigfd >= 0) {
 			loop_del(b->loop, &b->sigwatch);
 			close(b->sigfd);

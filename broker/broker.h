@@ -71,6 +71,7 @@ struct broker {
 	ino_t pid_ino;
 	int pid_written;
 	uint64_t auth_refused, auth_logged; /* bad tokens, for the log */
+	struct loop_timer auth_timer;      /* logs auth_refused a second later */
 	int ready_fd;              /* -d: write a byte when ready, then close */
 	int detach_log;            /* -d without a log directive: syslog once ready */
 	unsigned long nofile_soft; /* RLIMIT_NOFILE at start (restored in children) */

@@ -1227,6 +1227,8 @@ static void test_token(void)
 	snprintf(who, sizeof who, "(127.0.0.1:%u)", (unsigned)u->port);
 	CU_ASSERT_EQUAL(log_count(b, "refused client", who), 1);
 	CU_ASSERT(harness_broker_log_has(b, "this broker requires a token"));
+	/* and the rest of the burst a second later, without a further refusal */
+	CU_ASSERT_EQUAL(harness_broker_wait_log(b, "refused 5 more client(s)", 2500), 0);
 
 	/* the right ones: WELCOME, and it works */
 	struct udp *a = udp_open(port);
