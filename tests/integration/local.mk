@@ -60,3 +60,10 @@ tests_integration_test_flood_LDADD = $(INTEG_LDADD)
 tests_integration_test_defpath_SOURCES = tests/integration/test_defpath.c client/defpath.c
 tests_integration_test_defpath_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_defpath_LDADD = $(INTEG_LIB_LDADD)
+
+# libipcbus and the CLI over udp:// (the broker's side: test_udp)
+INTEG_CLIENT_TESTS += tests/integration/test_udp_client
+tests_integration_test_udp_client_SOURCES = tests/integration/test_udp_client.c \
+	tests/integration/libpump.c tests/integration/libpump.h
+tests_integration_test_udp_client_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_udp_client_LDADD = $(INTEG_LIB_LDADD)
