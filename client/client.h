@@ -5,7 +5,10 @@
  *            frames through the transport, the frame switch, reconnect
  *            with backoff, blocking waits, the options
  *   tr.h     the transports' ops table; tr.c finds one by URL kind;
- *            tr_stream.c (shared by) tr_unix.c, tr_tcp.c
+ *            tr_stream.c (shared by) tr_unix.c, tr_tcp.c; tr_udp.c
+ *   dgram.c  what a datagram transport (udp) needs of the session: the
+ *            cookie handshake and HELLO resent, SUB/UNSUB/flush PINGs
+ *            resent until answered, the lease kept by PINGs
  *   pub.c    publishing (one encoder for publish, respond and requests)
  *   sub.c    the subscription table, delivery of MSG, the ipcbus_next queue
  *   req.c    the reply inbox, the table and deadline heap of requests
@@ -56,6 +59,19 @@ struct req {
 	size_t hidx;      /* index in the deadline heap, or SIZE_MAX */
 	ipcbus_reply_cb cb;
 	void *arg;
+};
+
+/* dgram.c: a frame sent over a datagram transport that must arrive (SUB,
+ * UNSUB, a flush's PING), sent again until the broker answers its id with
+ * PONG (or ERR).  It sits in c->acks by id, and in one of two lists: sent
+ * (first > 0) or waiting for room in the window (first 0). */
+struct dgram_ack {
+	uint64_t id, sid;
+	int type;          /* IPCBUS__FRAME_TYPE__SUB, UNSUB, PING; 0: cancelled
+			    * while waiting (then in no table, freed when reached) */
+	int64_t first, at; /* monotonic ms: first sent (0: not yet), next resend */
+	int rto;           /* the interval before the next resend */
+	struct dgram_ack *next, **prev; /* prev: sent list only */
 };
 
 /* The block of an ipcbus_msg_dup() copy; the queue links through next. */
@@ -109,6 +125,20 @@ struct ipcbus {
 	uint64_t max_payload, max_header_bytes; /* from WELCOME; 0: unknown */
 	uint32_t max_subscriptions, ping_interval_ms;
 
+	/* a datagram transport (TR_DGRAM, dgram.c); all 0 otherwise */
+	int dgram;
+	uint8_t cookie[64];  /* the broker's (ERR E_COOKIE), echoed in HELLO */
+	size_t cookie_len;   /* 0: none yet for this socket */
+	int64_t hello_at;    /* CONN_HELLO: when the HELLO goes again */
+	int hello_rto;
+	uint32_t lease_ms;   /* WELCOME's lease (or a default) */
+	int64_t last_tx, last_rx, last_ka; /* datagram out, in, keepalive PING */
+	struct idmap acks;   /* frame id -> struct dgram_ack */
+	struct dgram_ack *ack_sent;               /* resent when due */
+	struct dgram_ack *ack_wait, **ack_wait_tail; /* FIFO: window full */
+	size_t ack_inflight; /* SUB and UNSUB sent and not answered */
+	uint64_t tr_dropped; /* tr.ops->dropped() when last reported */
+
 	uint64_t next_id;   /* frame ids */
 	uint64_t pong_last; /* highest PONG id received */
 	int first_err;      /* first broker error since the last flush */
@@ -138,6 +168,12 @@ struct ipcbus {
 
 /* conn.c */
 int64_t conn_now(void);
+/* The connection is lost: err and text say why (text NULL: the code's
+ * name); a fatal drop never reconnects.  Requests fail, a reconnect is
+ * scheduled (or the connection is closed for good). */
+void conn_drop(struct ipcbus *c, int err, const char *text, int fatal);
+/* Send HELLO (state CONN_HELLO). */
+void conn_hello(struct ipcbus *c);
 void conn_random(void *p, size_t n);
 void conn_event(struct ipcbus *c, int event, int err, const char *text);
 /* Write out without blocking; a failure is kept in pending_err. */
@@ -167,6 +203,52 @@ void sub_on_err(struct ipcbus *c, uint64_t frame_id, int code);
 void sub_fini(struct ipcbus *c);
 /* Deliver the held messages (when no callback runs). */
 void sub_deliver_held(struct ipcbus *c);
+
+/* sub.c: append s's SUB frame with frame id id to out.  0 or -ENOMEM. */
+int sub_frame(struct ipcbus *c, const struct sub *s, uint64_t id);
+
+/* dgram.c: the session rules of a datagram transport (c->dgram). */
+/* A new attempt (a new socket, so a new source address): no cookie. */
+void dgram_open(struct ipcbus *c);
+/* Fill in what a datagram HELLO carries (the cookie, Hello.padding up to
+ * the size the broker wants from strangers), and time its resend.  The
+ * padding h points to is static. */
+void dgram_hello(struct ipcbus *c, Ipcbus__Hello *h);
+/* WELCOME: the lease (0: none announced), the keepalive from now. */
+void dgram_welcome(struct ipcbus *c, uint32_t lease_ms);
+/* Before a publish: a connection that sent nothing for a whole lease has
+ * no session on the broker any more; drop it, so that the message waits
+ * for the reconnect (c->pend) rather than being lost. */
+void dgram_check_silence(struct ipcbus *c);
+/* An ERR of the datagram session rules: E_COOKIE (HELLO again with it) and
+ * E_NO_SESSION (the broker forgot us: reconnect).  1 when it was one of
+ * them (handled), 0 for any other code. */
+int dgram_on_err(struct ipcbus *c, int code, const Ipcbus__Error *e);
+/* A PONG with id: 1 when it acknowledged a SUB or UNSUB (no barrier), 0
+ * otherwise (a flush PING's answer stops its resends too). */
+int dgram_on_pong(struct ipcbus *c, uint64_t id);
+/* An ERR with id: the frame was answered, stop resending it. */
+void dgram_on_answer(struct ipcbus *c, uint64_t id);
+/* Send a frame that must arrive: SUB (of the subscription sid, looked up
+ * at each send), UNSUB of sid, or PING, with frame id id; resent until
+ * answered.  SUB and UNSUB wait while DGRAM_WINDOW of them are unanswered
+ * unless urgent (the request inbox, PING).  0 or -ENOMEM. */
+int dgram_send(struct ipcbus *c, int type, uint64_t id, uint64_t sid, int urgent);
+/* The subscription sid is gone: its SUB is not to be sent again. */
+void dgram_forget_sid(struct ipcbus *c, uint64_t sid);
+/* 1 while a SUB or UNSUB with a frame id below id is unanswered. */
+int dgram_pending_before(const struct ipcbus *c, uint64_t id);
+/* Timers: HELLO resent, frames resent (or the connection dropped when one
+ * stays unanswered for connect_timeout_ms), keepalive PING, and the
+ * connection dropped when the broker was silent for a whole lease. */
+void dgram_tick(struct ipcbus *c);
+/* The next of those timers (monotonic ms), or -1. */
+int64_t dgram_deadline(const struct ipcbus *c);
+/* Datagrams the transport dropped since the last call: IPCBUS_EV_ERROR. */
+void dgram_report(struct ipcbus *c);
+/* The connection is gone: forget every frame waiting for its answer
+ * (the SUBs are sent again from the table after the next WELCOME). */
+void dgram_reset(struct ipcbus *c);
 
 /* req.c */
 void req_on_reply(struct ipcbus *c, const ipcbus_msg *m);

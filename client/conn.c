@@ -35,6 +35,13 @@
  * of the file $IPCBUS_TOKEN_FILE names (re-read at every attempt, so a
  * reconnect picks up a rotated token; refused when others may read it).
  *
+ * A datagram transport (TR_DGRAM: udp) reads one datagram, one frame, per
+ * call, into room for the largest, up to CONN_DGRAM_ROUNDS a dispatch; what
+ * a datagram session needs beyond framing (the cookie, resending HELLO,
+ * SUB, UNSUB and the flush PING, the lease) is dgram.c's, called from here
+ * at HELLO, ERR, PONG, WELCOME, each dispatch (dgram_tick) and in
+ * ipcbus_timeout().
+ *
  * Options (ipcbus_opts) grow at the end; opts->size says how much of the
  * struct the program knows (conn_opts()).
  *
@@ -77,6 +84,7 @@
 
 #define CONN_READ_CHUNK (256 * 1024)
 #define CONN_READ_ROUNDS 4             /* reads per dispatch, then yield */
+#define CONN_DGRAM_ROUNDS 64           /* the same for datagrams, one a read */
 #define CONN_WRITE_CHUNK (64 * 1024)
 #define CONN_OUT_HIGH (4 * 1024 * 1024) /* a publisher waits for the socket past this */
 #define CONN_KEEP (1024 * 1024)         /* buffer memory kept when idle */
@@ -237,7 +245,7 @@ static void conn_schedule(struct ipcbus *c)
 
 /* The socket is gone (or the handshake failed).  err and text say why; a
  * fatal drop never reconnects. */
-static void conn_drop(struct ipcbus *c, int err, const char *text, int fatal)
+void conn_drop(struct ipcbus *c, int err, const char *text, int fatal)
 {
 	int was_ready = c->state == CONN_READY;
 
@@ -254,6 +262,7 @@ static void conn_drop(struct ipcbus *c, int err, const char *text, int fatal)
 	c->write_mark = CONN_WRITE_CHUNK;
 	c->pending_err = 0;
 	c->epoch++;
+	dgram_reset(c);
 	if (!text)
 		text = ipcbus_strerror(err);
 	if (text != c->last_error)
@@ -273,7 +282,7 @@ static void conn_drop(struct ipcbus *c, int err, const char *text, int fatal)
 		conn_event(c, IPCBUS_EV_CLOSED, c->closed_err, c->last_error);
 }
 
-static void conn_hello(struct ipcbus *c)
+void conn_hello(struct ipcbus *c)
 {
 	Ipcbus__Hello h = IPCBUS__HELLO__INIT;
 
@@ -290,6 +299,8 @@ static void conn_hello(struct ipcbus *c)
 		h.token.data = (uint8_t *)c->token;
 		h.token.len = strlen(c->token);
 	}
+	if (c->dgram)
+		dgram_hello(c, &h);
 	c->state = CONN_HELLO;
 	int rc = frame_append_hello(&c->out, c->next_id++, &h);
 	if (rc < 0)
@@ -427,6 +438,8 @@ static int conn_open(struct ipcbus *c)
 	c->frame_max = CONN_FRAME_DEFAULT;
 	c->out.rpos = c->out.wpos = 0;
 	c->hello_deadline = conn_now() + c->opts.connect_timeout_ms;
+	if (c->dgram)
+		dgram_open(c);
 	if (rc == 0)
 		conn_hello(c);
 	return 0;
@@ -462,7 +475,10 @@ void conn_write(struct ipcbus *c)
 {
 	if (!c->tr_open || c->tr.fd < 0 || c->pending_err || c->state == CONN_OPENING)
 		return;
-	int rc = buf_len(&c->out) ? c->tr.ops->write(&c->tr, &c->out) : 0;
+	size_t before = buf_len(&c->out);
+	int rc = before ? c->tr.ops->write(&c->tr, &c->out) : 0;
+	if (c->dgram && buf_len(&c->out) < before)
+		c->last_tx = conn_now(); /* the lease is renewed by what we send */
 	if (rc == -EAGAIN) {
 		/* don't try again at every publish: after another chunk, or
 		 * when the transport's descriptor is ready */
@@ -536,6 +552,11 @@ static void conn_on_err(struct ipcbus *c, const struct frame *f)
 	int fatal = e->has_fatal ? e->fatal : code >= 1 && code <= 5;
 	int closing = e->has_closing ? e->closing : code >= 6 && code <= 8;
 	int err = conn_map_err(code);
+	if (c->dgram && dgram_on_err(c, code, e)) {
+		/* E_COOKIE, E_NO_SESSION: steps of a datagram session */
+		protobuf_c_message_free_unpacked(&e->base, NULL);
+		return;
+	}
 	if (code == IPCBUS__ERR_CODE__E_NO_RESPONDERS) {
 		/* the answer to a request, not an error of the connection */
 		protobuf_c_message_free_unpacked(&e->base, NULL);
@@ -558,6 +579,8 @@ static void conn_on_err(struct ipcbus *c, const struct frame *f)
 	if (f->has_id) {
 		req_on_err(c, f->id, err);
 		sub_on_err(c, f->id, code);
+		if (c->dgram)
+			dgram_on_answer(c, f->id);
 	}
 	conn_event(c, IPCBUS_EV_ERROR, err, c->last_error);
 }
@@ -566,6 +589,11 @@ static void conn_on_welcome(struct ipcbus *c, const struct frame *f)
 {
 	Ipcbus__Welcome *w = frame_unpack_welcome(f);
 
+	if (c->dgram && c->state == CONN_READY && w) {
+		/* a HELLO resent was answered too */
+		protobuf_c_message_free_unpacked(&w->base, NULL);
+		return;
+	}
 	if (c->state != CONN_HELLO || !w) {
 		if (w)
 			protobuf_c_message_free_unpacked(&w->base, NULL);
@@ -584,6 +612,7 @@ static void conn_on_welcome(struct ipcbus *c, const struct frame *f)
 	c->max_header_bytes = w->has_max_header_bytes ? w->max_header_bytes : 0;
 	c->max_subscriptions = w->has_max_subscriptions ? w->max_subscriptions : 0;
 	c->ping_interval_ms = w->has_ping_interval_ms ? w->ping_interval_ms : 0;
+	uint32_t lease = w->has_lease_ms ? w->lease_ms : 0;
 	protobuf_c_message_free_unpacked(&w->base, NULL);
 	/* the broker's frame limit is payload + headers + 1 KiB; be lenient
 	 * with the encoding overhead of many small headers */
@@ -595,6 +624,8 @@ static void conn_on_welcome(struct ipcbus *c, const struct frame *f)
 	c->in.max = CONN_IN_MAX(c->frame_max);
 
 	c->state = CONN_READY;
+	if (c->dgram)
+		dgram_welcome(c, lease);
 	c->backoff_ms = c->opts.reconnect_min_ms;
 	int again = c->ever_ready;
 	c->ever_ready = 1;
@@ -624,6 +655,10 @@ static void conn_handle(struct ipcbus *c, const struct frame *f)
 		break;
 	}
 	case IPCBUS__FRAME_TYPE__PONG:
+		/* over datagrams a PONG also acknowledges a SUB or UNSUB:
+		 * that one is no barrier (its id may be above a flush's) */
+		if (f->has_id && c->dgram && dgram_on_pong(c, f->id))
+			break;
 		if (f->has_id && f->id > c->pong_last)
 			c->pong_last = f->id;
 		break;
@@ -686,12 +721,17 @@ static void conn_process(struct ipcbus *c)
 
 static void conn_read(struct ipcbus *c)
 {
+	/* a datagram transport reads one datagram per call, so more calls */
+	int rounds = c->dgram ? CONN_DGRAM_ROUNDS : CONN_READ_ROUNDS, heard = 0;
+
 	c->in_more = 0;
-	for (int round = 0; round < CONN_READ_ROUNDS && c->tr.fd >= 0; round++) {
+	for (int round = 0; round < rounds && c->tr.fd >= 0; round++) {
 		if (c->in_pinned && conn_in_retire(c, 1) < 0)
-			return; /* out of memory: try again later */
+			break; /* out of memory: try again later */
 		size_t len = buf_len(&c->in), want = CONN_READ_CHUNK;
-		if (c->in_need > len && c->in_need - len > want)
+		if (c->dgram)
+			want = TR_DGRAM_ROOM; /* room for the largest datagram */
+		else if (c->in_need > len && c->in_need - len > want)
 			want = c->in_need - len;
 		if (want > c->in.max - len)
 			want = c->in.max - len; /* > 0: frame_split bounds what stays */
@@ -700,24 +740,30 @@ static void conn_read(struct ipcbus *c)
 			conn_drop(c, rc, "no memory for the input buffer", 0);
 			return;
 		}
-		/* a datagram transport (TR_DGRAM) will need room for its
-		 * largest datagram here, whatever in_need says */
 		ssize_t n = c->tr.ops->read(&c->tr, buf_wptr(&c->in), want);
 		if (n < 0) {
 			if (n != -EAGAIN)
 				conn_drop(c, (int)n, strerror((int)-n), 0);
-			return;
+			break;
 		}
 		if (n == 0) {
 			conn_drop(c, IPCBUS_EDISCONNECTED, "the broker closed the connection", 0);
 			return;
 		}
+		heard = 1;
 		buf_commit(&c->in, (size_t)n);
 		conn_process(c);
+		if (c->dgram) {
+			if (round + 1 == rounds)
+				c->in_more = 1; /* the rest at the next dispatch */
+			continue;
+		}
 		if ((size_t)n < want && !conn_tr_pending(c))
-			return;
+			break;
 		c->in_more = 1;
 	}
+	if (heard && c->dgram)
+		c->last_rx = conn_now();
 }
 
 /* --- driving --- */
@@ -763,12 +809,16 @@ static int conn_work(struct ipcbus *c, int may_read)
 		conn_drop(c, IPCBUS_ETIMEOUT, "no WELCOME from the broker in time", 0);
 	if (may_read && (c->state == CONN_HELLO || c->state == CONN_READY))
 		conn_read(c);
+	if (c->dgram)
+		dgram_tick(c);
 	req_expire(c);
 	sub_deliver_held(c);
 	if (buf_len(&c->out))
 		conn_write(c);
 	if (c->pending_err)
 		conn_write_failed(c);
+	if (c->dgram)
+		dgram_report(c);
 	if (c->state == CONN_CLOSED && c->delivered == before)
 		return c->closed_err;
 	uint64_t n = c->delivered - before;
@@ -824,6 +874,7 @@ static char *conn_strdup(const char *s)
 static void conn_free(struct ipcbus *c)
 {
 	conn_close_tr(c);
+	dgram_reset(c);
 	if (c->tr.ops && c->tr.ops->fini)
 		c->tr.ops->fini(&c->tr);
 	if (c->epfd >= 0)
@@ -921,6 +972,8 @@ int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
 	buf_init(&c->pend, c->opts.reconnect_buffer);
 	idmap_init(&c->subs);
 	idmap_init(&c->reqs);
+	idmap_init(&c->acks);
+	c->ack_wait_tail = &c->ack_wait;
 	conn_random(&c->rng, sizeof c->rng);
 	c->rng |= 1; /* xorshift must not start at 0 */
 	if (rc < 0)
@@ -950,6 +1003,7 @@ int ipcbus_connect(ipcbus **out, const char *url, const ipcbus_opts *opts)
 			c->defpath = 2;
 	}
 	c->tr.ops = tr_find(c->u.kind);
+	c->dgram = c->tr.ops && (c->tr.ops->flags & TR_DGRAM);
 	if (!c->tr.ops) {
 		char shown[sizeof c->url];
 		url_redact(c->url, shown, sizeof shown);
@@ -1060,6 +1114,12 @@ int ipcbus_timeout(const ipcbus *c)
 		t = c->reconnect_at;
 	else if (c->state == CONN_OPENING || c->state == CONN_HELLO)
 		t = c->hello_deadline;
+	if (c->dgram) {
+		/* resends, keepalive, the broker's silence */
+		int64_t g = dgram_deadline(c);
+		if (g >= 0 && (t < 0 || g < t))
+			t = g;
+	}
 	int64_t d = req_next_deadline(c);
 	if (d >= 0 && (t < 0 || d < t))
 		t = d;
@@ -1098,7 +1158,10 @@ struct conn_flush {
 static int conn_flush_done(struct ipcbus *c, void *arg)
 {
 	struct conn_flush *w = arg;
-	return c->pong_last >= w->id || c->epoch != w->epoch;
+	/* over datagrams, also the answers to the SUBs and UNSUBs before it:
+	 * the PONG alone says nothing of frames that may have been lost */
+	return c->epoch != w->epoch ||
+	       (c->pong_last >= w->id && !(c->dgram && dgram_pending_before(c, w->id)));
 }
 
 int ipcbus_flush(ipcbus *c, int timeout_ms)
@@ -1111,7 +1174,9 @@ int ipcbus_flush(ipcbus *c, int timeout_ms)
 		return IPCBUS_EDISCONNECTED;
 	struct conn_flush w = {.id = c->next_id++, .epoch = c->epoch};
 	struct frame f = {.type = IPCBUS__FRAME_TYPE__PING, .has_id = 1, .id = w.id};
-	int rc = frame_append(&c->out, &f, NULL, 0);
+	/* over datagrams the PING is resent until its PONG comes */
+	int rc = c->dgram ? dgram_send(c, IPCBUS__FRAME_TYPE__PING, w.id, 0, 1)
+			  : frame_append(&c->out, &f, NULL, 0);
 	if (rc < 0)
 		return rc;
 	conn_write(c);

@@ -135,7 +135,7 @@ typedef void (*ipcbus_reply_cb)(void *arg, int status, const ipcbus_msg *reply);
 typedef struct ipcbus_opts {
 	size_t size;                  /* sizeof(ipcbus_opts): IPCBUS_OPTS_INIT sets it */
 	const char *name;             /* client name in the broker's logs */
-	const char *token;            /* for tcp/tls/udp brokers, when the URL has none;
+	const char *token;            /* for tcp/udp (later tls) brokers, when the URL has none;
 				       * else $IPCBUS_TOKEN, else $IPCBUS_TOKEN_FILE's
 				       * first line.  Never sent over unix:// */
 	int connect_timeout_ms;       /* default 5000 */
@@ -158,9 +158,13 @@ typedef struct ipcbus_opts {
 
 /* Connect to url; NULL means $IPCBUS_URL, else the default address (the
  * user's socket when it exists, else the system broker's).  URLs:
- * unix:///path/to/socket and tcp://[TOKEN@]host:port (tcp://[::1]:port for
+ * unix:///path/to/socket, tcp://[TOKEN@]host:port (tcp://[::1]:port for
  * IPv6; a host name is resolved at every attempt and its addresses tried in
- * turn; the lookup blocks, a numeric address never does).  opts may be NULL
+ * turn; the lookup blocks, a numeric address never does) and
+ * udp://[TOKEN@]host:port (one frame per datagram: datagrams may be lost;
+ * SUB, UNSUB and flush are resent until answered, the session's lease is
+ * kept by PINGs that ipcbus_timeout() schedules, and the limits are those
+ * of one datagram: libipcbus(3), UDP).  opts may be NULL
  * (every default).  Blocks until the broker welcomed the connection or
  * opts->connect_timeout_ms ran out.  Returns 0 and *out, or a negative code
  * (nothing to free); just before a failure returns, opts->on_event gets
@@ -172,7 +176,7 @@ typedef struct ipcbus_opts {
  * an option this library does not know), -EINVAL (opts->size smaller than
  * any layout; no event then).
  *
- * The token (tcp, and tls and udp when they come; never sent over unix://,
+ * The token (tcp and udp, and tls when it comes; never sent over unix://,
  * where the socket's permissions decide) is the URL's TOKEN
  * (percent-decoded), else opts->token, else $IPCBUS_TOKEN, else the first
  * line (without its line end) of the file $IPCBUS_TOKEN_FILE names, so the
@@ -234,7 +238,9 @@ IPCBUS_API int ipcbus_subscribe(ipcbus *c, const char *pattern, const char *queu
 IPCBUS_API int ipcbus_unsubscribe(ipcbus *c, uint64_t sid);
 
 /* Write everything buffered and wait for one broker round trip, so the
- * broker has processed all of it.  Returns 0, or the first error the broker
+ * broker has processed all of it (over udp://: what of it arrived; the
+ * flush also waits for the answers to the SUBs and UNSUBs made before it,
+ * so the subscriptions are in place).  Returns 0, or the first error the broker
  * reported since the previous flush (IPCBUS_ESERVER etc., with
  * ipcbus_last_error()), IPCBUS_ETIMEOUT, IPCBUS_EDISCONNECTED. */
 IPCBUS_API int ipcbus_flush(ipcbus *c, int timeout_ms);

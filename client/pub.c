@@ -71,6 +71,8 @@ int pub_send(struct ipcbus *c, const char *chan, size_t clen, const char *reply,
 		goto out;
 	}
 
+	if (c->dgram)
+		dgram_check_silence(c);
 	struct frame f = {.type = IPCBUS__FRAME_TYPE__PUB, .has_id = id != 0, .id = id};
 	f.channel = (struct frame_bytes){(const uint8_t *)chan, clen, 1};
 	if (reply)

@@ -221,6 +221,8 @@ static int req_start(struct ipcbus *c, const char *channel, const ipcbus_header 
 		return -EINVAL;
 	if (c->state == CONN_CLOSED)
 		return c->closed_err;
+	if (c->dgram)
+		dgram_check_silence(c); /* forgotten by the broker: disconnected */
 	if (c->state != CONN_READY)
 		return IPCBUS_EDISCONNECTED;
 	rc = req_inbox(c);

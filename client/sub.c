@@ -29,16 +29,25 @@
 
 #define SUB_STACK_HEADERS 16
 
-/* Append the SUB frame of s to out. */
-static int sub_send(struct ipcbus *c, struct sub *s)
+int sub_frame(struct ipcbus *c, const struct sub *s, uint64_t id)
 {
-	struct frame f = {.type = IPCBUS__FRAME_TYPE__SUB, .has_id = 1, .id = c->next_id++,
+	struct frame f = {.type = IPCBUS__FRAME_TYPE__SUB, .has_id = 1, .id = id,
 			  .has_sid = 1, .sid = s->sid};
 	f.channel = (struct frame_bytes){(const uint8_t *)s->pattern, s->plen, 1};
 	if (s->queue)
 		f.queue = (struct frame_bytes){(const uint8_t *)s->queue, s->qlen, 1};
-	s->frame_id = f.id;
 	return frame_append(&c->out, &f, NULL, 0);
+}
+
+/* Send the SUB of s: into out, or over a datagram transport through
+ * dgram.c, which resends it until acknowledged (the request inbox first:
+ * a request's reply needs it). */
+static int sub_send(struct ipcbus *c, struct sub *s)
+{
+	s->frame_id = c->next_id++;
+	if (c->dgram)
+		return dgram_send(c, IPCBUS__FRAME_TYPE__SUB, s->frame_id, s->sid, s->inbox);
+	return sub_frame(c, s, s->frame_id);
 }
 
 /* A queue group: 1-255 of [A-Za-z0-9_.-], as the broker wants it. */
@@ -124,10 +133,13 @@ int ipcbus_unsubscribe(ipcbus *c, uint64_t sid)
 	if (s->inbox)
 		c->inbox_sid = 0;
 	free(s);
+	if (c->dgram)
+		dgram_forget_sid(c, sid); /* a resent SUB would subscribe it again */
 	if (c->state == CONN_READY) {
 		struct frame f = {.type = IPCBUS__FRAME_TYPE__UNSUB, .has_id = 1,
 				  .id = c->next_id++, .has_sid = 1, .sid = sid};
-		int rc = frame_append(&c->out, &f, NULL, 0);
+		int rc = c->dgram ? dgram_send(c, f.type, f.id, sid, 0)
+				  : frame_append(&c->out, &f, NULL, 0);
 		if (rc < 0)
 			return rc;
 		conn_write(c);

@@ -9,7 +9,9 @@
  *   tr_tcp.c     tcp://host:port         proto/net.c's dial: every address in
  *                                        turn, non-blocking, TCP_NODELAY
  *   (tr_tls.c    tls://host:port         TCP, then a non-blocking handshake)
- *   (tr_udp.c    udp://host:port         one frame per datagram, TR_DGRAM)
+ *   tr_udp.c     udp://host:port         a connected UDP socket, one frame per
+ *                                        datagram (TR_DGRAM); the session rules
+ *                                        of datagrams are dgram.c's
  *
  * The session keeps one epoll set (ipcbus_fd()) and puts the transport's
  * t->fd in it, watched for what the transport asks: want_read while frames
@@ -46,6 +48,10 @@ enum {
 	 * delimited frame (see read). */
 	TR_DGRAM = 1 << 1,
 };
+
+/* The room a TR_DGRAM read() needs for any datagram: the largest UDP
+ * payload and its varint prefix.  The session always offers this much. */
+#define TR_DGRAM_ROOM (65535 + 3)
 
 /* One connection's transport, embedded in struct ipcbus.  The session reads
  * fd, want_read and want_write; the transport writes them. */
@@ -94,7 +100,11 @@ struct tr_ops {
 	 * datagram as one varint-delimited frame (it writes the prefix before
 	 * the body), so that the session parses every transport's input the
 	 * same way; it drops, and counts, a datagram that does not fit (the
-	 * session is to make room for the largest one: see conn_read()). */
+	 * session offers TR_DGRAM_ROOM: see conn_read()), and an empty one,
+	 * so that 0 keeps meaning the end.  An error the medium reports for
+	 * the peer (a connected UDP socket's ECONNREFUSED: an ICMP "port
+	 * unreachable", nobody listens there) is returned as it is: the
+	 * session then drops the connection and reconnects. */
 	ssize_t (*read)(struct tr *t, void *p, size_t n);
 
 	/* Write from the front of out and buf_consume() what was written.
@@ -105,7 +115,8 @@ struct tr_ops {
 	 * (or the transport's equivalent): never SIGPIPE.  A stream transport
 	 * may write any prefix; a TR_DGRAM transport sends each frame as one
 	 * datagram without its prefix and consumes a frame only once it is
-	 * sent.  Between an -EAGAIN and the next call the session only appends
+	 * sent (or dropped: a frame the medium refuses as too big, EMSGSIZE,
+	 * is consumed and counted, see dropped(), and the next one goes).  Between an -EAGAIN and the next call the session only appends
 	 * to out: the bytes at its front are the same (SSL_write's retry rule),
 	 * but their address may have moved (SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER). */
 	int (*write)(struct tr *t, struct buf *out);
@@ -124,12 +135,18 @@ struct tr_ops {
 
 	/* Optional.  Free priv at ipcbus_close(), after close(). */
 	void (*fini)(struct tr *t);
+
+	/* Optional (NULL: 0).  Frames dropped so far, over every connection
+	 * of this struct tr: datagrams too big to send or to receive (or, in
+	 * a test, dropped on purpose).  The session reports each new count
+	 * as an IPCBUS_EV_ERROR. */
+	uint64_t (*dropped)(const struct tr *t);
 };
 
 /* The transport of a URL kind, or NULL when this library has none. */
 const struct tr_ops *tr_find(enum url_kind kind);
 
-/* The schemes tr_find() knows, for messages: "unix://, tcp://". */
+/* The schemes tr_find() knows, for messages: "unix://, tcp://, udp://". */
 const char *tr_schemes(void);
 
 /* tr_stream.c: ops for a connected byte-stream socket in t->fd. */
@@ -140,6 +157,6 @@ void tr_stream_close(struct tr *t);
  * EPOLLOUT. */
 void tr_stream_ready(struct tr *t);
 
-extern const struct tr_ops tr_unix_ops, tr_tcp_ops;
+extern const struct tr_ops tr_unix_ops, tr_tcp_ops, tr_udp_ops;
 
 #endif

@@ -40,8 +40,9 @@ static void main_usage(FILE *f)
 		   "Every command takes -u URL (default: $IPCBUS_URL, else the user's broker\n"
 		   "socket when it exists, else the system broker's) and -h for its own help.\n"
 		   "URLs: unix:///path/to/socket, tcp://[TOKEN@]host:port (tcp://[::1]:port\n"
-		   "for IPv6).  Over tcp:// the token is TOKEN, else $IPCBUS_TOKEN, else the\n"
-		   "first line of the file $IPCBUS_TOKEN_FILE names (kept out of ps).\n"
+		   "for IPv6), udp://[TOKEN@]host:port (one message a datagram: may lose\n"
+		   "messages).  Over tcp:// and udp:// the token is TOKEN, else $IPCBUS_TOKEN,\n"
+		   "else the first line of the file $IPCBUS_TOKEN_FILE names (kept out of ps).\n"
 		   "\n"
 		   "Exit codes: 0 ok, 1 error, 2 usage, 3 timeout, 4 no responders,\n"
 		   "5 disconnected, 6 the reply is an error reply.\n");

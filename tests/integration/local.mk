@@ -66,3 +66,10 @@ INTEG_BROKER_TESTS += tests/integration/test_udp
 tests_integration_test_udp_SOURCES = tests/integration/test_udp.c
 tests_integration_test_udp_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_udp_LDADD = $(INTEG_LDADD)
+
+# libipcbus and the CLI over udp:// (the broker's side: test_udp)
+INTEG_CLIENT_TESTS += tests/integration/test_udp_client
+tests_integration_test_udp_client_SOURCES = tests/integration/test_udp_client.c \
+	tests/integration/libpump.c tests/integration/libpump.h
+tests_integration_test_udp_client_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_udp_client_LDADD = $(INTEG_LIB_LDADD)

@@ -38,12 +38,17 @@
  * tcp4 and tcp6 rows run. */
 #define CONFORM_TCP_PENDING 0
 /* tls:// likewise (its rows also need the raw client to speak TLS before
- * they get CONFORM_RAW), and udp:// (its row will need a short lease in
- * its lines, for peer_vanishes). */
+ * they get CONFORM_RAW).  udp:// is on: neither a stream nor spoken by the
+ * raw client, it runs the cases of the library clients. */
 #define CONFORM_TLS_PENDING CONFORM_OFF
-#define CONFORM_UDP_PENDING CONFORM_OFF
+#define CONFORM_UDP_PENDING 0
 
 #define CONFORM_TLS_CLIENT "?ca=@DIR@/ca.pem"
+/* A UDP session lasts until its lease (the ping-interval) runs out: a
+ * short one, so that peer_vanishes sees a killed client's subscription go
+ * within its 2 s, and the library (which PINGs at a third of it) notices a
+ * stopped broker within broker_restart's bounds. */
+#define CONFORM_UDP_LINES "ping-interval 1000\n"
 #define CONFORM_TLS_LINES "tls-cert @DIR@/server.pem\ntls-key @DIR@/server.key\n"
 
 /* The transports.  The broker of every case listens on the harness's
@@ -65,7 +70,7 @@ static const struct conform_row conform_rows[] = {
 	 CONFORM_TLS_LINES "tls-ca @DIR@/ca.pem\n",
 	 CONFORM_STREAM | CONFORM_TLS | CONFORM_IPV6 | CONFORM_TLS_PENDING,
 	 "tls:// is not in this build yet"},
-	{"udp", "udp://127.0.0.1:@PORT@", NULL, NULL, CONFORM_UDP_PENDING,
+	{"udp", "udp://127.0.0.1:@PORT@", NULL, CONFORM_UDP_LINES, CONFORM_UDP_PENDING,
 	 "udp:// is not in this build yet"},
 };
 

@@ -150,12 +150,23 @@ static void test_pubsub_both_ways(void)
 	CU_ASSERT_EQUAL(ipcbus_flush(t2, T), 0);
 	CU_ASSERT_EQUAL(ipcbus_flush(u, T), 0);
 
+	/* A datagram transport has no flow control: what outruns a socket's
+	 * buffer is lost, as documented.  So there every batch of 16 ends
+	 * with round trips, in which each client also reads what came: the
+	 * sockets' buffers never hold more than a batch, and nothing may be
+	 * lost then. */
+	uint64_t batch = conform_has(CONFORM_STREAM) ? N : 16;
 	/* sizes from 8 bytes to 6 KB, so frames straddle every buffer edge */
 	for (uint64_t i = 0; i < N; i++) {
 		size_t size = 8 + (size_t)(i * 397) % 6000;
 		fill(buf, size, i);
 		CU_ASSERT_EQUAL(ipcbus_publish(u, "cf.to-t.x", buf, size), 0);
 		CU_ASSERT_EQUAL(ipcbus_publish(t, "cf.to-u.y.z", buf, size), 0);
+		if (batch < N && i % batch == batch - 1) {
+			CU_ASSERT_EQUAL(ipcbus_flush(u, T), 0);
+			CU_ASSERT_EQUAL(ipcbus_flush(t, T), 0);
+			CU_ASSERT_EQUAL(ipcbus_flush(t2, T), 0);
+		}
 	}
 	CU_ASSERT_EQUAL(ipcbus_flush(u, T), 0);
 	CU_ASSERT_EQUAL(ipcbus_flush(t, T), 0);

@@ -20,3 +20,11 @@ tests_unit_test_client_tcp_SOURCES = tests/unit/test_client_tcp.c $(FAKEBROKER)
 tests_unit_test_client_tcp_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(TEST_INCLUDES) -pthread
 tests_unit_test_client_tcp_LDFLAGS = $(AM_LDFLAGS) -pthread
 tests_unit_test_client_tcp_LDADD = $(FAKEBROKER_LDADD)
+
+# udp:// against a fake broker on a loopback UDP socket of the test
+check_PROGRAMS += tests/unit/test_client_udp
+TESTS += tests/unit/test_client_udp
+tests_unit_test_client_udp_SOURCES = tests/unit/test_client_udp.c
+tests_unit_test_client_udp_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(TEST_INCLUDES) -pthread
+tests_unit_test_client_udp_LDFLAGS = $(AM_LDFLAGS) -pthread
+tests_unit_test_client_udp_LDADD = $(FAKEBROKER_LDADD)

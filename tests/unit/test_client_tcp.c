@@ -588,7 +588,7 @@ static void test_opts_size(void)
 
 static void test_unsupported(void)
 {
-	static const char *const urls[] = {"tls://127.0.0.1:1", "udp://127.0.0.1:1",
+	static const char *const urls[] = {"tls://127.0.0.1:1",
 					   "sysv://0x1234", "shm://0x1234"};
 	char *secret = "tls://s3cret@127.0.0.1:1";
 	ipcbus_opts o = opts_default();
