@@ -5,7 +5,7 @@
  *            frames through the transport, the frame switch, reconnect
  *            with backoff, blocking waits, the options
  *   tr.h     the transports' ops table; tr.c finds one by URL kind;
- *            tr_stream.c (shared by) tr_unix.c, tr_tcp.c
+ *            tr_stream.c (shared by) tr_unix.c, tr_tcp.c, tr_tls.c
  *   pub.c    publishing (one encoder for publish, respond and requests)
  *   sub.c    the subscription table, delivery of MSG, the ipcbus_next queue
  *   req.c    the reply inbox, the table and deadline heap of requests

@@ -13,7 +13,8 @@ client_libipcbus_la_SOURCES = \
 	client/tr.c client/tr.h \
 	client/tr_stream.c \
 	client/tr_unix.c \
-	client/tr_tcp.c
+	client/tr_tcp.c \
+	client/tr_tls.c
 # 1:0:0: ipcbus_opts begins with a size field (libipcbus.3, OPTIONS)
 client_libipcbus_la_LIBADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)
 client_libipcbus_la_LDFLAGS = $(AM_LDFLAGS) -no-undefined -version-info 1:0:0 \

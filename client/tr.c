@@ -11,7 +11,8 @@
 static const struct tr_ops *const tr_all[] = {
 	&tr_unix_ops,
 	&tr_tcp_ops,
-	/* &tr_tls_ops, &tr_udp_ops: to come */
+	&tr_tls_ops,
+	/* &tr_udp_ops: to come */
 };
 
 const struct tr_ops *tr_find(enum url_kind kind)
@@ -24,5 +25,5 @@ const struct tr_ops *tr_find(enum url_kind kind)
 
 const char *tr_schemes(void)
 {
-	return "unix://, tcp://";
+	return "unix://, tcp://, tls://";
 }

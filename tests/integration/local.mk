@@ -9,7 +9,8 @@ INTEG_CLIENT_TESTS = \
 	tests/integration/test_pubsub \
 	tests/integration/test_reqrep \
 	tests/integration/test_cli \
-	tests/integration/test_defpath
+	tests/integration/test_defpath \
+	tests/integration/test_tls
 check_PROGRAMS += $(INTEG_BROKER_TESTS) $(INTEG_CLIENT_TESTS)
 TESTS += $(INTEG_BROKER_TESTS) $(INTEG_CLIENT_TESTS)
 noinst_HEADERS += tests/integration/harness.h
@@ -60,3 +61,8 @@ tests_integration_test_flood_LDADD = $(INTEG_LDADD)
 tests_integration_test_defpath_SOURCES = tests/integration/test_defpath.c client/defpath.c
 tests_integration_test_defpath_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_defpath_LDADD = $(INTEG_LIB_LDADD)
+
+tests_integration_test_tls_SOURCES = tests/integration/test_tls.c \
+	tests/integration/libpump.c tests/integration/libpump.h
+tests_integration_test_tls_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_tls_LDADD = $(INTEG_LIB_LDADD)
