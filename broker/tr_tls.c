@@ -20,8 +20,12 @@
 #include "tls.h"
 #include "transport.h"
 
-/* The first byte of every TLS record that opens a handshake. */
+/* The first two bytes of every TLS record that opens a handshake: its
+ * content type and the major version, 3.  A frame may begin with 0x16 too
+ * (a frame of 22 bytes: a HELLO with a short name), but never with 0x16
+ * 0x03: its first field tag would be field 0. */
 #define TLS_HANDSHAKE_RECORD 0x16
+#define TLS_MAJOR 0x03
 
 struct tls_listener {
 	struct listener l;
@@ -47,9 +51,11 @@ static void tlsio_want(struct conn *c, int want)
  * own language, then closed. */
 static int tlsio_plain_peer(struct conn *c)
 {
-	uint8_t first;
-	ssize_t k = recv(c->fd, &first, 1, MSG_PEEK);
-	if (k != 1 || first == TLS_HANDSHAKE_RECORD)
+	uint8_t first[2];
+	ssize_t k = recv(c->fd, first, 2, MSG_PEEK);
+	/* one byte alone, 0x16: most likely TLS, and OpenSSL waits for the
+	 * rest without the loop spinning on a byte left unread */
+	if (k < 1 || (first[0] == TLS_HANDSHAKE_RECORD && (k == 1 || first[1] == TLS_MAJOR)))
 		return 0;
 	struct tls_sess *s = c->tp;
 	tls_free(s->t);

@@ -5,7 +5,7 @@
  *            frames through the transport, the frame switch, reconnect
  *            with backoff, blocking waits, the options
  *   tr.h     the transports' ops table; tr.c finds one by URL kind;
- *            tr_stream.c (shared by) tr_unix.c, tr_tcp.c; tr_udp.c
+ *            tr_stream.c (shared by) tr_unix.c, tr_tcp.c, tr_tls.c; tr_udp.c
  *   dgram.c  what a datagram transport (udp) needs of the session: the
  *            cookie handshake and HELLO resent, SUB/UNSUB/flush PINGs
  *            resent until answered, the lease kept by PINGs

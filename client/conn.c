@@ -180,6 +180,12 @@ static int conn_watch(struct ipcbus *c, int force)
 	return 0;
 }
 
+/* The transport's text for its last read or write failure, or NULL. */
+static const char *conn_tr_errtext(const struct ipcbus *c)
+{
+	return c->tr.ops->errtext ? c->tr.ops->errtext(&c->tr) : NULL;
+}
+
 /* Bytes the transport holds that its descriptor does not announce. */
 static int conn_tr_pending(const struct ipcbus *c)
 {
@@ -743,8 +749,12 @@ static void conn_read(struct ipcbus *c)
 		ssize_t n = c->tr.ops->read(&c->tr, buf_wptr(&c->in), want);
 		if (n < 0) {
 			if (n != -EAGAIN)
-				conn_drop(c, (int)n, strerror((int)-n), 0);
-			break;
+				conn_drop(c, (int)n, conn_tr_errtext(c), 0);
+			else if ((rc = conn_watch(c, 0)) < 0) /* a TLS read may wait to write */
+				conn_drop(c, rc, NULL, 0);
+			else
+				break;
+			return;
 		}
 		if (n == 0) {
 			conn_drop(c, IPCBUS_EDISCONNECTED, "the broker closed the connection", 0);
@@ -785,7 +795,7 @@ static void conn_write_failed(struct ipcbus *c)
 		while (c->pending_err && c->tr.fd >= 0 && c->in_more);
 	}
 	if (c->pending_err) /* conn_drop() clears it */
-		conn_drop(c, c->pending_err, NULL, 0);
+		conn_drop(c, c->pending_err, conn_tr_errtext(c), 0);
 }
 
 /* The work of a dispatch; may_read 0 skips the read when nothing says the
@@ -806,7 +816,12 @@ static int conn_work(struct ipcbus *c, int may_read)
 		conn_check_open(c);
 	if ((c->state == CONN_OPENING || c->state == CONN_HELLO) &&
 	    conn_now() >= c->hello_deadline)
-		conn_drop(c, IPCBUS_ETIMEOUT, "no WELCOME from the broker in time", 0);
+		conn_drop(c, IPCBUS_ETIMEOUT,
+			  c->state == CONN_OPENING
+				  ? "the connection to the broker was not set up in time "
+				    "(TCP connect or TLS handshake)"
+				  : "no WELCOME from the broker in time",
+			  0);
 	if (may_read && (c->state == CONN_HELLO || c->state == CONN_READY))
 		conn_read(c);
 	if (c->dgram)

@@ -69,6 +69,11 @@ enum {
 	IPCBUS_EUNSAFE = -1016,       /* a default socket (or its folder) that another user
 				       * owns or may write to, or a $IPCBUS_TOKEN_FILE that
 				       * others may read: ipcbus_connect refused it */
+	IPCBUS_ETLS = -1017,          /* TLS failed: the broker's certificate not accepted
+				       * (untrusted, expired, for another name), ours
+				       * refused or missing, a peer that does not speak
+				       * TLS, or a CA, certificate or key file that cannot
+				       * be used; the text says which */
 };
 
 /* Name of any code returned by this library (never NULL). */

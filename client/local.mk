@@ -14,6 +14,7 @@ client_libipcbus_la_SOURCES = \
 	client/tr_stream.c \
 	client/tr_unix.c \
 	client/tr_tcp.c \
+	client/tr_tls.c \
 	client/tr_udp.c \
 	client/dgram.c
 # 1:0:0: ipcbus_opts begins with a size field (libipcbus.3, OPTIONS)

@@ -149,6 +149,9 @@ const char *ipcbus_strerror(int err)
 	case IPCBUS_EUNSAFE:
 		return "the default socket or its folder belongs to another user or is writable by "
 		       "others, or the token file may be read by others";
+	case IPCBUS_ETLS:
+		return "TLS failed: a certificate not accepted, a peer that does not speak TLS, or "
+		       "a CA, certificate or key file that cannot be used";
 	}
 	if (err < 0 && err > -1000)
 		return strerror(-err);

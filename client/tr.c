@@ -11,8 +11,8 @@
 static const struct tr_ops *const tr_all[] = {
 	&tr_unix_ops,
 	&tr_tcp_ops,
+	&tr_tls_ops,
 	&tr_udp_ops,
-	/* &tr_tls_ops: to come */
 };
 
 const struct tr_ops *tr_find(enum url_kind kind)
@@ -25,5 +25,5 @@ const struct tr_ops *tr_find(enum url_kind kind)
 
 const char *tr_schemes(void)
 {
-	return "unix://, tcp://, udp://";
+	return "unix://, tcp://, tls://, udp://";
 }

@@ -8,7 +8,8 @@
  *   tr_unix.c    unix:///path            AF_UNIX, connects at once
  *   tr_tcp.c     tcp://host:port         proto/net.c's dial: every address in
  *                                        turn, non-blocking, TCP_NODELAY
- *   (tr_tls.c    tls://host:port         TCP, then a non-blocking handshake)
+ *   tr_tls.c     tls://host:port         tr_tcp.c's dial, then a non-blocking
+ *                                        TLS handshake (proto/tls.c)
  *   tr_udp.c     udp://host:port         a connected UDP socket, one frame per
  *                                        datagram (TR_DGRAM); the session rules
  *                                        of datagrams are dgram.c's
@@ -127,6 +128,12 @@ struct tr_ops {
 	 * ipcbus_timeout() is 0. */
 	size_t (*pending)(const struct tr *t);
 
+	/* Optional (NULL: none).  A text for the last failure of read() or
+	 * write(), when the code does not say it all (a TLS alert from the
+	 * broker: "it requires a client certificate"), else NULL.  Valid
+	 * until the next op. */
+	const char *(*errtext)(const struct tr *t);
+
 	/* End the connection or the attempt, in whatever state it is (also
 	 * right after a failed connected()): close t->fd and set it to -1.
 	 * What outlives connections stays in priv.  The session has already
@@ -146,7 +153,7 @@ struct tr_ops {
 /* The transport of a URL kind, or NULL when this library has none. */
 const struct tr_ops *tr_find(enum url_kind kind);
 
-/* The schemes tr_find() knows, for messages: "unix://, tcp://, udp://". */
+/* The schemes tr_find() knows, for messages: "unix://, tcp://, tls://, udp://". */
 const char *tr_schemes(void);
 
 /* tr_stream.c: ops for a connected byte-stream socket in t->fd. */
@@ -157,6 +164,6 @@ void tr_stream_close(struct tr *t);
  * EPOLLOUT. */
 void tr_stream_ready(struct tr *t);
 
-extern const struct tr_ops tr_unix_ops, tr_tcp_ops, tr_udp_ops;
+extern const struct tr_ops tr_unix_ops, tr_tcp_ops, tr_tls_ops, tr_udp_ops;
 
 #endif

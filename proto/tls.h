@@ -52,9 +52,14 @@ int tls_handshake(struct tls *t, int *want, char *err, size_t n);
  * close), -EAGAIN (*want), or a negative code. */
 ssize_t tls_read(struct tls *t, void *p, size_t n, int *want);
 
-/* Write from iov: the bytes taken (records may be partial), -EAGAIN
- * (*want), or a negative code.  After -EAGAIN, call again with the same
- * bytes first. */
+/* Write from iov: the bytes taken (> 0, maybe fewer than given), -EAGAIN
+ * (*want; nothing taken), or a negative code.  As with send(), what was not
+ * taken may be changed or dropped before the next call -- except when one
+ * byte alone was not taken: it is the last of a record OpenSSL has still to
+ * send, held back so that the caller waits for *want and calls again, and
+ * that call must begin with it.  (SSL_write's own retry rule, the same
+ * bytes again after WANT_WRITE, is kept inside: a copy of them is written
+ * first by the next call.) */
 ssize_t tls_writev(struct tls *t, const struct iovec *iov, int cnt, int *want);
 
 /* 1 when decrypted bytes wait inside (read them before polling again). */
@@ -66,7 +71,26 @@ void tls_describe(const struct tls *t, char *out, size_t n);
 /* Send close_notify (best effort, non-blocking). */
 void tls_shutdown(struct tls *t);
 
-/* What the last failure was, for logs. */
+/* What the last failure was, for logs ("TLS handshake: error:0A00010B:SSL
+ * routines::wrong version number"). */
 const char *tls_error(const struct tls *t);
+
+/* The kind of the last failure, for a message that says what to do. */
+enum tls_fail {
+	TLS_FAIL_NONE = 0,
+	TLS_FAIL_OTHER,   /* see tls_fail_reason */
+	TLS_FAIL_VERIFY,  /* the peer's certificate was not accepted: expired,
+			   * not signed by a trusted CA, for another name */
+	TLS_FAIL_NOT_TLS, /* the peer's first bytes are no TLS record (a plain
+			   * port) */
+	TLS_FAIL_ALERT,   /* the peer refused with an alert ("certificate
+			   * required", "unknown ca") */
+	TLS_FAIL_CLOSED,  /* the peer closed (or reset) the connection */
+};
+int tls_fail_kind(const struct tls *t);
+
+/* The short reason of the last failure ("certificate has expired", "wrong
+ * version number", "tlsv13 alert certificate required"). */
+const char *tls_fail_reason(const struct tls *t);
 
 #endif

@@ -1513,6 +1513,15 @@ static int harness_openssl(const char *openssl, const char *const *args)
 	return st == 0 ? 0 : -EIO;
 }
 
+int harness_openssl_run(const char *const *args)
+{
+	char openssl[PATH_MAX];
+
+	if (harness_which("openssl", openssl, sizeof openssl) < 0)
+		return -ENOENT;
+	return harness_openssl(openssl, args);
+}
+
 /* A key and a certificate for cn, signed by the CA in t: 0 or -EIO. */
 static int harness_tls_leaf(const char *openssl, const char *dir, const struct harness_tls *t,
 			    const char *name, const char *cn, const char *ext, const char *cert,

@@ -329,6 +329,11 @@ struct harness_tls {
  * (its stderr is copied to ours). */
 int harness_tls_make(const char *dir, struct harness_tls *t);
 
+/* Run the openssl command with args (NULL-ended, at most 38), for
+ * certificates a test needs beyond harness_tls_make's: 0, -ENOENT when
+ * there is no openssl command, -EIO when it failed (stderr copied). */
+int harness_openssl_run(const char *const *args);
+
 /* Under AddressSanitizer freed memory stays resident in its quarantine
  * (256 MiB by default), which hides any bound on a process's memory (VmRSS
  * grows by whatever was freed): give the processes started from now on

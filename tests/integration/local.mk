@@ -9,7 +9,8 @@ INTEG_CLIENT_TESTS = \
 	tests/integration/test_pubsub \
 	tests/integration/test_reqrep \
 	tests/integration/test_cli \
-	tests/integration/test_defpath
+	tests/integration/test_defpath \
+	tests/integration/test_tls
 check_PROGRAMS += $(INTEG_BROKER_TESTS) $(INTEG_CLIENT_TESTS)
 TESTS += $(INTEG_BROKER_TESTS) $(INTEG_CLIENT_TESTS)
 noinst_HEADERS += tests/integration/harness.h
@@ -73,3 +74,8 @@ tests_integration_test_udp_client_SOURCES = tests/integration/test_udp_client.c 
 	tests/integration/libpump.c tests/integration/libpump.h
 tests_integration_test_udp_client_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_udp_client_LDADD = $(INTEG_LIB_LDADD)
+
+tests_integration_test_tls_SOURCES = tests/integration/test_tls.c \
+	tests/integration/libpump.c tests/integration/libpump.h
+tests_integration_test_tls_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_tls_LDADD = $(INTEG_LIB_LDADD)

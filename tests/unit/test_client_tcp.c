@@ -17,7 +17,7 @@
  *     with an unknown option set (-E2BIG), too small (-EINVAL);
  *   - schemes this library does not speak yet fail with a clear text;
  *   - the CLI ($IPCBUS_CLI) takes a tcp:// URL, and says clearly that
- *     tls:// is not there yet.
+ *     udp:// is not there yet (tls:// is: tests/integration/test_tls.c).
  */
 #include <config.h>
 
@@ -588,9 +588,8 @@ static void test_opts_size(void)
 
 static void test_unsupported(void)
 {
-	static const char *const urls[] = {"tls://127.0.0.1:1",
-					   "sysv://0x1234", "shm://0x1234"};
-	char *secret = "tls://s3cret@127.0.0.1:1";
+	static const char *const urls[] = {"sysv://0x1234", "shm://0x1234"};
+	char *secret = "tls://s3cret@127.0.0.1"; /* no port: refused */
 	ipcbus_opts o = opts_default();
 	ipcbus *c;
 	char want[100];
@@ -605,9 +604,10 @@ static void test_unsupported(void)
 		CU_ASSERT(strstr(ev_failed_text, "tcp://") != NULL); /* what it speaks */
 	}
 	/* the text may be logged: not the token */
+	ev_reset();
 	CU_ASSERT_EQUAL(ipcbus_connect(&c, secret, &o), IPCBUS_EURL);
 	CU_ASSERT(strstr(ev_failed_text, "s3cret") == NULL);
-	CU_ASSERT(strncmp(ev_failed_text, "tls://***@127.0.0.1:1: ", 23) == 0);
+	CU_ASSERT(strstr(ev_failed_text, "tls://***@127.0.0.1") != NULL);
 }
 
 /* Run the CLI with argv (argv[0] its path) and extra environment
@@ -726,10 +726,14 @@ static void test_cli(void)
 	fb_stop(&b);
 
 	/* not there yet: a clear error, exit 1, the token not shown */
-	char *sub[] = {(char *)cli, "sub", "-u", "tls://s3cret@127.0.0.1:1", "a.b", NULL};
+	char *sub[] = {(char *)cli, "sub", "-u", "sysv://0x1234", "a.b", NULL};
 	CU_ASSERT_EQUAL_FATAL(cli_start(&r, sub, NULL), 0);
 	CU_ASSERT_EQUAL(cli_wait(&r, err, sizeof err), 1);
-	CU_ASSERT(strstr(err, "tls:// is not supported by this client yet") != NULL);
+	CU_ASSERT(strstr(err, "sysv:// is not supported by this client yet") != NULL);
+	/* a bad URL with a token: refused, the token not shown */
+	char *sub2[] = {(char *)cli, "sub", "-u", "tls://s3cret@127.0.0.1", "a.b", NULL};
+	CU_ASSERT_EQUAL_FATAL(cli_start(&r, sub2, NULL), 0);
+	CU_ASSERT(cli_wait(&r, err, sizeof err) != 0);
 	CU_ASSERT(strstr(err, "s3cret") == NULL);
 	/* nothing listening: the address named */
 	char *pub3[] = {(char *)cli, "pub", "-u", url, "cli.chan", "x", NULL};
