@@ -218,6 +218,11 @@ static int conform_start(const struct conform_row *row, struct harness_broker *b
 
 struct harness_broker *conform_up(const char *lines)
 {
+	return conform_up_nofile(lines, 0);
+}
+
+struct harness_broker *conform_up_nofile(const char *lines, long nofile)
+{
 	const struct conform_row *row = conform_row();
 	int family = row->flags & CONFORM_IPV6 ? AF_INET6 : AF_INET;
 
@@ -246,6 +251,7 @@ struct harness_broker *conform_up(const char *lines)
 			CU_FAIL("cannot make a broker folder");
 			return NULL;
 		}
+		b->nofile = nofile;
 		int rc = conform_start(row, b, port);
 		if (rc == 0)
 			return b;

@@ -17,10 +17,10 @@
  * missing (no IPv6 loopback, no openssl command) or that is switched off
  * is a skipped suite with the reason printed.
  *
- * A case of tests/integration/test_broker_proto.c moves here by pasting it
- * into conform_proto.c with three substitutions (UP -> CONFORM_UP, OPEN ->
- * CONFORM_OPEN, harness_raw_connect(b->sock) -> conform_raw_connect(b)) and
- * adding a line to that file's table.
+ * conform_cases.c holds the basics (the library and a raw client on the
+ * transport against one on Unix); conform_proto.c what the broker answers
+ * to what a raw client sends (the protocol half of what was
+ * tests/integration/test_broker_proto.c, which keeps the daemon's cases).
  */
 #ifndef IPCBUS_TESTS_CONFORM_H
 #define IPCBUS_TESTS_CONFORM_H
@@ -85,6 +85,9 @@ long conform_rss_slack_kib(void);
  * and its log on stderr, when it did not start. */
 struct harness_broker *conform_up(const char *lines);
 
+/* The same with RLIMIT_NOFILE nofile for the broker (0: as it is). */
+struct harness_broker *conform_up_nofile(const char *lines, long nofile);
+
 #define CONFORM_UP(b, lines)                             \
 	struct harness_broker *b = conform_up(lines); \
 	if (!b)                                          \
@@ -120,7 +123,7 @@ ipcbus *conform_lib(const struct harness_broker *b, const char *name, struct con
 ipcbus *conform_lib_unix(const struct harness_broker *b, const char *name,
 			 struct conform_events *ev);
 
-/* What a raw barrier read on the way (as test_broker_proto.c's). */
+/* What a raw barrier read on the way. */
 struct conform_seen {
 	size_t msgs, errs, other;
 	uint64_t sid[64];

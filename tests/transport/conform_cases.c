@@ -473,13 +473,15 @@ static void test_garbage(void)
 		int hello;       /* send it after HELLO/WELCOME */
 		const void *p;
 		size_t n;
+		int code;        /* the fatal ERR's code on a stream; 0: any */
 	} bad[] = {
-		{"a body that does not decode, after HELLO", 1, undecodable, sizeof undecodable},
-		{"a length prefix that is no varint", 0, ff, sizeof ff},
-		{"a 512 MiB length prefix", 1, prefix, nprefix},
-		{"an HTTP request", 0, http, (size_t)nhttp},
-		{"a TLS ClientHello", 0, tls_hello, sizeof tls_hello},
-		{"4 KiB of noise, after HELLO", 1, noise, sizeof noise},
+		{"a body that does not decode, after HELLO", 1, undecodable, sizeof undecodable,
+		 IPCBUS__ERR_CODE__E_PROTOCOL},
+		{"a length prefix that is no varint", 0, ff, sizeof ff, IPCBUS__ERR_CODE__E_PROTOCOL},
+		{"a 512 MiB length prefix", 1, prefix, nprefix, IPCBUS__ERR_CODE__E_FRAME_TOO_BIG},
+		{"an HTTP request", 0, http, (size_t)nhttp, 0},
+		{"a TLS ClientHello", 0, tls_hello, sizeof tls_hello, 0},
+		{"4 KiB of noise, after HELLO", 1, noise, sizeof noise, 0},
 	};
 
 	CONFORM_UP(b, "");
@@ -504,6 +506,7 @@ static void test_garbage(void)
 		CU_ASSERT(closed);
 		if (conform_has(CONFORM_STREAM)) {
 			CU_ASSERT(r->err_code > 0 && r->err_fatal); /* the reason came first */
+			CU_ASSERT(!bad[i].code || r->err_code == bad[i].code);
 		}
 		harness_raw_close(r);
 	}
