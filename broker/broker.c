@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "bridge.h"
 #include "broker.h"
+#include "interest.h"
 #include "conn.h"
 #include "proto.h"
 #include "router.h"
@@ -340,6 +342,7 @@ static void broker_status(struct broker *b)
 		 (unsigned long long)s->msgs_out, (unsigned long long)s->dropped,
 		 (unsigned long long)s->slow_consumers, (unsigned long long)s->no_responders,
 		 (unsigned long long)s->errors, (unsigned long long)s->refused);
+	bridge_status(b);
 }
 
 static void broker_signal(void *arg, uint32_t events)
@@ -497,7 +500,7 @@ int broker_init(struct broker *b, struct conf *cfg)
 		return rc;
 	}
 	loop_before_sleep(b->loop, broker_before_sleep, b);
-	if (!(b->router = router_new())) {
+	if (!(b->router = router_new()) || !(b->interest = interest_new())) {
 		log_error(&b->log, "out of memory");
 		return -ENOMEM;
 	}
@@ -527,6 +530,8 @@ int broker_init(struct broker *b, struct conf *cfg)
 		b->listeners = l;
 		log_info(&b->log, "listening on %s", b->cfg.listen[i]);
 	}
+	if ((rc = bridge_init(b)) < 0)
+		return rc;
 	if ((rc = broker_pidfile(b)) < 0)
 		return rc;
 	log_info(&b->log, "ready (ipcbusd %s, protocol %d, pid %d)", PACKAGE_VERSION,
@@ -578,6 +583,7 @@ void broker_fini(struct broker *b)
 		}
 		/* connections name their listeners until they are gone */
 		broker_free_listeners(b);
+		bridge_fini(b);
 		loop_timer_cancel(b->loop, &b->linger);
 		loop_timer_cancel(b->loop, &b->resume);
 		loop_timer_cancel(b->loop, &b->keepalive);
@@ -591,6 +597,8 @@ void broker_fini(struct broker *b)
 	}
 	broker_pidfile_remove(b);
 	router_free(b->router);
+	interest_free(b->interest);
+	b->interest = NULL;
 	loop_free(b->loop);
 	buf_fini(&b->scratch);
 	buf_fini(&b->ctl);

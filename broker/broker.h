@@ -17,6 +17,8 @@
 struct conn;
 struct listener;
 struct router;
+struct interest;
+struct bridge;
 struct conn_ops;
 
 struct broker_stats {
@@ -37,6 +39,9 @@ struct broker {
 	struct log log;
 	struct loop *loop;
 	struct router *router;
+	struct interest *interest; /* what bridges announce (interest.c) */
+	struct bridge *bridge;     /* links to peer brokers (bridge.c) */
+	uint64_t route_stamp;      /* messages routed (route.c) */
 	struct listener *listeners;
 	struct conn *conns;        /* all connections */
 	struct conn *dirty;        /* to flush in before-sleep */

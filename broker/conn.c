@@ -19,7 +19,9 @@
 #include "conn.h"
 #include "outq.h"
 #include "hash.h"
+#include "bridge.h"
 #include "proto.h"
+#include "route.h"
 #include "transport.h"
 
 /* Control frames (ERR, PONG, WELCOME) may go this far past max-pending, so
@@ -220,15 +222,9 @@ static void conn_stall_link(struct conn *c, int front)
 
 void conn_free(struct conn *c)
 {
-	for (size_t i = 0; i < c->subs_cap; i++) {
-		struct sub *s = c->subs[i];
-		if (s && s != (struct sub *)c) {
-			router_remove(c->b->router, s);
-			free(s->pattern);
-			free(s->queue);
-			free(s);
-		}
-	}
+	if (c->link)
+		bridge_conn_gone(c);
+	conn_sub_clear(c);
 	free(c->subs);
 	conn_unpause(c);
 	conn_stall_unlink(c);
@@ -246,6 +242,8 @@ void conn_close(struct conn *c, const char *why)
 	c->state = CONN_CLOSING;
 	c->closed_at = loop_now(c->b->loop);
 	conn_unpause(c);
+	if (c->link)
+		bridge_conn_closed(c, why);
 	if (c->dropped)
 		log_info(&c->b->log, "%s closed: %s (%llu messages dropped as a slow consumer)",
 			 c->desc, why, (unsigned long long)c->dropped);
@@ -289,7 +287,7 @@ static int conn_control_room(const struct conn *c, size_t n)
 }
 
 /* Queue the frame encoded in the broker's control scratch, and empty it. */
-static int conn_push_ctl(struct conn *c)
+int conn_push_ctl(struct conn *c)
 {
 	struct buf *ctl = &c->b->ctl;
 	size_t before = c->out.len;
@@ -452,7 +450,7 @@ static void conn_slow(struct conn *c, const char *why)
 {
 	struct broker *b = c->b;
 
-	if (b->cfg.slow_consumer == SLOW_DISCONNECT) {
+	if (b->cfg.slow_consumer == SLOW_DISCONNECT && !c->link) {
 		conn_disconnect_slow(c, why, 1);
 		return;
 	}
@@ -472,7 +470,7 @@ static int conn_evict(struct conn *v)
 	size_t held = b->memory;
 
 	b->stats.evictions++;
-	if (b->cfg.slow_consumer == SLOW_DISCONNECT) {
+	if (b->cfg.slow_consumer == SLOW_DISCONNECT && !v->link) {
 		conn_disconnect_slow(v, "max-memory reached", 0);
 		return b->memory < held;
 	}
@@ -545,13 +543,22 @@ static int conn_flush_early(struct conn *c)
 
 void conn_deliver(struct conn *c, uint64_t sid, const uint8_t *body, size_t len)
 {
-	struct broker *b = c->b;
-	const struct conf *cfg = &b->cfg;
 	uint8_t prefix[2 * FRAME_VARINT_MAX + 1];
 
 	if (c->state != CONN_OPEN)
 		return;
 	size_t k = frame_sid_prefix(prefix, sid, len);
+	conn_deliver_frame(c, prefix, k, body, len);
+}
+
+void conn_deliver_frame(struct conn *c, const uint8_t *prefix, size_t k, const uint8_t *body,
+			size_t len)
+{
+	struct broker *b = c->b;
+	const struct conf *cfg = &b->cfg;
+
+	if (c->state != CONN_OPEN)
+		return;
 	size_t n = k + len;
 	if (n > conn_frame_max(c) + FRAME_VARINT_MAX) {
 		/* more than the medium carries (a UDP subscriber, a message
@@ -591,6 +598,37 @@ void conn_deliver(struct conn *c, uint64_t sid, const uint8_t *body, size_t len)
 	b->stats.msgs_out++;
 	b->stats.bytes_out += n;
 	conn_account(c, before);
+}
+
+static void conn_sub_deliver(struct sub *s, struct message *m)
+{
+	struct conn *c = s->owner;
+	size_t len;
+	const uint8_t *body = route_body(c->b, m, &len);
+	if (body)
+		conn_deliver(c, s->sid, body, len);
+}
+
+const struct sub_ops conn_sub_ops = {conn_sub_deliver};
+
+void conn_sub_free(struct sub *s)
+{
+	free(s->pattern);
+	free(s->queue);
+	free(s);
+}
+
+void conn_sub_clear(struct conn *c)
+{
+	for (size_t i = 0; i < c->subs_cap; i++) {
+		struct sub *s = c->subs[i];
+		if (s && s != (struct sub *)c) {
+			route_sub_remove(c->b, s);
+			conn_sub_free(s);
+			c->subs[i] = NULL;
+		}
+	}
+	c->nsubs = c->subs_used = 0;
 }
 
 void conn_sent(struct conn *c, size_t n)
@@ -669,7 +707,10 @@ void conn_frame(struct conn *c, const uint8_t *body, size_t len)
 			   "malformed frame (%zu bytes): not a valid ipcbus.Frame", len);
 		return;
 	}
-	handle_frame(c, &f);
+	if (c->link)
+		bridge_frame(c, &f);
+	else
+		handle_frame(c, &f);
 }
 
 /* sid map: open addressing, linear probing, tombstones = (struct sub *)c */

@@ -25,6 +25,7 @@ struct broker;
 struct listener;
 struct conn_ops;
 struct stream_io;
+struct link;
 
 enum conn_state {
 	CONN_HELLO = 0, /* waiting for HELLO */
@@ -42,6 +43,9 @@ struct conn {
 	int fd;
 	const struct stream_io *io; /* NULL: a plain socket */
 	void *tp;                   /* the transport's own state (a TLS session, a UDP peer) */
+	struct link *link;          /* a bridge link runs over this connection (bridge.c) */
+	int dialing;                /* dialed, not connected yet */
+	void (*dialed)(struct conn *c); /* called once connected */
 	int io_want_out;            /* the io waits for room to write */
 	uint64_t id;
 	enum conn_state state;
@@ -139,6 +143,11 @@ void conn_close(struct conn *c, const char *why);
  * exceed max-pending by a little).  0 or a negative code. */
 int conn_send(struct conn *c, const struct frame *f);
 
+/* Queue the frame encoded in the broker's control scratch (b->ctl, a
+ * length-prefixed frame: frame_append_*), and empty it.  0 or a negative
+ * code. */
+int conn_push_ctl(struct conn *c);
+
 /* Queue the WELCOME for the HELLO `id`.  0 or a negative code. */
 int conn_send_welcome(struct conn *c, uint64_t id, const Ipcbus__Welcome *w);
 
@@ -148,6 +157,11 @@ int conn_send_welcome(struct conn *c, uint64_t id, const Ipcbus__Welcome *w);
  * keeps up is not judged by one read batch) and max-memory (the biggest
  * backlog pays first). */
 void conn_deliver(struct conn *c, uint64_t sid, const uint8_t *body, size_t len);
+
+/* The same for any frame: prefix (k bytes: its length prefix and what
+ * this receiver's copy has of its own) followed by a shared body. */
+void conn_deliver_frame(struct conn *c, const uint8_t *prefix, size_t k, const uint8_t *body,
+			size_t len);
 
 /* Write queued output now (the before-sleep step and EPOLLOUT call it). */
 void conn_flush(struct conn *c);
@@ -180,6 +194,11 @@ uint64_t conn_max_header_bytes(const struct conn *c);
 struct sub *conn_sub_find(struct conn *c, uint64_t sid);
 int conn_sub_add(struct conn *c, struct sub *s);
 void conn_sub_del(struct conn *c, struct sub *s);
+/* Remove (route_sub_remove) and free every subscription of c. */
+void conn_sub_clear(struct conn *c);
+void conn_sub_free(struct sub *s);
+/* A client's subscriptions deliver through this (route.c calls it). */
+extern const struct sub_ops conn_sub_ops;
 
 /* The frame handlers (handle.c), dispatched from conn_frame(). */
 void handle_frame(struct conn *c, const struct frame *f);

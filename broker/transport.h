@@ -76,6 +76,9 @@ struct transport {
 	 * medium needs (TCP options, a TLS session in c->io).  0, or -errno
 	 * and the connection is refused.  NULL: nothing to do. */
 	int (*adopt)(struct conn *c);
+	/* Dial u (a peer broker, for a bridge) without blocking (h-dial). */
+	int (*dial)(struct broker *b, const struct url *u, struct conn **out, char *err,
+		    size_t errlen);
 };
 
 /* How a stream transport moves bytes when it is not a plain socket (TLS):
