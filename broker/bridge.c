@@ -684,6 +684,11 @@ static void link_welcome(struct link *l, const struct frame *f)
 		conn_close(c, "the peer's WELCOME has no valid server id");
 		return;
 	}
+	if (!w->bridge) {
+		ipcbus__welcome__free_unpacked(w, NULL);
+		conn_close(c, "the peer took us for a client: it does not speak bridges (an older ipcbusd?)");
+		return;
+	}
 	if (w->server_id.len == self_len && memcmp(w->server_id.data, self, self_len) == 0) {
 		ipcbus__welcome__free_unpacked(w, NULL);
 		log_warn(&l->b->log, "bridge %s: that is this broker itself", l->line->shown);

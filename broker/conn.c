@@ -39,6 +39,8 @@ size_t conn_frame_max(const struct conn *c)
 {
 	const struct conf *cfg = &c->b->cfg;
 	size_t max = (size_t)(cfg->max_payload + cfg->max_header_bytes + 1024);
+	if (c->link)
+		max += CONN_LINK_SLACK; /* a forwarded message's origin and groups */
 	if (c->listener && c->listener->frame_max && c->listener->frame_max < max)
 		max = c->listener->frame_max;
 	return max;

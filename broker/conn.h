@@ -186,6 +186,10 @@ void conn_trim(struct conn *c);
  * or less where the medium carries less (a datagram). */
 size_t conn_frame_max(const struct conn *c);
 
+/* A bridge link's frames may be this much bigger (bridge.c keeps a
+ * forwarded message's own fields under it). */
+#define CONN_LINK_SLACK (8 << 10)
+
 /* max-payload and max-header-bytes for this connection (WELCOME). */
 uint64_t conn_max_payload(const struct conn *c);
 uint64_t conn_max_header_bytes(const struct conn *c);

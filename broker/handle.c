@@ -156,6 +156,10 @@ static int handle_welcome(struct conn *c, uint64_t id)
 	w.ping_interval_ms = (uint32_t)b->cfg.ping_interval;
 	w.has_client_id = 1;
 	w.client_id = c->id;
+	if (c->link) {
+		w.has_bridge = 1;
+		w.bridge = 1;
+	}
 	if (c->lease_ms) {
 		w.has_lease_ms = 1;
 		w.lease_ms = (uint32_t)c->lease_ms;
