@@ -58,6 +58,8 @@ void broker_mark_closing(struct broker *b, struct conn *c)
 	c->close_next = b->closing;
 	b->closing = c;
 	b->nclosing++;
+	if (c->outbound)
+		b->noutbound--; /* counted once, as closing */
 	/* the last output goes out in before-sleep (broker_reap) */
 }
 
@@ -87,8 +89,9 @@ static void broker_refuse_flush(struct broker *b)
 int broker_admit(struct broker *b, char *why, size_t n)
 {
 	/* closing ones are on their way out (at most CONN_LINGER_MS +
-	 * CONN_DRAIN_MS): they hold a descriptor, not a place */
-	if (b->nconns - b->nclosing < b->cfg.max_connections)
+	 * CONN_DRAIN_MS): they hold a descriptor, not a place; nor do the
+	 * connections the broker dialed itself */
+	if (b->nconns - b->nclosing - b->noutbound < b->cfg.max_connections)
 		return 1;
 	snprintf(why, n, "the broker is full (max-connections %llu)",
 		 (unsigned long long)b->cfg.max_connections);
@@ -121,7 +124,10 @@ void broker_add_conn(struct broker *b, struct conn *c)
 		b->conns->prev = c;
 	b->conns = c;
 	b->nconns++;
-	b->stats.conns_total++;
+	if (c->outbound)
+		b->noutbound++;
+	else
+		b->stats.conns_total++;
 	if (!b->keepalive.armed)
 		loop_timer_set(b->loop, &b->keepalive, broker_tick_ms(b), broker_keepalive, b);
 }
@@ -217,11 +223,28 @@ static void broker_keepalive(void *arg)
 	struct broker *b = arg;
 	uint64_t now = loop_clock_ms();
 	uint64_t iv = b->cfg.ping_interval;
+	uint64_t hello = iv && iv < CONN_HELLO_MS ? iv : CONN_HELLO_MS;
 
 	for (struct conn *c = b->conns; c; c = c->next) {
 		if (c->state == CONN_CLOSING)
 			continue;
 		conn_trim(c);
+		if (c->dialing) {
+			/* dialing out: the connect and the TLS handshake get
+			 * the HELLO deadline, from the dial (a blackholed peer
+			 * ends); no ERR, nobody was spoken to */
+			char why[160];
+			if (now - c->last_rx < hello)
+				continue;
+			if (c->dialing == CONN_DIAL_TLS)
+				snprintf(why, sizeof why, "TLS handshake with %s: not done within %llu ms",
+					 c->addr, (unsigned long long)hello);
+			else
+				snprintf(why, sizeof why, "connect %s: no answer within %llu ms", c->addr,
+					 (unsigned long long)hello);
+			conn_close(c, why);
+			continue;
+		}
 		if (c->lease_ms) {
 			/* a datagram session: its own traffic keeps it, and it
 			 * ends in silence (the client learns at its next
@@ -232,11 +255,10 @@ static void broker_keepalive(void *arg)
 		}
 		if (c->state == CONN_HELLO) {
 			/* it holds a max-connections place: it must speak */
-			uint64_t limit = iv && iv < CONN_HELLO_MS ? iv : CONN_HELLO_MS;
-			if (now - c->last_rx >= limit)
+			if (now - c->last_rx >= hello)
 				conn_error(c, 0, IPCBUS__ERR_CODE__E_NO_HELLO, 2,
 					   "no HELLO within %llu ms of connecting",
-					   (unsigned long long)limit);
+					   (unsigned long long)hello);
 			continue;
 		}
 		if (!iv)

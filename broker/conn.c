@@ -65,22 +65,38 @@ uint64_t conn_max_header_bytes(const struct conn *c)
 void conn_describe(struct conn *c)
 {
 	const char *sp = c->name[0] ? " " : "";
+	const char *who = c->outbound ? "peer" : "client"; /* dialed: a broker */
 	unsigned long long id = (unsigned long long)c->id;
 
 	if (c->has_cred)
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d uid %u)", id, c->name, sp,
-			 (int)c->pid, (unsigned)c->uid);
+		snprintf(c->desc, sizeof c->desc, "%s %llu (%s%spid %d uid %u)", who, id, c->name,
+			 sp, (int)c->pid, (unsigned)c->uid);
 	else if (c->addr[0] && c->pid)
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s%s%s, pid %d said the client)", id,
-			 c->name, sp, c->addr, (int)c->pid);
+		snprintf(c->desc, sizeof c->desc, "%s %llu (%s%s%s, pid %d said the client)", who,
+			 id, c->name, sp, c->addr, (int)c->pid);
 	else if (c->addr[0])
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s%s%s)", id, c->name, sp, c->addr);
+		snprintf(c->desc, sizeof c->desc, "%s %llu (%s%s%s)", who, id, c->name, sp,
+			 c->addr);
 	else if (c->pid)
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d, said the client)", id,
+		snprintf(c->desc, sizeof c->desc, "%s %llu (%s%spid %d, said the client)", who, id,
 			 c->name, sp, (int)c->pid);
 	else
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s)", id,
+		snprintf(c->desc, sizeof c->desc, "%s %llu (%s)", who, id,
 			 c->name[0] ? c->name : "unknown peer");
+}
+
+void conn_dialed(struct conn *c)
+{
+	c->dialing = 0;
+	log_debug(&c->b->log, "%s: connected", c->desc);
+	if (c->dialed)
+		c->dialed(c);
+	if (c->state == CONN_CLOSING)
+		return;
+	/* what was queued while dialing waited (conn_flush): now it goes */
+	if (c->out.len)
+		broker_mark_dirty(c->b, c);
+	conn_watch(c);
 }
 
 struct conn *conn_new(struct broker *b, int fd, const struct conn_ops *ops, struct listener *l)
@@ -246,7 +262,15 @@ void conn_close(struct conn *c, const char *why)
 	conn_unpause(c);
 	if (c->link)
 		bridge_conn_closed(c, why);
-	if (c->dropped)
+	if (c->dialing) {
+		/* nobody to tell yet: freed in this turn's before-sleep; a
+		 * failed dial is news to the operator (why names the cause) */
+		c->eof = 1;
+		if (c->link) /* bridge.c logs its failures, rate-limited */
+			log_debug(&c->b->log, "%s closed: %s", c->desc, why);
+		else
+			log_info(&c->b->log, "%s closed: %s", c->desc, why);
+	} else if (c->dropped)
 		log_info(&c->b->log, "%s closed: %s (%llu messages dropped as a slow consumer)",
 			 c->desc, why, (unsigned long long)c->dropped);
 	else
@@ -668,6 +692,8 @@ int conn_in_reserve(struct conn *c, size_t n)
 
 void conn_flush(struct conn *c)
 {
+	if (c->dialing)
+		return; /* nothing but the connect and handshake: conn_dialed() */
 	int rc = c->ops->flush(c);
 	if (rc < 0) {
 		if (c->state != CONN_CLOSING)

@@ -26,11 +26,19 @@ struct listener;
 struct conn_ops;
 struct stream_io;
 struct link;
+struct stream_dial;
 
 enum conn_state {
 	CONN_HELLO = 0, /* waiting for HELLO */
 	CONN_OPEN,      /* welcomed */
 	CONN_CLOSING,   /* closed: no more input or deliveries */
+};
+
+/* c->dialing: what a connection the broker dials out (transport dial) is
+ * still waiting for.  0 once established (conn_dialed). */
+enum {
+	CONN_DIAL_CONNECT = 1, /* the TCP connect */
+	CONN_DIAL_TLS = 2,     /* the client's TLS handshake */
 };
 
 struct conn {
@@ -44,11 +52,22 @@ struct conn {
 	const struct stream_io *io; /* NULL: a plain socket */
 	void *tp;                   /* the transport's own state (a TLS session, a UDP peer) */
 	struct link *link;          /* a bridge link runs over this connection (bridge.c) */
-	int dialing;                /* dialed, not connected yet */
-	void (*dialed)(struct conn *c); /* called once connected */
 	int io_want_out;            /* the io waits for room to write */
+	struct stream_dial *dial;   /* tr_stream.c's connect under way (dialing), or NULL */
 	uint64_t id;
 	enum conn_state state;
+
+	/* A connection the broker dialed (struct transport's dial: a bridge
+	 * to a peer broker) rather than accepted: listener NULL, outbound set
+	 * for its whole life (it holds no max-connections place).  While
+	 * dialing (CONN_DIAL_*) it is neither read nor written: only the
+	 * connect and the TLS handshake happen, bounded by the HELLO
+	 * deadline.  dialed is the dialer's hook, called once by
+	 * conn_dialed(); link is the dialer's own pointer (bridge.c's), NULL
+	 * by default and never touched here. */
+	int outbound;
+	int dialing;
+	void (*dialed)(struct conn *c);
 	struct buf in;   /* bytes read, frames not handled yet */
 	struct outq out; /* frames to write, with their length prefixes */
 
@@ -57,7 +76,7 @@ struct conn {
 	uid_t uid;
 	gid_t gid;
 	int has_cred;
-	char addr[64];  /* a network peer: "host:port" */
+	char addr[80];  /* a network peer: "host:port" (NET_ADDRSTRLEN, 78, fits) */
 	char identity[80]; /* after HELLO: "token:NAME", "token", "uid:N", "anonymous" */
 	char name[64];
 	char desc[256];
@@ -117,6 +136,12 @@ void conn_free(struct conn *c);
 /* Set c->desc from what is known of the peer (after HELLO: its name). */
 void conn_describe(struct conn *c);
 
+/* The transport established a dialed connection (TCP connected, TLS
+ * handshake done): clears c->dialing, calls c->dialed if set (it usually
+ * queues a HELLO), then watches for what c needs and gets what was queued
+ * written.  Called once per connection, by the transport. */
+void conn_dialed(struct conn *c);
+
 /* Handle one frame body (a complete frame, without its length prefix). */
 void conn_frame(struct conn *c, const uint8_t *body, size_t len);
 
@@ -135,7 +160,9 @@ void conn_error(struct conn *c, uint64_t id, int code, int fatal, const char *fm
 #define CONN_LINGER_MS 1000
 #define CONN_DRAIN_MS 1000
 /* A connection must send HELLO this soon after it is accepted (or within
- * ping-interval, when that is shorter). */
+ * ping-interval, when that is shorter); a dialed one must be established
+ * as soon after the dial.  A connection closed while still dialing has no
+ * peer to tell: it is freed at once (no ERR, no linger). */
 #define CONN_HELLO_MS 10000
 void conn_close(struct conn *c, const char *why);
 

@@ -79,3 +79,10 @@ tests_integration_test_tls_SOURCES = tests/integration/test_tls.c \
 	tests/integration/libpump.c tests/integration/libpump.h
 tests_integration_test_tls_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_tls_LDADD = $(INTEG_LIB_LDADD)
+
+# The broker dialing out (bridges): a struct broker of its own, linked from
+# the broker's modules, against peers the test runs in the broker's loop.
+INTEG_BROKER_TESTS += tests/integration/test_dial
+tests_integration_test_dial_SOURCES = tests/integration/test_dial.c
+tests_integration_test_dial_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_dial_LDADD = broker/libipcbusd.la $(INTEG_LDADD)
