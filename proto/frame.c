@@ -318,7 +318,7 @@ int frame_header_key_check(const uint8_t *key, size_t len)
 
 static size_t frame_len_field_size(uint64_t n)
 {
-	return 1 + frame_varint_len(n) + n; /* every field number here is < 16 */
+	return 1 + frame_varint_len(n) + n; /* a field number < 16: a one-byte tag */
 }
 
 static size_t frame_header_size(const struct frame_header *h)
@@ -341,24 +341,26 @@ size_t frame_size(const struct frame *f, const struct frame_header *h, size_t nh
 	if (f->has_sid)
 		n += 1 + frame_varint_len(f->sid);
 	const struct frame_bytes *fb[] = {&f->channel, &f->reply_to, &f->queue, &f->payload,
-					  &f->hello, &f->welcome, &f->error, &f->bridge};
+					  &f->hello, &f->welcome, &f->error};
 	for (size_t i = 0; i < sizeof fb / sizeof fb[0]; i++)
 		if (fb[i]->set)
 			n += frame_len_field_size(fb[i]->len);
 	for (size_t i = 0; i < nh; i++)
 		n += frame_len_field_size(frame_header_size(&h[i]));
+	if (f->bridge.set) /* field 16: a two-byte tag */
+		n += 1 + frame_len_field_size(f->bridge.len);
 	return n;
 }
 
 static uint8_t *frame_put_varint_field(uint8_t *d, uint32_t field, uint64_t v)
 {
-	*d++ = (uint8_t)(field << 3 | WT_VARINT);
+	d += frame_varint_put(d, (uint64_t)field << 3 | WT_VARINT);
 	return d + frame_varint_put(d, v);
 }
 
 static uint8_t *frame_put_bytes(uint8_t *d, uint32_t field, const void *p, size_t n)
 {
-	*d++ = (uint8_t)(field << 3 | WT_LEN);
+	d += frame_varint_put(d, (uint64_t)field << 3 | WT_LEN);
 	d += frame_varint_put(d, n);
 	if (n)
 		memcpy(d, p, n);
