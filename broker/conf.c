@@ -294,12 +294,15 @@ int conf_add_bridge(struct conf *c, const char *u, char *const *patterns, size_t
 static int conf_bridge_allow(struct conf *c, char **w, int n, char *why, size_t whylen)
 {
 	if (n < 2)
-		return conf_fail(why, whylen, "bridge-allow takes one or more identities (token:NAME, token)");
+		return conf_fail(why, whylen, "bridge-allow takes one or more identities (token:NAME, token, cert:CN)");
 	for (int i = 1; i < n; i++) {
 		const char *id = w[i];
-		if (strcmp(id, "token") != 0 &&
+		int cert = strncmp(id, "cert:", 5) == 0 && id[5] && strlen(id) < 5 + 64;
+		for (const char *p = id + 5; cert && *p; p++)
+			cert = (unsigned char)*p >= 0x21 && (unsigned char)*p <= 0x7e;
+		if (strcmp(id, "token") != 0 && !cert &&
 		    !(strncmp(id, "token:", 6) == 0 && conf_token_name_ok(id + 6)))
-			return conf_fail(why, whylen, "bridge-allow: '%s' is not an identity (token:NAME or token)", id);
+			return conf_fail(why, whylen, "bridge-allow: '%s' is not an identity (token:NAME, token or cert:CN)", id);
 		if (c->nbridge_allow == CONF_MAX_BRIDGE_ALLOW)
 			return conf_fail(why, whylen, "bridge-allow: at most %d identities",
 					 CONF_MAX_BRIDGE_ALLOW);

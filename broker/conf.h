@@ -51,7 +51,7 @@ struct conf {
 	} bridges[CONF_MAX_BRIDGES];
 	size_t nbridges;
 	/* `bridge-allow IDENTITY...`: who may bridge where clients are
-	 * authenticated (token:NAME, token) */
+	 * authenticated (token:NAME, token, cert:CN) */
 	char *bridge_allow[CONF_MAX_BRIDGE_ALLOW];
 	size_t nbridge_allow;
 	int has_secrets;           /* a token or tls-key line: the file must not

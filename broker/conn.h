@@ -77,7 +77,8 @@ struct conn {
 	gid_t gid;
 	int has_cred;
 	char addr[80];  /* a network peer: "host:port" (NET_ADDRSTRLEN, 78, fits) */
-	char identity[80]; /* after HELLO: "token:NAME", "token", "uid:N", "anonymous" */
+	char identity[80]; /* after HELLO: "token:NAME", "token", "cert:CN", "uid:N", "anonymous" */
+	char cert_name[64]; /* a TLS client's verified certificate's common name */
 	char name[64];
 	char desc[256];
 

@@ -112,6 +112,8 @@ static ssize_t tlsio_recv(struct conn *c, void *p, size_t n)
 			return -EAGAIN;
 		}
 		s->done = 1;
+		if (tls_peer_name(s->t, c->cert_name, sizeof c->cert_name) < 0)
+			c->cert_name[0] = 0;
 		tls_describe(s->t, err, sizeof err);
 		log_debug(&c->b->log, "%s: TLS established (%s)", c->desc, err);
 	}
