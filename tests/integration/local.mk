@@ -86,3 +86,10 @@ INTEG_BROKER_TESTS += tests/integration/test_dial
 tests_integration_test_dial_SOURCES = tests/integration/test_dial.c
 tests_integration_test_dial_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_dial_LDADD = broker/libipcbusd.la $(INTEG_LDADD)
+# bridges between brokers: bridges.[ch] starts several brokers bridged
+# together and waits until they carry messages.
+INTEG_CLIENT_TESTS += tests/integration/test_bridge
+tests_integration_test_bridge_SOURCES = tests/integration/test_bridge.c \
+	tests/integration/bridges.c tests/integration/bridges.h
+tests_integration_test_bridge_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_bridge_LDADD = $(INTEG_LDADD)
