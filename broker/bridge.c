@@ -75,6 +75,7 @@ struct link {
 	uint32_t pdist;
 	int pparent;               /* this broker is the peer's parent */
 	int active;                /* interest and messages cross it */
+	int duplicate;             /* closed: another link to the peer stays */
 	uint64_t pmax_payload, pmax_header_bytes;
 	/* the message being routed */
 	struct route_after after;
@@ -445,6 +446,7 @@ static void link_up(struct link *l)
 		struct link *loser = (l->dialed == we_smaller) ? other : l;
 		log_info(&b->log, "bridge: two links to %s: closing the one %s dialed (duplicate link)",
 			 l->name, loser->dialed ? "this broker" : "the peer");
+		loser->duplicate = 1;
 		conn_close(loser->c, "duplicate link");
 		if (loser == l)
 			return;
@@ -495,9 +497,13 @@ static void link_down(struct link *l, const char *why)
 		br->slots[l->slot] = NULL;
 		if (br->parent == l)
 			br->parent = NULL, br->root_len = 0; /* recomputed below */
-		log_info(&b->log, "bridge link to %s down (%s): %llu messages in, %llu out, %llu dropped",
-			 l->name, why, (unsigned long long)l->msgs_in, (unsigned long long)l->msgs_out,
-			 (unsigned long long)l->dropped);
+		if (l->duplicate) /* the peer is still linked */
+			log_debug(&b->log, "bridge: the duplicate link to %s is closed", l->name);
+		else
+			log_info(&b->log,
+				 "bridge link to %s down (%s): %llu messages in, %llu out, %llu dropped",
+				 l->name, why, (unsigned long long)l->msgs_in,
+				 (unsigned long long)l->msgs_out, (unsigned long long)l->dropped);
 		bridge_tree(b);
 	}
 	/* redial: our own line, and a line to that peer whose dial
@@ -1010,9 +1016,9 @@ void bridge_status(struct broker *b)
 		if (!l)
 			continue;
 		log_info(&b->log,
-			 "status: bridge link to %s (%s, %s, up %llu s): interest %zu in, messages %llu in / %llu out, bytes %llu in / %llu out, %llu dropped, %llu refused",
-			 l->name, l->dialed ? l->line->shown : l->c->addr,
-			 l->active ? "active" : "standby",
+			 "status: link %s state %s (%s, up %llu s): interest %zu in, messages in %llu out %llu, bytes in %llu out %llu, dropped %llu, refused %llu",
+			 l->name, l->active ? "active" : "standby",
+			 l->dialed ? l->line->shown : l->c->addr,
 			 (unsigned long long)((now - l->up_at) / 1000), l->c->nsubs,
 			 (unsigned long long)l->msgs_in, (unsigned long long)l->msgs_out,
 			 (unsigned long long)l->bytes_in, (unsigned long long)l->bytes_out,
