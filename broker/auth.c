@@ -36,7 +36,10 @@ int auth_hello(struct conn *c, int has_token, const uint8_t *token, size_t len, 
 		return 0;
 	}
 	if (cfg->ntokens == 0) {
-		snprintf(c->identity, sizeof c->identity, "anonymous");
+		if (c->cert_name[0])
+			snprintf(c->identity, sizeof c->identity, "cert:%s", c->cert_name);
+		else
+			snprintf(c->identity, sizeof c->identity, "anonymous");
 		return 0;
 	}
 	const struct conf_token *hit = NULL;

@@ -19,7 +19,9 @@
 #include <unistd.h>
 
 #include "auth.h"
+#include "bridge.h"
 #include "broker.h"
+#include "interest.h"
 #include "conn.h"
 #include "proto.h"
 #include "router.h"
@@ -56,6 +58,8 @@ void broker_mark_closing(struct broker *b, struct conn *c)
 	c->close_next = b->closing;
 	b->closing = c;
 	b->nclosing++;
+	if (c->outbound)
+		b->noutbound--; /* counted once, as closing */
 	/* the last output goes out in before-sleep (broker_reap) */
 }
 
@@ -85,8 +89,9 @@ static void broker_refuse_flush(struct broker *b)
 int broker_admit(struct broker *b, char *why, size_t n)
 {
 	/* closing ones are on their way out (at most CONN_LINGER_MS +
-	 * CONN_DRAIN_MS): they hold a descriptor, not a place */
-	if (b->nconns - b->nclosing < b->cfg.max_connections)
+	 * CONN_DRAIN_MS): they hold a descriptor, not a place; nor do the
+	 * connections the broker dialed itself */
+	if (b->nconns - b->nclosing - b->noutbound < b->cfg.max_connections)
 		return 1;
 	snprintf(why, n, "the broker is full (max-connections %llu)",
 		 (unsigned long long)b->cfg.max_connections);
@@ -119,7 +124,10 @@ void broker_add_conn(struct broker *b, struct conn *c)
 		b->conns->prev = c;
 	b->conns = c;
 	b->nconns++;
-	b->stats.conns_total++;
+	if (c->outbound)
+		b->noutbound++;
+	else
+		b->stats.conns_total++;
 	if (!b->keepalive.armed)
 		loop_timer_set(b->loop, &b->keepalive, broker_tick_ms(b), broker_keepalive, b);
 }
@@ -215,11 +223,28 @@ static void broker_keepalive(void *arg)
 	struct broker *b = arg;
 	uint64_t now = loop_clock_ms();
 	uint64_t iv = b->cfg.ping_interval;
+	uint64_t hello = iv && iv < CONN_HELLO_MS ? iv : CONN_HELLO_MS;
 
 	for (struct conn *c = b->conns; c; c = c->next) {
 		if (c->state == CONN_CLOSING)
 			continue;
 		conn_trim(c);
+		if (c->dialing) {
+			/* dialing out: the connect and the TLS handshake get
+			 * the HELLO deadline, from the dial (a blackholed peer
+			 * ends); no ERR, nobody was spoken to */
+			char why[160];
+			if (now - c->last_rx < hello)
+				continue;
+			if (c->dialing == CONN_DIAL_TLS)
+				snprintf(why, sizeof why, "TLS handshake with %s: not done within %llu ms",
+					 c->addr, (unsigned long long)hello);
+			else
+				snprintf(why, sizeof why, "connect %s: no answer within %llu ms", c->addr,
+					 (unsigned long long)hello);
+			conn_close(c, why);
+			continue;
+		}
 		if (c->lease_ms) {
 			/* a datagram session: its own traffic keeps it, and it
 			 * ends in silence (the client learns at its next
@@ -230,11 +255,10 @@ static void broker_keepalive(void *arg)
 		}
 		if (c->state == CONN_HELLO) {
 			/* it holds a max-connections place: it must speak */
-			uint64_t limit = iv && iv < CONN_HELLO_MS ? iv : CONN_HELLO_MS;
-			if (now - c->last_rx >= limit)
+			if (now - c->last_rx >= hello)
 				conn_error(c, 0, IPCBUS__ERR_CODE__E_NO_HELLO, 2,
 					   "no HELLO within %llu ms of connecting",
-					   (unsigned long long)limit);
+					   (unsigned long long)hello);
 			continue;
 		}
 		if (!iv)
@@ -340,6 +364,7 @@ static void broker_status(struct broker *b)
 		 (unsigned long long)s->msgs_out, (unsigned long long)s->dropped,
 		 (unsigned long long)s->slow_consumers, (unsigned long long)s->no_responders,
 		 (unsigned long long)s->errors, (unsigned long long)s->refused);
+	bridge_status(b);
 }
 
 static void broker_signal(void *arg, uint32_t events)
@@ -497,7 +522,7 @@ int broker_init(struct broker *b, struct conf *cfg)
 		return rc;
 	}
 	loop_before_sleep(b->loop, broker_before_sleep, b);
-	if (!(b->router = router_new())) {
+	if (!(b->router = router_new()) || !(b->interest = interest_new())) {
 		log_error(&b->log, "out of memory");
 		return -ENOMEM;
 	}
@@ -527,6 +552,8 @@ int broker_init(struct broker *b, struct conf *cfg)
 		b->listeners = l;
 		log_info(&b->log, "listening on %s", b->cfg.listen[i]);
 	}
+	if ((rc = bridge_init(b)) < 0)
+		return rc;
 	if ((rc = broker_pidfile(b)) < 0)
 		return rc;
 	log_info(&b->log, "ready (ipcbusd %s, protocol %d, pid %d)", PACKAGE_VERSION,
@@ -578,6 +605,7 @@ void broker_fini(struct broker *b)
 		}
 		/* connections name their listeners until they are gone */
 		broker_free_listeners(b);
+		bridge_fini(b);
 		loop_timer_cancel(b->loop, &b->linger);
 		loop_timer_cancel(b->loop, &b->resume);
 		loop_timer_cancel(b->loop, &b->keepalive);
@@ -591,6 +619,8 @@ void broker_fini(struct broker *b)
 	}
 	broker_pidfile_remove(b);
 	router_free(b->router);
+	interest_free(b->interest);
+	b->interest = NULL;
 	loop_free(b->loop);
 	buf_fini(&b->scratch);
 	buf_fini(&b->ctl);

@@ -17,6 +17,8 @@
 struct conn;
 struct listener;
 struct router;
+struct interest;
+struct bridge;
 struct conn_ops;
 
 struct broker_stats {
@@ -37,12 +39,17 @@ struct broker {
 	struct log log;
 	struct loop *loop;
 	struct router *router;
+	struct interest *interest; /* what bridges announce (interest.c) */
+	struct bridge *bridge;     /* links to peer brokers (bridge.c) */
+	uint64_t route_stamp;      /* messages routed (route.c) */
 	struct listener *listeners;
 	struct conn *conns;        /* all connections */
 	struct conn *dirty;        /* to flush in before-sleep */
 	struct conn *closing;      /* to free in before-sleep */
 	size_t nconns;
 	size_t nclosing;           /* of which closing (on b->closing) */
+	size_t noutbound;          /* of which dialed out (c->outbound) and not
+				    * closing: they hold no max-connections place */
 	uint64_t next_conn_id;
 	uint64_t pending;          /* output bytes queued over all connections */
 	size_t memory;             /* bytes held for clients: input and output
@@ -89,12 +96,15 @@ int broker_run(struct broker *b);
 void broker_fini(struct broker *b);
 
 /* May one more connection come in?  1, or 0 with the reason in why (the
- * transport tells the peer, then calls broker_refused). */
+ * transport tells the peer, then calls broker_refused).  Counted are the
+ * clients that came in: not the closing ones, nor those the broker dialed
+ * (bridges), which are bounded by the configuration itself. */
 int broker_admit(struct broker *b, char *why, size_t n);
 void broker_refused(struct broker *b, const char *why);
 
 /* Link a new connection (conn_new, watched by its transport) into the
- * broker: counted, kept alive, freed by the broker from now on. */
+ * broker: counted, kept alive, freed by the broker from now on.  A dialed
+ * one has c->outbound set before. */
 void broker_add_conn(struct broker *b, struct conn *c);
 
 /* Put c on the flush list (its output is written in before-sleep). */

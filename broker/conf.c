@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "conf.h"
 #include "proto.h"
 #include "url.h"
@@ -51,6 +52,17 @@ void conf_fini(struct conf *c)
 	free(c->tls_cert);
 	free(c->tls_key);
 	free(c->tls_ca);
+	for (size_t i = 0; i < c->nbridges; i++) {
+		struct conf_bridge *br = &c->bridges[i];
+		if (br->url)
+			explicit_bzero(br->url, strlen(br->url));
+		free(br->url);
+		for (size_t j = 0; j < br->npatterns; j++)
+			free(br->patterns ? br->patterns[j] : NULL);
+		free(br->patterns);
+	}
+	for (size_t i = 0; i < c->nbridge_allow; i++)
+		free(c->bridge_allow[i]);
 	conf_init(c);
 }
 
@@ -183,7 +195,7 @@ static const struct conf_num conf_nums[] = {
 };
 
 static const char *const conf_unsupported[] = {
-	"bridge", "sysv-in", "sysv-out", "shm-in", "shm-out",
+	"sysv-in", "sysv-out", "shm-in", "shm-out",
 	"fifo-in", "fifo-out", "allow",
 };
 
@@ -237,6 +249,67 @@ static int conf_token(struct conf *c, char **w, int n, char *why, size_t whylen)
 	}
 	c->ntokens++;
 	c->has_secrets = 1;
+	return 0;
+}
+
+int conf_add_bridge(struct conf *c, const char *u, char *const *patterns, size_t n, char *why,
+		    size_t whylen)
+{
+	struct url url;
+	char err[256], shown[512];
+
+	url_redact(u, shown, sizeof shown);
+	if (url_parse(u, &url, err, sizeof err) < 0)
+		return conf_fail(why, whylen, "bridge %s: %s", shown, err);
+	if (url.kind != URL_TCP && url.kind != URL_TLS)
+		return conf_fail(why, whylen, "bridge %s: a bridge goes to tcp:// or tls://", shown);
+	if (n > CONF_MAX_BRIDGE_PATTERNS)
+		return conf_fail(why, whylen, "bridge %s: at most %d patterns", shown,
+				 CONF_MAX_BRIDGE_PATTERNS);
+	for (size_t i = 0; i < n; i++)
+		if (chan_valid_pattern(patterns[i], strlen(patterns[i])) < 0)
+			return conf_fail(why, whylen, "bridge %s: invalid pattern '%s'", shown,
+					 patterns[i]);
+	for (size_t i = 0; i < c->nbridges; i++)
+		if (strcmp(c->bridges[i].url, u) == 0)
+			return conf_fail(why, whylen, "bridge %s is listed twice", shown);
+	if (c->nbridges == CONF_MAX_BRIDGES)
+		return conf_fail(why, whylen, "more than %d bridge lines", CONF_MAX_BRIDGES);
+	struct conf_bridge *br = &c->bridges[c->nbridges];
+	br->url = strdup(u);
+	br->patterns = n ? calloc(n, sizeof *br->patterns) : NULL;
+	int bad = !br->url || (n && !br->patterns);
+	for (size_t i = 0; i < n && !bad; i++)
+		bad = !(br->patterns[i] = strdup(patterns[i]));
+	br->npatterns = n;
+	c->nbridges++;
+	if (bad)
+		return conf_fail(why, whylen, "out of memory");
+	if (url.has_token)
+		c->has_secrets = 1;
+	return 0;
+}
+
+/* bridge-allow IDENTITY... */
+static int conf_bridge_allow(struct conf *c, char **w, int n, char *why, size_t whylen)
+{
+	if (n < 2)
+		return conf_fail(why, whylen, "bridge-allow takes one or more identities (token:NAME, token, cert:CN)");
+	for (int i = 1; i < n; i++) {
+		const char *id = w[i];
+		int cert = strncmp(id, "cert:", 5) == 0 && id[5] && strlen(id) < 5 + 64;
+		for (const char *p = id + 5; cert && *p; p++)
+			cert = (unsigned char)*p >= 0x21 && (unsigned char)*p <= 0x7e;
+		if (strcmp(id, "token") != 0 && !cert &&
+		    !(strncmp(id, "token:", 6) == 0 && conf_token_name_ok(id + 6)))
+			return conf_fail(why, whylen, "bridge-allow: '%s' is not an identity (token:NAME, token or cert:CN)", id);
+		if (c->nbridge_allow == CONF_MAX_BRIDGE_ALLOW)
+			return conf_fail(why, whylen, "bridge-allow: at most %d identities",
+					 CONF_MAX_BRIDGE_ALLOW);
+		if (!(c->bridge_allow[c->nbridge_allow] = strdup(id)))
+			return conf_fail(why, whylen, "out of memory");
+		c->nbridge_allow++;
+	}
 	return 0;
 }
 
@@ -327,6 +400,13 @@ int conf_line(struct conf *c, char *line, char *why, size_t whylen)
 	}
 	if (strcmp(w[0], "token") == 0)
 		return conf_token(c, w, n, why, whylen);
+	if (strcmp(w[0], "bridge") == 0) {
+		if (n < 2)
+			return conf_fail(why, whylen, "bridge takes URL [PATTERN]...");
+		return conf_add_bridge(c, w[1], w + 2, (size_t)n - 2, why, whylen);
+	}
+	if (strcmp(w[0], "bridge-allow") == 0)
+		return conf_bridge_allow(c, w, n, why, whylen);
 	static const char *const files[] = {"tls-cert", "tls-key", "tls-ca"};
 	for (unsigned i = 0; i < 3; i++) {
 		char **dst[] = {&c->tls_cert, &c->tls_key, &c->tls_ca};
@@ -396,7 +476,7 @@ int conf_load(struct conf *c, const char *path, FILE *err)
 	free(line);
 	struct stat st;
 	if (c->has_secrets && fstat(fileno(f), &st) == 0 && (st.st_mode & S_IROTH)) {
-		fprintf(err, "%s:%u: a token or tls-key line, but the file is readable by others (mode %04o): chmod o-r %s\n",
+		fprintf(err, "%s:%u: a token, tls-key or bridge line with a token, but the file is readable by others (mode %04o): chmod o-r %s\n",
 			path, secret_line, (unsigned)(st.st_mode & 07777), path);
 		errors++;
 	}

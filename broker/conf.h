@@ -11,6 +11,9 @@
 
 #define CONF_MAX_LISTEN 32
 #define CONF_MAX_TOKENS 64
+#define CONF_MAX_BRIDGES 32
+#define CONF_MAX_BRIDGE_PATTERNS 64
+#define CONF_MAX_BRIDGE_ALLOW 64
 /* A token's secret: at least this long, so guessing is hopeless. */
 #define CONF_TOKEN_MIN 16
 
@@ -39,6 +42,18 @@ struct conf {
 	} tokens[CONF_MAX_TOKENS];
 	size_t ntokens;
 	char *tls_cert, *tls_key, *tls_ca; /* files, owned, or NULL */
+	/* `bridge URL [PATTERN]...`: a peer broker this one dials (tcp, tls);
+	 * no patterns: every channel (but $SYS) */
+	struct conf_bridge {
+		char *url;
+		char **patterns;
+		size_t npatterns;
+	} bridges[CONF_MAX_BRIDGES];
+	size_t nbridges;
+	/* `bridge-allow IDENTITY...`: who may bridge where clients are
+	 * authenticated (token:NAME, token, cert:CN) */
+	char *bridge_allow[CONF_MAX_BRIDGE_ALLOW];
+	size_t nbridge_allow;
 	int has_secrets;           /* a token or tls-key line: the file must not
 				    * be readable by others */
 	/* which single-valued directives the file set (to refuse repeats) */
@@ -60,6 +75,11 @@ int conf_line(struct conf *c, char *line, char *why, size_t whylen);
 
 /* Add a listen URL (from -l or the file).  0 or -1 with why. */
 int conf_add_listen(struct conf *c, const char *url, char *why, size_t whylen);
+
+/* Add a bridge line (from -b or the file): URL and its patterns.  0 or -1
+ * with why. */
+int conf_add_bridge(struct conf *c, const char *url, char *const *patterns, size_t n, char *why,
+		    size_t whylen);
 
 /* Parse a size with an optional k, M or G suffix (powers of 1024).  0/-1. */
 int conf_parse_size(const char *s, uint64_t *out);

@@ -19,7 +19,9 @@
 #include "conn.h"
 #include "outq.h"
 #include "hash.h"
+#include "bridge.h"
 #include "proto.h"
+#include "route.h"
 #include "transport.h"
 
 /* Control frames (ERR, PONG, WELCOME) may go this far past max-pending, so
@@ -37,6 +39,8 @@ size_t conn_frame_max(const struct conn *c)
 {
 	const struct conf *cfg = &c->b->cfg;
 	size_t max = (size_t)(cfg->max_payload + cfg->max_header_bytes + 1024);
+	if (c->link)
+		max += CONN_LINK_SLACK; /* a forwarded message's origin and groups */
 	if (c->listener && c->listener->frame_max && c->listener->frame_max < max)
 		max = c->listener->frame_max;
 	return max;
@@ -61,22 +65,38 @@ uint64_t conn_max_header_bytes(const struct conn *c)
 void conn_describe(struct conn *c)
 {
 	const char *sp = c->name[0] ? " " : "";
+	const char *who = c->outbound ? "peer" : "client"; /* dialed: a broker */
 	unsigned long long id = (unsigned long long)c->id;
 
 	if (c->has_cred)
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d uid %u)", id, c->name, sp,
-			 (int)c->pid, (unsigned)c->uid);
+		snprintf(c->desc, sizeof c->desc, "%s %llu (%s%spid %d uid %u)", who, id, c->name,
+			 sp, (int)c->pid, (unsigned)c->uid);
 	else if (c->addr[0] && c->pid)
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s%s%s, pid %d said the client)", id,
-			 c->name, sp, c->addr, (int)c->pid);
+		snprintf(c->desc, sizeof c->desc, "%s %llu (%s%s%s, pid %d said the client)", who,
+			 id, c->name, sp, c->addr, (int)c->pid);
 	else if (c->addr[0])
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s%s%s)", id, c->name, sp, c->addr);
+		snprintf(c->desc, sizeof c->desc, "%s %llu (%s%s%s)", who, id, c->name, sp,
+			 c->addr);
 	else if (c->pid)
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s%spid %d, said the client)", id,
+		snprintf(c->desc, sizeof c->desc, "%s %llu (%s%spid %d, said the client)", who, id,
 			 c->name, sp, (int)c->pid);
 	else
-		snprintf(c->desc, sizeof c->desc, "client %llu (%s)", id,
+		snprintf(c->desc, sizeof c->desc, "%s %llu (%s)", who, id,
 			 c->name[0] ? c->name : "unknown peer");
+}
+
+void conn_dialed(struct conn *c)
+{
+	c->dialing = 0;
+	log_debug(&c->b->log, "%s: connected", c->desc);
+	if (c->dialed)
+		c->dialed(c);
+	if (c->state == CONN_CLOSING)
+		return;
+	/* what was queued while dialing waited (conn_flush): now it goes */
+	if (c->out.len)
+		broker_mark_dirty(c->b, c);
+	conn_watch(c);
 }
 
 struct conn *conn_new(struct broker *b, int fd, const struct conn_ops *ops, struct listener *l)
@@ -220,15 +240,9 @@ static void conn_stall_link(struct conn *c, int front)
 
 void conn_free(struct conn *c)
 {
-	for (size_t i = 0; i < c->subs_cap; i++) {
-		struct sub *s = c->subs[i];
-		if (s && s != (struct sub *)c) {
-			router_remove(c->b->router, s);
-			free(s->pattern);
-			free(s->queue);
-			free(s);
-		}
-	}
+	if (c->link)
+		bridge_conn_gone(c);
+	conn_sub_clear(c);
 	free(c->subs);
 	conn_unpause(c);
 	conn_stall_unlink(c);
@@ -246,7 +260,17 @@ void conn_close(struct conn *c, const char *why)
 	c->state = CONN_CLOSING;
 	c->closed_at = loop_now(c->b->loop);
 	conn_unpause(c);
-	if (c->dropped)
+	if (c->link)
+		bridge_conn_closed(c, why);
+	if (c->dialing) {
+		/* nobody to tell yet: freed in this turn's before-sleep; a
+		 * failed dial is news to the operator (why names the cause) */
+		c->eof = 1;
+		if (c->link) /* bridge.c logs its failures, rate-limited */
+			log_debug(&c->b->log, "%s closed: %s", c->desc, why);
+		else
+			log_info(&c->b->log, "%s closed: %s", c->desc, why);
+	} else if (c->dropped)
 		log_info(&c->b->log, "%s closed: %s (%llu messages dropped as a slow consumer)",
 			 c->desc, why, (unsigned long long)c->dropped);
 	else
@@ -289,7 +313,7 @@ static int conn_control_room(const struct conn *c, size_t n)
 }
 
 /* Queue the frame encoded in the broker's control scratch, and empty it. */
-static int conn_push_ctl(struct conn *c)
+int conn_push_ctl(struct conn *c)
 {
 	struct buf *ctl = &c->b->ctl;
 	size_t before = c->out.len;
@@ -452,7 +476,7 @@ static void conn_slow(struct conn *c, const char *why)
 {
 	struct broker *b = c->b;
 
-	if (b->cfg.slow_consumer == SLOW_DISCONNECT) {
+	if (b->cfg.slow_consumer == SLOW_DISCONNECT && !c->link) {
 		conn_disconnect_slow(c, why, 1);
 		return;
 	}
@@ -472,7 +496,7 @@ static int conn_evict(struct conn *v)
 	size_t held = b->memory;
 
 	b->stats.evictions++;
-	if (b->cfg.slow_consumer == SLOW_DISCONNECT) {
+	if (b->cfg.slow_consumer == SLOW_DISCONNECT && !v->link) {
 		conn_disconnect_slow(v, "max-memory reached", 0);
 		return b->memory < held;
 	}
@@ -545,13 +569,22 @@ static int conn_flush_early(struct conn *c)
 
 void conn_deliver(struct conn *c, uint64_t sid, const uint8_t *body, size_t len)
 {
-	struct broker *b = c->b;
-	const struct conf *cfg = &b->cfg;
 	uint8_t prefix[2 * FRAME_VARINT_MAX + 1];
 
 	if (c->state != CONN_OPEN)
 		return;
 	size_t k = frame_sid_prefix(prefix, sid, len);
+	conn_deliver_frame(c, prefix, k, body, len);
+}
+
+void conn_deliver_frame(struct conn *c, const uint8_t *prefix, size_t k, const uint8_t *body,
+			size_t len)
+{
+	struct broker *b = c->b;
+	const struct conf *cfg = &b->cfg;
+
+	if (c->state != CONN_OPEN)
+		return;
 	size_t n = k + len;
 	if (n > conn_frame_max(c) + FRAME_VARINT_MAX) {
 		/* more than the medium carries (a UDP subscriber, a message
@@ -593,6 +626,37 @@ void conn_deliver(struct conn *c, uint64_t sid, const uint8_t *body, size_t len)
 	conn_account(c, before);
 }
 
+static void conn_sub_deliver(struct sub *s, struct message *m)
+{
+	struct conn *c = s->owner;
+	size_t len;
+	const uint8_t *body = route_body(c->b, m, &len);
+	if (body)
+		conn_deliver(c, s->sid, body, len);
+}
+
+const struct sub_ops conn_sub_ops = {conn_sub_deliver};
+
+void conn_sub_free(struct sub *s)
+{
+	free(s->pattern);
+	free(s->queue);
+	free(s);
+}
+
+void conn_sub_clear(struct conn *c)
+{
+	for (size_t i = 0; i < c->subs_cap; i++) {
+		struct sub *s = c->subs[i];
+		if (s && s != (struct sub *)c) {
+			route_sub_remove(c->b, s);
+			conn_sub_free(s);
+			c->subs[i] = NULL;
+		}
+	}
+	c->nsubs = c->subs_used = 0;
+}
+
 void conn_sent(struct conn *c, size_t n)
 {
 	outq_consume(&c->out, n);
@@ -628,6 +692,8 @@ int conn_in_reserve(struct conn *c, size_t n)
 
 void conn_flush(struct conn *c)
 {
+	if (c->dialing)
+		return; /* nothing but the connect and handshake: conn_dialed() */
 	int rc = c->ops->flush(c);
 	if (rc < 0) {
 		if (c->state != CONN_CLOSING)
@@ -669,7 +735,10 @@ void conn_frame(struct conn *c, const uint8_t *body, size_t len)
 			   "malformed frame (%zu bytes): not a valid ipcbus.Frame", len);
 		return;
 	}
-	handle_frame(c, &f);
+	if (c->link)
+		bridge_frame(c, &f);
+	else
+		handle_frame(c, &f);
 }
 
 /* sid map: open addressing, linear probing, tombstones = (struct sub *)c */

@@ -25,11 +25,20 @@ struct broker;
 struct listener;
 struct conn_ops;
 struct stream_io;
+struct link;
+struct stream_dial;
 
 enum conn_state {
 	CONN_HELLO = 0, /* waiting for HELLO */
 	CONN_OPEN,      /* welcomed */
 	CONN_CLOSING,   /* closed: no more input or deliveries */
+};
+
+/* c->dialing: what a connection the broker dials out (transport dial) is
+ * still waiting for.  0 once established (conn_dialed). */
+enum {
+	CONN_DIAL_CONNECT = 1, /* the TCP connect */
+	CONN_DIAL_TLS = 2,     /* the client's TLS handshake */
 };
 
 struct conn {
@@ -42,9 +51,23 @@ struct conn {
 	int fd;
 	const struct stream_io *io; /* NULL: a plain socket */
 	void *tp;                   /* the transport's own state (a TLS session, a UDP peer) */
+	struct link *link;          /* a bridge link runs over this connection (bridge.c) */
 	int io_want_out;            /* the io waits for room to write */
+	struct stream_dial *dial;   /* tr_stream.c's connect under way (dialing), or NULL */
 	uint64_t id;
 	enum conn_state state;
+
+	/* A connection the broker dialed (struct transport's dial: a bridge
+	 * to a peer broker) rather than accepted: listener NULL, outbound set
+	 * for its whole life (it holds no max-connections place).  While
+	 * dialing (CONN_DIAL_*) it is neither read nor written: only the
+	 * connect and the TLS handshake happen, bounded by the HELLO
+	 * deadline.  dialed is the dialer's hook, called once by
+	 * conn_dialed(); link is the dialer's own pointer (bridge.c's), NULL
+	 * by default and never touched here. */
+	int outbound;
+	int dialing;
+	void (*dialed)(struct conn *c);
 	struct buf in;   /* bytes read, frames not handled yet */
 	struct outq out; /* frames to write, with their length prefixes */
 
@@ -53,8 +76,9 @@ struct conn {
 	uid_t uid;
 	gid_t gid;
 	int has_cred;
-	char addr[64];  /* a network peer: "host:port" */
-	char identity[80]; /* after HELLO: "token:NAME", "token", "uid:N", "anonymous" */
+	char addr[80];  /* a network peer: "host:port" (NET_ADDRSTRLEN, 78, fits) */
+	char identity[80]; /* after HELLO: "token:NAME", "token", "cert:CN", "uid:N", "anonymous" */
+	char cert_name[64]; /* a TLS client's verified certificate's common name */
 	char name[64];
 	char desc[256];
 
@@ -113,6 +137,12 @@ void conn_free(struct conn *c);
 /* Set c->desc from what is known of the peer (after HELLO: its name). */
 void conn_describe(struct conn *c);
 
+/* The transport established a dialed connection (TCP connected, TLS
+ * handshake done): clears c->dialing, calls c->dialed if set (it usually
+ * queues a HELLO), then watches for what c needs and gets what was queued
+ * written.  Called once per connection, by the transport. */
+void conn_dialed(struct conn *c);
+
 /* Handle one frame body (a complete frame, without its length prefix). */
 void conn_frame(struct conn *c, const uint8_t *body, size_t len);
 
@@ -131,13 +161,20 @@ void conn_error(struct conn *c, uint64_t id, int code, int fatal, const char *fm
 #define CONN_LINGER_MS 1000
 #define CONN_DRAIN_MS 1000
 /* A connection must send HELLO this soon after it is accepted (or within
- * ping-interval, when that is shorter). */
+ * ping-interval, when that is shorter); a dialed one must be established
+ * as soon after the dial.  A connection closed while still dialing has no
+ * peer to tell: it is freed at once (no ERR, no linger). */
 #define CONN_HELLO_MS 10000
 void conn_close(struct conn *c, const char *why);
 
 /* Queue a control frame (never dropped: control frames are small and may
  * exceed max-pending by a little).  0 or a negative code. */
 int conn_send(struct conn *c, const struct frame *f);
+
+/* Queue the frame encoded in the broker's control scratch (b->ctl, a
+ * length-prefixed frame: frame_append_*), and empty it.  0 or a negative
+ * code. */
+int conn_push_ctl(struct conn *c);
 
 /* Queue the WELCOME for the HELLO `id`.  0 or a negative code. */
 int conn_send_welcome(struct conn *c, uint64_t id, const Ipcbus__Welcome *w);
@@ -148,6 +185,11 @@ int conn_send_welcome(struct conn *c, uint64_t id, const Ipcbus__Welcome *w);
  * keeps up is not judged by one read batch) and max-memory (the biggest
  * backlog pays first). */
 void conn_deliver(struct conn *c, uint64_t sid, const uint8_t *body, size_t len);
+
+/* The same for any frame: prefix (k bytes: its length prefix and what
+ * this receiver's copy has of its own) followed by a shared body. */
+void conn_deliver_frame(struct conn *c, const uint8_t *prefix, size_t k, const uint8_t *body,
+			size_t len);
 
 /* Write queued output now (the before-sleep step and EPOLLOUT call it). */
 void conn_flush(struct conn *c);
@@ -172,6 +214,10 @@ void conn_trim(struct conn *c);
  * or less where the medium carries less (a datagram). */
 size_t conn_frame_max(const struct conn *c);
 
+/* A bridge link's frames may be this much bigger (bridge.c keeps a
+ * forwarded message's own fields under it). */
+#define CONN_LINK_SLACK (8 << 10)
+
 /* max-payload and max-header-bytes for this connection (WELCOME). */
 uint64_t conn_max_payload(const struct conn *c);
 uint64_t conn_max_header_bytes(const struct conn *c);
@@ -180,6 +226,11 @@ uint64_t conn_max_header_bytes(const struct conn *c);
 struct sub *conn_sub_find(struct conn *c, uint64_t sid);
 int conn_sub_add(struct conn *c, struct sub *s);
 void conn_sub_del(struct conn *c, struct sub *s);
+/* Remove (route_sub_remove) and free every subscription of c. */
+void conn_sub_clear(struct conn *c);
+void conn_sub_free(struct sub *s);
+/* A client's subscriptions deliver through this (route.c calls it). */
+extern const struct sub_ops conn_sub_ops;
 
 /* The frame handlers (handle.c), dispatched from conn_frame(). */
 void handle_frame(struct conn *c, const struct frame *f);

@@ -14,14 +14,17 @@
  */
 #include <config.h>
 
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "auth.h"
+#include "bridge.h"
 #include "broker.h"
 #include "chan.h"
 #include "conn.h"
 #include "proto.h"
+#include "route.h"
 #include "router.h"
 #include "transport.h"
 
@@ -93,13 +96,24 @@ static unsigned handle_present(const struct frame *f)
 		m |= HANDLE_F(WELCOME);
 	if (f->error.len)
 		m |= HANDLE_F(ERROR);
+	if (f->origin.len)
+		m |= HANDLE_F(ORIGIN);
+	if (f->seq)
+		m |= HANDLE_F(SEQ);
+	if (f->hops)
+		m |= HANDLE_F(HOPS);
+	if (f->ngroups)
+		m |= HANDLE_F(GROUPS);
+	if (f->bridge.len)
+		m |= HANDLE_F(BRIDGE);
 	return m;
 }
 
 static const char *handle_field_name(unsigned bits)
 {
 	static const char *const names[] = {"?", "type", "id", "channel", "reply_to", "payload",
-					    "headers", "sid", "queue", "hello", "welcome", "error"};
+					    "headers", "sid", "queue", "hello", "welcome", "error",
+					    "origin", "seq", "hops", "groups", "bridge"};
 	for (unsigned i = 1; i < sizeof names / sizeof names[0]; i++)
 		if (bits & (1u << i))
 			return names[i];
@@ -142,6 +156,10 @@ static int handle_welcome(struct conn *c, uint64_t id)
 	w.ping_interval_ms = (uint32_t)b->cfg.ping_interval;
 	w.has_client_id = 1;
 	w.client_id = c->id;
+	if (c->link) {
+		w.has_bridge = 1;
+		w.bridge = 1;
+	}
 	if (c->lease_ms) {
 		w.has_lease_ms = 1;
 		w.lease_ms = (uint32_t)c->lease_ms;
@@ -181,6 +199,19 @@ static void handle_hello(struct conn *c, const struct frame *f)
 	}
 	if (h->has_pid && !c->has_cred)
 		c->pid = (pid_t)h->pid;
+	if (h->has_bridge) {
+		int code;
+		if (handle_datagram(c) ||
+		    bridge_hello(c, h->bridge.data, h->bridge.len, &code, why, sizeof why) < 0) {
+			if (handle_datagram(c)) {
+				code = IPCBUS__ERR_CODE__E_INVALID;
+				snprintf(why, sizeof why, "a bridge does not go over a datagram transport");
+			}
+			ipcbus__hello__free_unpacked(h, NULL);
+			conn_error(c, f->id, code, 2, "%s", why);
+			return;
+		}
+	}
 	ipcbus__hello__free_unpacked(h, NULL);
 	conn_describe(c);
 
@@ -190,6 +221,8 @@ static void handle_hello(struct conn *c, const struct frame *f)
 	}
 	c->state = CONN_OPEN;
 	log_debug(&b->log, "%s connected", c->desc);
+	if (c->link)
+		bridge_welcomed(c);
 }
 
 /* Every header key valid and not reserved, else ERR and -1. */
@@ -222,7 +255,6 @@ static void handle_pub(struct conn *c, const struct frame *f)
 {
 	struct broker *b = c->b;
 	char show[80];
-	struct sub **subs;
 
 	if (!f->channel.set || chan_valid_name((const char *)f->channel.p, f->channel.len) < 0) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID_CHANNEL, 0,
@@ -276,28 +308,16 @@ static void handle_pub(struct conn *c, const struct frame *f)
 	}
 	c->msgs_in++;
 	b->stats.msgs_in++;
-	long n = router_match(b->router, (const char *)f->channel.p, f->channel.len, &subs);
-	if (n <= 0) {
-		/* "is anyone subscribed" is the router's question: bridges
-		 * will answer it for interest learned from peer brokers */
-		if (n == 0 && request &&
-		    !router_has_interest(b->router, (const char *)f->channel.p, f->channel.len)) {
-			b->stats.no_responders++;
-			conn_error(c, f->id, IPCBUS__ERR_CODE__E_NO_RESPONDERS, 0,
-				   "no responders on '%s'", handle_show(&f->channel, show, sizeof show));
-		}
-		return;
+	struct message m = {.f = f};
+	long n = route_publish(b, &m);
+	/* "is anyone subscribed" is the router's question, and interest
+	 * learned from peer brokers is in the router too */
+	if (n == 0 && request &&
+	    !router_has_interest(b->router, (const char *)f->channel.p, f->channel.len)) {
+		b->stats.no_responders++;
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_NO_RESPONDERS, 0, "no responders on '%s'",
+			   handle_show(&f->channel, show, sizeof show));
 	}
-	/* encode the MSG once; each subscriber gets its sid in front of it */
-	size_t len = frame_msg_size(f);
-	if (buf_reserve(&b->scratch, len) < 0) {
-		log_error(&b->log, "out of memory encoding a message of %zu bytes", len);
-		return;
-	}
-	uint8_t *body = buf_wptr(&b->scratch);
-	frame_msg_encode(f, body);
-	for (long i = 0; i < n; i++)
-		conn_deliver(subs[i]->owner, subs[i]->sid, body, len);
 }
 
 static int handle_queue_valid(const struct frame_bytes *q)
@@ -376,6 +396,7 @@ static void handle_sub(struct conn *c, const struct frame *f)
 	struct sub *s = calloc(1, sizeof *s);
 	if (!s)
 		goto nomem;
+	s->ops = &conn_sub_ops;
 	s->owner = c;
 	s->sid = f->sid;
 	s->pattern = handle_strdup(&f->channel);
@@ -383,10 +404,10 @@ static void handle_sub(struct conn *c, const struct frame *f)
 	s->queue = group ? handle_strdup(&f->queue) : NULL;
 	if (!s->pattern || (group && !s->queue))
 		goto fail;
-	if (router_add(b->router, s) < 0)
+	if (route_sub_add(b, s) < 0)
 		goto fail;
 	if (conn_sub_add(c, s) < 0) {
-		router_remove(b->router, s);
+		route_sub_remove(b, s);
 		goto fail;
 	}
 	handle_ack(c, f);
@@ -418,10 +439,8 @@ static void handle_unsub(struct conn *c, const struct frame *f)
 		return;
 	}
 	conn_sub_del(c, s);
-	router_remove(c->b->router, s);
-	free(s->pattern);
-	free(s->queue);
-	free(s);
+	route_sub_remove(c->b, s);
+	conn_sub_free(s);
 	handle_ack(c, f);
 }
 

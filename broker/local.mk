@@ -4,6 +4,10 @@ noinst_LTLIBRARIES += broker/libipcbusd.la
 # (BROKER_SRC is also compiled into the fuzz targets, with their flags)
 BROKER_SRC = \
 	broker/auth.c broker/auth.h \
+	broker/bridge.c broker/bridge.h \
+	broker/interest.c broker/interest.h \
+	broker/route.c broker/route.h \
+	broker/seen.c broker/seen.h \
 	broker/broker.c broker/broker.h \
 	broker/conf.c broker/conf.h \
 	broker/conn.c broker/conn.h \

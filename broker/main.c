@@ -20,9 +20,11 @@
 static void main_usage(FILE *f)
 {
 	fprintf(f,
-		"usage: ipcbusd [-c FILE] [-l URL]... [-d] [-p PIDFILE] [-t] [-v]... [-V] [-h]\n"
+		"usage: ipcbusd [-c FILE] [-l URL]... [-b URL]... [-d] [-p PIDFILE] [-t] [-v]... [-V] [-h]\n"
 		"  -c FILE     configuration file (ipcbus.conf(5))\n"
 		"  -l URL      listen on URL too (repeatable), e.g. unix:///run/ipcbus/ipcbus.sock\n"
+		"  -b URL      bridge to the broker at URL (tcp:// or tls://; repeatable): every\n"
+		"              channel but $SYS.> crosses, both ways\n"
 		"  -d          daemonize; the parent exits 0 once the broker is listening\n"
 		"  -p PIDFILE  write the pid there (overrides the file's pidfile)\n"
 		"  -t          check the configuration and exit (0: good)\n"
@@ -80,12 +82,12 @@ int main(int argc, char **argv)
 	struct conf cfg;
 	struct broker b;
 	const char *file = NULL, *pidfile = NULL;
-	const char *listen[CONF_MAX_LISTEN];
-	size_t nlisten = 0;
+	const char *listen[CONF_MAX_LISTEN], *bridges[CONF_MAX_BRIDGES];
+	size_t nlisten = 0, nbridges = 0;
 	int daemonize = 0, check = 0, verbose = 0, ch;
 
 	conf_init(&cfg);
-	while ((ch = getopt_long(argc, argv, "c:l:dp:tvVh", opts, NULL)) != -1) {
+	while ((ch = getopt_long(argc, argv, "c:l:b:dp:tvVh", opts, NULL)) != -1) {
 		switch (ch) {
 		case 'c': file = optarg; break;
 		case 'l':
@@ -94,6 +96,13 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			listen[nlisten++] = optarg;
+			break;
+		case 'b':
+			if (nbridges == CONF_MAX_BRIDGES) {
+				fprintf(stderr, "ipcbusd: too many -b (at most %d)\n", CONF_MAX_BRIDGES);
+				return 2;
+			}
+			bridges[nbridges++] = optarg;
 			break;
 		case 'd': daemonize = 1; break;
 		case 'p': pidfile = optarg; break;
@@ -121,6 +130,14 @@ int main(int argc, char **argv)
 		char why[512];
 		if (conf_add_listen(&cfg, listen[i], why, sizeof why) < 0) {
 			fprintf(stderr, "-l %s: %s\n", listen[i], why);
+			errors++;
+		}
+	}
+	for (size_t i = 0; i < nbridges; i++) {
+		char why[512], shown[300];
+		if (conf_add_bridge(&cfg, bridges[i], NULL, 0, why, sizeof why) < 0) {
+			url_redact(bridges[i], shown, sizeof shown);
+			fprintf(stderr, "-b %s: %s\n", shown, why);
 			errors++;
 		}
 	}

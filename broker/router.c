@@ -37,11 +37,12 @@
 
 enum { ROUTER_LIT, ROUTER_STAR, ROUTER_GT };
 
-/* The members of one queue group subscribed at one node. */
+/* The members of one queue group subscribed at one node: the local ones
+ * first (m[0..nlocal)), then those learned from peer brokers (remote). */
 struct router_qnode {
 	struct router_group *g;
-	struct sub **m; /* in subscription order: the turn rotates through it */
-	size_t n, cap;
+	struct sub **m; /* the turn rotates through it */
+	size_t n, nlocal, cap;
 };
 
 /* A queue group, shared by every node that has members of it. */
@@ -52,7 +53,8 @@ struct router_group {
 	uint64_t turn;     /* rotates through the candidates */
 	/* per router_match() call, valid when epoch is the router's */
 	uint64_t epoch;
-	size_t total;      /* candidates in this call */
+	size_t total;      /* local candidates in this call */
+	size_t rtotal;     /* remote members in this call (before exclusion) */
 	size_t first, last; /* chain of this group's entries in r->qhits */
 	size_t len;
 	char name[];
@@ -100,6 +102,7 @@ struct router {
 	size_t ntouched, touchcap;
 	uint64_t epoch;
 	int oom; /* set when scratch could not grow during a walk */
+	const void *exclude; /* the owner router_match_from() skips */
 };
 
 #define ROUTER_NONE ((size_t)-1)
@@ -346,7 +349,25 @@ static int router_queue_add(struct router *r, struct router_node *n, struct sub 
 	}
 	s->qidx = qn->n;
 	qn->m[qn->n++] = s;
+	if (!s->remote) {
+		/* keep the locals first: swap with the first remote */
+		size_t j = qn->nlocal++;
+		struct sub *t = qn->m[j];
+		qn->m[j] = s;
+		qn->m[s->qidx] = t;
+		t->qidx = s->qidx;
+		s->qidx = j;
+	}
 	return 0;
+}
+
+/* Move m[from] to m[to] (to < from, or equal). */
+static void router_qmove(struct router_qnode *qn, size_t from, size_t to)
+{
+	if (from == to)
+		return;
+	qn->m[to] = qn->m[from];
+	qn->m[to]->qidx = to;
 }
 
 static void router_queue_remove(struct router *r, struct router_node *n, struct sub *s)
@@ -356,10 +377,16 @@ static void router_queue_remove(struct router *r, struct router_node *n, struct 
 		size_t j = s->qidx;
 		if (j >= qn->n || qn->m[j] != s)
 			continue;
-		/* O(1) whatever the group's size: the last member takes the
-		 * place (the rotation goes by count, not by position) */
-		qn->m[j] = qn->m[--qn->n];
-		qn->m[j]->qidx = j;
+		/* O(1) whatever the group's size: the last member of its
+		 * part takes the place (the rotation goes by count, not by
+		 * position), and a local's place at the end of the locals is
+		 * filled with the last remote */
+		if (j < qn->nlocal) {
+			router_qmove(qn, --qn->nlocal, j);
+			router_qmove(qn, --qn->n, qn->nlocal);
+		} else {
+			router_qmove(qn, --qn->n, j);
+		}
 		if (qn->n == 0) {
 			router_group_put(r, qn->g);
 			free(qn->m);
@@ -507,6 +534,8 @@ static size_t router_tokens(const struct router *r, const char *channel, size_t 
 static void router_collect(struct router *r, struct router_node *n)
 {
 	for (struct sub *s = n->subs; s; s = s->next) {
+		if (s->owner == r->exclude && s->owner)
+			continue;
 		if (r->nres == r->rescap &&
 		    router_grow((void **)&r->res, &r->rescap, r->nres + 1, sizeof *r->res) < 0) {
 			r->oom = 1;
@@ -535,12 +564,14 @@ static void router_collect(struct router *r, struct router_node *n)
 			r->touched[r->ntouched++] = g;
 			g->epoch = r->epoch;
 			g->total = 0;
+			g->rtotal = 0;
 			g->first = h;
 		} else {
 			r->qhits[g->last].next = h;
 		}
 		g->last = h;
-		g->total += qn->n;
+		g->total += qn->nlocal;
+		g->rtotal += qn->n - qn->nlocal;
 	}
 }
 
@@ -573,7 +604,30 @@ static int router_wild_first(const char *channel, size_t len)
 	return !chan_is_system(channel, len) && !chan_is_inbox(channel, len);
 }
 
-long router_match(struct router *r, const char *channel, size_t len, struct sub ***out)
+/* The remote member of g to take: the k-th (by the turn) of those whose
+ * owner is not excluded, or NULL when there is none. */
+static struct sub *router_pick_remote(struct router *r, struct router_group *g)
+{
+	size_t cand = 0;
+	for (size_t h = g->first; h != ROUTER_NONE; h = r->qhits[h].next) {
+		const struct router_qnode *qn = r->qhits[h].qn;
+		for (size_t j = qn->nlocal; j < qn->n; j++)
+			cand += qn->m[j]->owner != r->exclude;
+	}
+	if (!cand)
+		return NULL;
+	size_t k = (size_t)(g->turn++ % cand);
+	for (size_t h = g->first; h != ROUTER_NONE; h = r->qhits[h].next) {
+		const struct router_qnode *qn = r->qhits[h].qn;
+		for (size_t j = qn->nlocal; j < qn->n; j++)
+			if (qn->m[j]->owner != r->exclude && k-- == 0)
+				return qn->m[j];
+	}
+	return NULL;
+}
+
+long router_match_from(struct router *r, const char *channel, size_t len, const void *exclude,
+		       struct sub ***out)
 {
 	struct router_tok t[ROUTER_MAX_TOKENS];
 	size_t nt = router_tokens(r, channel, len, t);
@@ -586,23 +640,32 @@ long router_match(struct router *r, const char *channel, size_t len, struct sub 
 	r->ntouched = 0;
 	r->oom = 0;
 	r->epoch++;
+	r->exclude = exclude;
 	router_walk(r, r->root, t, 0, nt, router_wild_first(channel, len));
-	/* one member per group, taking turns over all candidates of the group */
+	/* one member per group, taking turns over all candidates of the
+	 * group: a local one when the group has any here */
 	for (size_t i = 0; i < r->ntouched && !r->oom; i++) {
 		struct router_group *g = r->touched[i];
-		size_t k = (size_t)(g->turn++ % g->total);
-		size_t h = g->first;
-		while (k >= r->qhits[h].qn->n) {
-			k -= r->qhits[h].qn->n;
-			h = r->qhits[h].next;
+		struct sub *pick;
+		if (g->total) {
+			size_t k = (size_t)(g->turn++ % g->total);
+			size_t h = g->first;
+			while (k >= r->qhits[h].qn->nlocal) {
+				k -= r->qhits[h].qn->nlocal;
+				h = r->qhits[h].next;
+			}
+			pick = r->qhits[h].qn->m[k];
+		} else if (!g->rtotal || !(pick = router_pick_remote(r, g))) {
+			continue;
 		}
 		if (r->nres == r->rescap &&
 		    router_grow((void **)&r->res, &r->rescap, r->nres + 1, sizeof *r->res) < 0) {
 			r->oom = 1;
 			break;
 		}
-		r->res[r->nres++] = r->qhits[h].qn->m[k];
+		r->res[r->nres++] = pick;
 	}
+	r->exclude = NULL;
 	if (r->oom) {
 		r->nres = 0;
 		*out = r->res;
@@ -610,6 +673,11 @@ long router_match(struct router *r, const char *channel, size_t len, struct sub 
 	}
 	*out = r->res;
 	return (long)r->nres;
+}
+
+long router_match(struct router *r, const char *channel, size_t len, struct sub ***out)
+{
+	return router_match_from(r, channel, len, NULL, out);
 }
 
 /* Like router_walk, but stops at the first node holding anything. */

@@ -17,9 +17,22 @@
 
 struct router;
 struct router_node;
+struct sub;
+struct message;
+
+/* What a subscription delivers to: a client connection, a bridge link
+ * (and later a raw bridge).  The router never looks behind it; the
+ * broker's publish path (route.c) calls deliver for each match. */
+struct sub_ops {
+	void (*deliver)(struct sub *s, struct message *m);
+};
 
 struct sub {
-	void *owner;       /* the connection (opaque to the router) */
+	const struct sub_ops *ops;
+	void *owner;       /* the connection or link (opaque to the router) */
+	int remote;        /* interest learned from a peer broker (its link's
+			    * slot + 1; 0: local): a queue group takes a
+			    * local member when it has one */
 	uint64_t sid;      /* the client's subscription id */
 	char *pattern;     /* NUL-terminated, valid (chan_valid_pattern) */
 	size_t pattern_len;
@@ -28,6 +41,7 @@ struct sub {
 	struct router_node *node;
 	struct sub *next, *prev; /* in the node's list */
 	size_t qidx;             /* in its queue group's member array */
+	void *entry;             /* route.c's: its interest entry */
 };
 
 /* New empty router; NULL when out of memory. */
@@ -43,9 +57,16 @@ int router_add(struct router *r, struct sub *s);
 void router_remove(struct router *r, struct sub *s);
 
 /* The subscriptions a message on channel (a valid name, not NUL-terminated)
- * goes to.  *out points to an array owned by the router, valid until the
- * next router call.  Returns the count (0 when nobody listens), or -ENOMEM. */
+ * goes to: every match outside queue groups, and one member of each group,
+ * in turn among its local members when it has any, else among its remote
+ * ones.  *out points to an array owned by the router, valid until the next
+ * router call.  Returns the count (0 when nobody listens), or -ENOMEM. */
 long router_match(struct router *r, const char *channel, size_t len, struct sub ***out);
+
+/* The same, without the subscriptions whose owner is exclude (where the
+ * message came from: it never goes back there). */
+long router_match_from(struct router *r, const char *channel, size_t len, const void *exclude,
+		       struct sub ***out);
 
 /* 1 when at least one subscription matches channel (request/reply's "no
  * responders" question; bridges will answer it too), else 0. */

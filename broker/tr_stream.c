@@ -1,12 +1,15 @@
 /*
  * tr_stream.c: the code every byte-stream transport shares (unix, tcp):
  * accepting, reading into the connection's input buffer and splitting
- * frames, writing its output.  The transports themselves only add their
- * addressing (tr_unix.c).
+ * frames, writing its output, and dialing out over TCP (proto/net.c's
+ * dial, then the io's handshake: tr_tls.c).  The transports themselves only
+ * add their addressing (tr_unix.c).
  */
 #include <config.h>
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
 #include <sys/socket.h>
@@ -14,6 +17,7 @@
 
 #include "broker.h"
 #include "conn.h"
+#include "net.h"
 #include "proto.h"
 #include "transport.h"
 
@@ -149,7 +153,7 @@ static void stream_read_ready(struct conn *c)
 		}
 		if (n == 0) {
 			c->eof = 1; /* nothing to drain: freed at once */
-			conn_close(c, "closed by the client");
+			conn_close(c, c->outbound ? "closed by the peer" : "closed by the client");
 			break;
 		}
 		buf_commit(&c->in, (size_t)n);
@@ -189,16 +193,30 @@ static void stream_shutdown(struct conn *c)
 
 static void stream_watch(struct conn *c, int in, int out)
 {
+	if (c->fd < 0)
+		return; /* a dial with no socket (refused at once, or all failed) */
+	if (c->dialing) {
+		/* what the connect or the handshake waits for, and nothing
+		 * else; closing: nothing (freed in before-sleep) */
+		uint32_t ev = 0;
+		if (c->state != CONN_CLOSING)
+			ev = c->dialing == CONN_DIAL_CONNECT || c->io_want_out ? EPOLLOUT : EPOLLIN;
+		loop_mod(c->b->loop, &c->watch, ev);
+		return;
+	}
 	/* the io may need to write to go on reading (a TLS handshake) */
 	out = out || c->io_want_out;
 	loop_mod(c->b->loop, &c->watch, (in ? EPOLLIN : 0) | (out ? EPOLLOUT : 0));
 }
+
+static void stream_dial_free(struct conn *c);
 
 static void stream_close(struct conn *c)
 {
 	if (c->io)
 		c->io->fini(c);
 	c->io = NULL;
+	stream_dial_free(c);
 	if (c->fd < 0)
 		return;
 	loop_del(c->b->loop, &c->watch);
@@ -214,9 +232,16 @@ const struct conn_ops stream_conn_ops = {
 	.close = stream_close,
 };
 
+static void stream_dial_step(struct conn *c);
+
 static void stream_event(void *arg, uint32_t events)
 {
 	struct conn *c = arg;
+	if (c->dialing) {
+		if (c->state != CONN_CLOSING)
+			stream_dial_step(c);
+		return;
+	}
 	int readable = (events & (EPOLLIN | EPOLLHUP | EPOLLERR)) != 0;
 	int writable = (events & EPOLLOUT) != 0;
 	/* room to write is what the io waited for to read on */
@@ -314,4 +339,139 @@ void stream_accept(void *arg, uint32_t events)
 		}
 		stream_adopt(l, fd);
 	}
+}
+
+/* ---- dialing out ----
+ *
+ * A dialed connection is a stream connection whose socket is still
+ * connecting: c->dial holds proto/net.c's dial (each address of the name in
+ * turn), c->fd is its current socket, watched for writability, and every
+ * event steps it (stream_event) instead of reading or writing.  Once TCP is
+ * connected the io's handshake runs (TLS), then conn_dialed(). */
+
+struct stream_dial {
+	struct net_dial d;
+	struct loop_timer later; /* a failure found inside stream_dial(), told from the loop */
+	char why[320];
+};
+
+static void stream_dial_free(struct conn *c)
+{
+	struct stream_dial *dl = c->dial;
+
+	if (!dl)
+		return;
+	loop_timer_cancel(c->b->loop, &dl->later);
+	if (dl->d.fd == c->fd)
+		dl->d.fd = -1; /* the connection's socket: stream_close closes it */
+	net_dial_fini(&dl->d);
+	free(dl);
+	c->dial = NULL;
+}
+
+static void stream_dial_later(void *arg)
+{
+	struct conn *c = arg;
+	conn_close(c, c->dial->why);
+}
+
+/* The connect (c->dial) or the handshake made progress, or failed. */
+static void stream_dial_step(struct conn *c)
+{
+	struct stream_dial *dl = c->dial;
+	char why[400];
+	int rc;
+
+	if (dl) {
+		why[0] = 0;
+		rc = net_dial_step(&dl->d, why, sizeof why);
+		if (dl->d.fd != c->fd) {
+			/* that address failed: the next one has a socket of
+			 * its own (the old one is closed already) */
+			loop_del(c->b->loop, &c->watch);
+			c->fd = dl->d.fd;
+			int r = c->fd < 0 ? 0
+					  : loop_add(c->b->loop, &c->watch, c->fd, EPOLLOUT,
+						     stream_event, c);
+			if (r < 0) {
+				snprintf(why, sizeof why, "connect %s: cannot watch the socket: %s",
+					 c->addr, strerror(-r));
+				conn_close(c, why);
+				return;
+			}
+		}
+		if (rc == -EAGAIN)
+			return;
+		if (rc < 0) {
+			char text[sizeof why + 16];
+			snprintf(text, sizeof text, "connect %s", why[0] ? why : strerror(-rc));
+			conn_close(c, text);
+			return;
+		}
+		snprintf(c->addr, sizeof c->addr, "%s", dl->d.peer);
+		c->fd = net_dial_take(&dl->d);
+		stream_dial_free(c);
+		conn_describe(c);
+		if (c->io && c->io->handshake) {
+			c->dialing = CONN_DIAL_TLS;
+			conn_watch(c);
+		}
+	}
+	if (c->io && c->io->handshake) {
+		why[0] = 0;
+		rc = c->io->handshake(c, why, sizeof why);
+		if (rc == 0)
+			return;
+		if (rc < 0) {
+			conn_close(c, why[0] ? why : strerror(-rc));
+			return;
+		}
+	}
+	c->io_want_out = 0;
+	conn_dialed(c);
+}
+
+int stream_dial(struct broker *b, const struct url *u, struct conn **out, char *err,
+		size_t errlen)
+{
+	struct addrinfo *list;
+	int rc = net_resolve(u->host, u->port, SOCK_STREAM, 0, &list, err, errlen);
+	if (rc < 0)
+		return rc;
+	struct stream_dial *dl = calloc(1, sizeof *dl);
+	struct conn *c = dl ? conn_new(b, -1, &stream_conn_ops, NULL) : NULL;
+	if (!c) {
+		free(dl);
+		freeaddrinfo(list);
+		snprintf(err, errlen, "out of memory");
+		return -ENOMEM;
+	}
+	c->dial = dl;
+	c->outbound = 1;
+	c->dialing = CONN_DIAL_CONNECT;
+	snprintf(c->addr, sizeof c->addr, strchr(u->host, ':') ? "[%s]:%u" : "%s:%u", u->host,
+		 (unsigned)u->port);
+	conn_describe(c);
+	char why[sizeof dl->why - 16];
+	rc = net_dial_begin(&dl->d, list, why, sizeof why); /* takes list */
+	if (rc == 0 || rc == -EAGAIN) {
+		/* connecting (or connected at once): the socket says so by
+		 * being writable, in the loop */
+		c->fd = dl->d.fd;
+		rc = loop_add(b->loop, &c->watch, c->fd, EPOLLOUT, stream_event, c);
+		if (rc < 0) {
+			snprintf(err, errlen, "%s: cannot watch the socket: %s", c->addr, strerror(-rc));
+			c->fd = -1; /* not watched: closed by the dial's fini */
+			conn_free(c);
+			return rc;
+		}
+	} else {
+		/* refused at once (a local port): told from the loop like any
+		 * other failure, after the caller has set its hooks */
+		snprintf(dl->why, sizeof dl->why, "connect %s", why);
+		loop_timer_set(b->loop, &dl->later, 0, stream_dial_later, c);
+	}
+	broker_add_conn(b, c);
+	*out = c;
+	return 0;
 }

@@ -1,7 +1,9 @@
 /*
  * tr_tcp.c: the TCP stream transport: addressing only (a listening socket
  * for host:port, IPv4 or IPv6, and the options of an accepted socket);
- * everything else is tr_stream.c.  tr_tls.c listens the same way.
+ * everything else is tr_stream.c, dialing out too (stream_dial: a dialed
+ * socket gets the same options from net_connect).  tr_tls.c listens the
+ * same way.
  */
 #include <config.h>
 
@@ -95,4 +97,5 @@ const struct transport transport_tcp = {
 	.listen = tcp_listen,
 	.unlisten = tcp_unlisten,
 	.adopt = tcp_adopt,
+	.dial = stream_dial,
 };

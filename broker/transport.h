@@ -10,6 +10,8 @@
  *
  *   - stream transports (unix, tcp, fifo) share tr_stream.c: read into
  *     c->in, split frames, write c->out; tr_unix.c only adds addressing;
+ *     tcp and tls also dial out (bridges to peer brokers): the connect,
+ *     a TLS client handshake, then the same stream;
  *   - datagram transports (udp) turn one datagram into one conn_frame() and
  *     send one frame per datagram in flush();
  *   - SysV queues and shared-memory rings cannot be polled: a thread per
@@ -76,6 +78,32 @@ struct transport {
 	 * medium needs (TCP options, a TLS session in c->io).  0, or -errno
 	 * and the connection is refused.  NULL: nothing to do. */
 	int (*adopt)(struct conn *c);
+	/* Dial u (a peer broker, for a bridge) without blocking: a new connection
+	 * (listener NULL, c->dialing = 1, state CONN_HELLO) linked into the broker
+	 * (broker_add_conn) and watched.  Once it is established (TCP connected; for
+	 * TLS the client handshake done, the peer's certificate verified against
+	 * ?ca=FILE or the system's store and the URL's host; ?cert=&key= give a client
+	 * certificate) the transport calls conn_dialed(c); on failure it calls
+	 * conn_close(c, why) with a why that names the cause ("connect 127.0.0.1:4222:
+	 * Connection refused", "TLS: certificate verify failed ...").  0 and *out, or
+	 * -errno / IPCBUS_E* with a reason in err (a name that does not resolve...).
+	 * NULL: the transport cannot dial (unix, udp).
+	 *
+	 * Neither conn_dialed() nor conn_close() is ever called from inside
+	 * dial(): a failure found at once (a local port that refuses) is told
+	 * from the loop, so the caller sets c->dialed and c->link after dial()
+	 * returns.  c->outbound is set (no max-connections place); c->addr is
+	 * the URL's "host:port", then the address connected to.  Until
+	 * conn_dialed() nothing is read or written but the connect and the
+	 * handshake: frames queued meanwhile wait.  The broker's HELLO deadline
+	 * (CONN_HELLO_MS, or ping-interval) bounds the dial.  A name is
+	 * resolved here and that blocks (a numeric host never does; net.h).
+	 * The TLS context is the dial's own, made from the URL's files at each
+	 * call (a reconnect reads files replaced meanwhile) and freed with the
+	 * connection; the IPCBUS_TLS_* variables are the library's, not read
+	 * here. */
+	int (*dial)(struct broker *b, const struct url *u, struct conn **out, char *err,
+		    size_t errlen);
 };
 
 /* How a stream transport moves bytes when it is not a plain socket (TLS):
@@ -92,6 +120,12 @@ struct stream_io {
 	void (*shutdown)(struct conn *c);
 	/* Free the session (before the socket is closed). */
 	void (*fini)(struct conn *c);
+	/* A dialed connection's socket is connected: advance the client's
+	 * handshake.  1 done, 0 not yet (c->io_want_out says whether it waits
+	 * for room to write, else for input; the io calls conn_watch() when
+	 * that changes), or a negative code with a text for conn_close() in
+	 * err.  NULL: nothing to do (never called for accepted connections). */
+	int (*handshake)(struct conn *c, char *err, size_t errlen);
 };
 
 /* A listener: what every transport's listener has.  A transport with
@@ -132,5 +166,11 @@ extern const struct conn_ops stream_conn_ops;
 /* Accept what is pending on l (a listening stream socket) and hand each
  * socket to broker_accept(); pauses the listener on EMFILE/ENFILE. */
 void stream_accept(void *arg, uint32_t events);
+/* Dial u's host:port over TCP (net_dial: every address in turn): the dial
+ * op's contract above, for a plain stream.  A transport with a session of
+ * its own (tr_tls.c) sets c->io and c->tp on the connection as soon as
+ * this returns; c->io->handshake then runs once TCP is connected. */
+int stream_dial(struct broker *b, const struct url *u, struct conn **out, char *err,
+		size_t errlen);
 
 #endif

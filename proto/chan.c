@@ -105,3 +105,48 @@ int chan_match(const char *pat, size_t plen, const char *name, size_t nlen)
 		ni++;
 	}
 }
+
+/* The next token of p from *i: its start and length; *i moves past it. */
+static size_t chan_token(const char *p, size_t len, size_t *i, const char **tok)
+{
+	size_t s = *i;
+	while (*i < len && p[*i] != '.')
+		(*i)++;
+	*tok = p + s;
+	size_t n = *i - s;
+	if (*i < len)
+		(*i)++; /* the dot */
+	return n;
+}
+
+/* A first token a wildcard does not match: `$...` or `_INBOX`. */
+static int chan_first_special(const char *t, size_t n)
+{
+	return (n > 0 && t[0] == '$') || (n == 6 && memcmp(t, "_INBOX", 6) == 0);
+}
+
+int chan_overlap(const char *a, size_t alen, const char *b, size_t blen)
+{
+	size_t i = 0, j = 0;
+	int first = 1;
+
+	for (;;) {
+		int aend = i >= alen, bend = j >= blen;
+		if (aend || bend)
+			return aend && bend;
+		const char *ta, *tb;
+		size_t na = chan_token(a, alen, &i, &ta), nb = chan_token(b, blen, &j, &tb);
+		int wa = na == 1 && (ta[0] == '*' || ta[0] == '>');
+		int wb = nb == 1 && (tb[0] == '*' || tb[0] == '>');
+		if (first && ((wa && !wb && chan_first_special(tb, nb)) ||
+			      (wb && !wa && chan_first_special(ta, na))))
+			return 0;
+		first = 0;
+		if ((na == 1 && ta[0] == '>') || (nb == 1 && tb[0] == '>'))
+			return 1;
+		if (wa || wb)
+			continue;
+		if (na != nb || memcmp(ta, tb, na) != 0)
+			return 0;
+	}
+}

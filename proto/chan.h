@@ -41,4 +41,7 @@ int chan_is_inbox_wildcard(const char *s, size_t len);
  * its own index; this is the reference the tests compare it with. */
 int chan_match(const char *pat, size_t plen, const char *name, size_t nlen);
 
+/* 1 when some channel matches both patterns (valid ones). */
+int chan_overlap(const char *a, size_t alen, const char *b, size_t blen);
+
 #endif

@@ -188,9 +188,10 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f)
 		const uint8_t *b = NULL;
 		if (frame_field(body, len, &i, &field, &wt, &v, &b) < 0)
 			return PROTO_EPROTO;
-		if (field > FRAME_F_ERROR)
+		if (field > FRAME_F_LAST)
 			continue; /* unknown: skipped */
-		int want = (field == FRAME_F_TYPE || field == FRAME_F_ID || field == FRAME_F_SID)
+		int want = (field == FRAME_F_TYPE || field == FRAME_F_ID || field == FRAME_F_SID ||
+			    field == FRAME_F_SEQ || field == FRAME_F_HOPS)
 				   ? WT_VARINT
 				   : WT_LEN;
 		if (wt != want)
@@ -217,6 +218,17 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f)
 		case FRAME_F_HELLO: frame_set_bytes(&f->hello, b, v); break;
 		case FRAME_F_WELCOME: frame_set_bytes(&f->welcome, b, v); break;
 		case FRAME_F_ERROR: frame_set_bytes(&f->error, b, v); break;
+		case FRAME_F_ORIGIN: frame_set_bytes(&f->origin, b, v); break;
+		case FRAME_F_BRIDGE: frame_set_bytes(&f->bridge, b, v); break;
+		case FRAME_F_SEQ:
+			f->seq = v;
+			f->has_seq = 1;
+			break;
+		case FRAME_F_HOPS:
+			f->hops = v;
+			f->has_hops = 1;
+			break;
+		case FRAME_F_GROUPS: f->ngroups++; break;
 		case FRAME_F_HEADERS: {
 			struct frame_header h;
 			int rc = frame_header_parse(b, (size_t)v, &h);
@@ -265,6 +277,25 @@ int frame_header_next(const struct frame *f, size_t *pos, struct frame_header *h
 	return 0;
 }
 
+int frame_group_next(const struct frame *f, size_t *pos, struct frame_bytes *g)
+{
+	while (*pos < f->body_len) {
+		uint32_t field;
+		int wt;
+		uint64_t v = 0;
+		const uint8_t *b = NULL;
+		if (frame_field(f->body, f->body_len, pos, &field, &wt, &v, &b) < 0)
+			return 0;
+		if (field == FRAME_F_GROUPS && wt == WT_LEN) {
+			g->p = b;
+			g->len = (size_t)v;
+			g->set = 1;
+			return 1;
+		}
+	}
+	return 0;
+}
+
 int frame_header_key_check(const uint8_t *key, size_t len)
 {
 	/* the ipcbus- keys the protocol defines (the CLI's exec bridge marks
@@ -287,7 +318,7 @@ int frame_header_key_check(const uint8_t *key, size_t len)
 
 static size_t frame_len_field_size(uint64_t n)
 {
-	return 1 + frame_varint_len(n) + n; /* every field number here is < 16 */
+	return 1 + frame_varint_len(n) + n; /* a field number < 16: a one-byte tag */
 }
 
 static size_t frame_header_size(const struct frame_header *h)
@@ -316,18 +347,20 @@ size_t frame_size(const struct frame *f, const struct frame_header *h, size_t nh
 			n += frame_len_field_size(fb[i]->len);
 	for (size_t i = 0; i < nh; i++)
 		n += frame_len_field_size(frame_header_size(&h[i]));
+	if (f->bridge.set) /* field 16: a two-byte tag */
+		n += 1 + frame_len_field_size(f->bridge.len);
 	return n;
 }
 
 static uint8_t *frame_put_varint_field(uint8_t *d, uint32_t field, uint64_t v)
 {
-	*d++ = (uint8_t)(field << 3 | WT_VARINT);
+	d += frame_varint_put(d, (uint64_t)field << 3 | WT_VARINT);
 	return d + frame_varint_put(d, v);
 }
 
 static uint8_t *frame_put_bytes(uint8_t *d, uint32_t field, const void *p, size_t n)
 {
-	*d++ = (uint8_t)(field << 3 | WT_LEN);
+	d += frame_varint_put(d, (uint64_t)field << 3 | WT_LEN);
 	d += frame_varint_put(d, n);
 	if (n)
 		memcpy(d, p, n);
@@ -362,6 +395,7 @@ size_t frame_encode(const struct frame *f, const struct frame_header *h, size_t 
 	d = frame_put_fb(d, FRAME_F_HELLO, &f->hello);
 	d = frame_put_fb(d, FRAME_F_WELCOME, &f->welcome);
 	d = frame_put_fb(d, FRAME_F_ERROR, &f->error);
+	d = frame_put_fb(d, FRAME_F_BRIDGE, &f->bridge);
 	return (size_t)(d - dst);
 }
 
@@ -436,6 +470,24 @@ size_t frame_sid_prefix(uint8_t *out, uint64_t sid, size_t body_len)
 	return k + frame_varint_put(out + k, sid);
 }
 
+size_t frame_forward_prefix(uint8_t *out, const struct frame_bytes *origin, uint64_t seq,
+			    uint64_t hops, const struct frame_bytes *groups, size_t ngroups,
+			    size_t body_len)
+{
+	size_t fields = frame_len_field_size(origin->len) + 1 + frame_varint_len(seq) + 1 +
+			frame_varint_len(hops);
+	for (size_t i = 0; i < ngroups; i++)
+		fields += frame_len_field_size(groups[i].len);
+	size_t k = frame_varint_put(out, fields + body_len);
+	uint8_t *d = out + k;
+	d = frame_put_bytes(d, FRAME_F_ORIGIN, origin->p, origin->len);
+	d = frame_put_varint_field(d, FRAME_F_SEQ, seq);
+	d = frame_put_varint_field(d, FRAME_F_HOPS, hops);
+	for (size_t i = 0; i < ngroups; i++)
+		d = frame_put_bytes(d, FRAME_F_GROUPS, groups[i].p, groups[i].len);
+	return (size_t)(d - out);
+}
+
 /* Append a frame of `type` whose only content is one packed nested message. */
 static int frame_append_nested(struct buf *b, int type, uint64_t id, uint32_t field,
 			       const ProtobufCMessage *m)
@@ -450,6 +502,7 @@ static int frame_append_nested(struct buf *b, int type, uint64_t id, uint32_t fi
 	struct frame f = {.type = type, .has_id = 1, .id = id};
 	struct frame_bytes *fb = field == FRAME_F_HELLO     ? &f.hello
 				 : field == FRAME_F_WELCOME ? &f.welcome
+				 : field == FRAME_F_BRIDGE  ? &f.bridge
 							    : &f.error;
 	fb->p = p;
 	fb->len = n;
@@ -458,6 +511,11 @@ static int frame_append_nested(struct buf *b, int type, uint64_t id, uint32_t fi
 	if (p != stackbuf)
 		free(p);
 	return rc;
+}
+
+int frame_append_bridge(struct buf *b, const Ipcbus__Bridge *m)
+{
+	return frame_append_nested(b, IPCBUS__FRAME_TYPE__BRIDGE, 0, FRAME_F_BRIDGE, &m->base);
 }
 
 int frame_append_hello(struct buf *b, uint64_t id, const Ipcbus__Hello *h)
@@ -516,10 +574,15 @@ Ipcbus__Error *frame_unpack_error(const struct frame *f)
 	return f->error.set ? ipcbus__error__unpack(NULL, f->error.len, f->error.p) : NULL;
 }
 
+Ipcbus__Bridge *frame_unpack_bridge(const struct frame *f)
+{
+	return f->bridge.set ? ipcbus__bridge__unpack(NULL, f->bridge.len, f->bridge.p) : NULL;
+}
+
 const char *frame_type_name(int type)
 {
 	static const char *const names[] = {"NONE", "HELLO", "WELCOME", "PUB", "SUB",
-					    "UNSUB", "MSG", "PING", "PONG", "ERR"};
+					    "UNSUB", "MSG", "PING", "PONG", "ERR", "BRIDGE"};
 	if (type >= 0 && (size_t)type < sizeof names / sizeof names[0])
 		return names[type];
 	return "UNKNOWN";

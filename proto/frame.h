@@ -39,6 +39,13 @@ enum {
 	FRAME_F_HELLO = 9,
 	FRAME_F_WELCOME = 10,
 	FRAME_F_ERROR = 11,
+	/* bridge links only (docs/protocol.md, Bridges) */
+	FRAME_F_ORIGIN = 12,
+	FRAME_F_SEQ = 13,
+	FRAME_F_HOPS = 14,
+	FRAME_F_GROUPS = 15,
+	FRAME_F_BRIDGE = 16,
+	FRAME_F_LAST = 16,
 };
 
 /* A byte range inside a frame (or, when encoding, anywhere). */
@@ -56,6 +63,12 @@ struct frame {
 	uint64_t sid;
 	struct frame_bytes channel, reply_to, payload, queue;
 	struct frame_bytes hello, welcome, error; /* nested messages, packed */
+	/* a forwarded message (bridge links): who published it, its number
+	 * there, the links it crossed, the queue groups to serve */
+	struct frame_bytes origin, bridge;
+	int has_seq, has_hops;
+	uint64_t seq, hops;
+	uint32_t ngroups;        /* read with frame_group_next() */
 	/* headers: counted here, read with frame_header_next() */
 	uint32_t nheaders;
 	/* well-formed Header fields without a key or a value: not counted in
@@ -107,6 +120,10 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f);
  * starts at 0.  Returns 1 and *h, or 0 at the end (*h untouched). */
 int frame_header_next(const struct frame *f, size_t *pos, struct frame_header *h);
 
+/* Iterate over the `groups` of a decoded frame: *pos starts at 0.  1 and
+ * *g, or 0 at the end. */
+int frame_group_next(const struct frame *f, size_t *pos, struct frame_bytes *g);
+
 /* What a header key may be (docs/protocol.md, Header): one or more bytes of
  * visible ASCII (0x21-0x7e) other than ':' and '=', so that every key can
  * be shown as "KEY: VALUE" and given as -H KEY=VALUE.  Keys beginning with
@@ -137,6 +154,15 @@ int frame_append(struct buf *b, const struct frame *f, const struct frame_header
  * FRAME_VARINT_MAX + 1 bytes.  Returns the bytes written. */
 size_t frame_sid_prefix(uint8_t *out, uint64_t sid, size_t body_len);
 
+/* The per-link part of a forwarded message (bridge links): the length
+ * prefix of the whole frame, origin, seq, hops and the queue groups, to be
+ * written in front of the shared MSG body of body_len bytes.  out needs
+ * 4 * FRAME_VARINT_MAX + 4 bytes plus origin and every group with
+ * FRAME_VARINT_MAX + 1 each.  Returns the bytes written. */
+size_t frame_forward_prefix(uint8_t *out, const struct frame_bytes *origin, uint64_t seq,
+			    uint64_t hops, const struct frame_bytes *groups, size_t ngroups,
+			    size_t body_len);
+
 /* The shared body of the MSG that delivers a decoded PUB: type MSG, the
  * PUB's channel, reply_to, headers (copied as encoded) and payload, without
  * sid.  frame_msg_size() bytes; frame_msg_encode() returns the bytes written.
@@ -159,6 +185,8 @@ int frame_append_cookie(struct buf *b, uint64_t id, const uint8_t *cookie, size_
 Ipcbus__Hello *frame_unpack_hello(const struct frame *f);
 Ipcbus__Welcome *frame_unpack_welcome(const struct frame *f);
 Ipcbus__Error *frame_unpack_error(const struct frame *f);
+Ipcbus__Bridge *frame_unpack_bridge(const struct frame *f);
+int frame_append_bridge(struct buf *b, const Ipcbus__Bridge *m);
 
 /* Name of a frame type ("PUB"), for logs and error texts. */
 const char *frame_type_name(int type);

@@ -542,6 +542,28 @@ int tls_pending(const struct tls *t)
 	return SSL_pending(t->ssl) > 0;
 }
 
+int tls_peer_name(const struct tls *t, char *out, size_t n)
+{
+	X509 *x = SSL_get1_peer_certificate(t->ssl);
+	int ok = 0;
+	out[0] = 0;
+	if (x && SSL_get_verify_result(t->ssl) == X509_V_OK) {
+		char cn[256];
+		int k = X509_NAME_get_text_by_NID(X509_get_subject_name(x), NID_commonName, cn,
+						  sizeof cn);
+		if (k > 0 && (size_t)k < n) {
+			ok = 1;
+			for (int i = 0; i < k; i++) /* visible ASCII, for logs and rules */
+				if ((unsigned char)cn[i] < 0x21 || (unsigned char)cn[i] > 0x7e)
+					ok = 0;
+			if (ok)
+				memcpy(out, cn, (size_t)k + 1);
+		}
+	}
+	X509_free(x);
+	return ok ? 0 : -1;
+}
+
 void tls_describe(const struct tls *t, char *out, size_t n)
 {
 	snprintf(out, n, "%s %s", SSL_get_version(t->ssl), SSL_get_cipher_name(t->ssl));

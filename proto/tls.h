@@ -65,6 +65,10 @@ ssize_t tls_writev(struct tls *t, const struct iovec *iov, int cnt, int *want);
 /* 1 when decrypted bytes wait inside (read them before polling again). */
 int tls_pending(const struct tls *t);
 
+/* The common name of the peer's verified certificate (visible ASCII):
+ * 0, or -1 when there is none (out is then ""). */
+int tls_peer_name(const struct tls *t, char *out, size_t n);
+
 /* "TLSv1.3 TLS_AES_256_GCM_SHA384", for logs. */
 void tls_describe(const struct tls *t, char *out, size_t n);
 

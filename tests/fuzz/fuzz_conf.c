@@ -26,6 +26,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "chan.h"
 #include "conf.h"
 #include "ipcbus.h"
 #include "url.h"
@@ -77,6 +78,16 @@ static void fuzz_same_conf(const struct conf *a, const struct conf *b)
 	FUZZ_CHECK(fuzz_streq(a->tls_cert, b->tls_cert));
 	FUZZ_CHECK(fuzz_streq(a->tls_key, b->tls_key));
 	FUZZ_CHECK(fuzz_streq(a->tls_ca, b->tls_ca));
+	FUZZ_CHECK(a->nbridges == b->nbridges);
+	for (size_t i = 0; i < a->nbridges && i < b->nbridges; i++) {
+		FUZZ_CHECK(strcmp(a->bridges[i].url, b->bridges[i].url) == 0);
+		FUZZ_CHECK(a->bridges[i].npatterns == b->bridges[i].npatterns);
+		for (size_t j = 0; j < a->bridges[i].npatterns && j < b->bridges[i].npatterns; j++)
+			FUZZ_CHECK(strcmp(a->bridges[i].patterns[j], b->bridges[i].patterns[j]) == 0);
+	}
+	FUZZ_CHECK(a->nbridge_allow == b->nbridge_allow);
+	for (size_t i = 0; i < a->nbridge_allow && i < b->nbridge_allow; i++)
+		FUZZ_CHECK(strcmp(a->bridge_allow[i], b->bridge_allow[i]) == 0);
 	FUZZ_CHECK(a->has_secrets == b->has_secrets);
 	FUZZ_CHECK(a->seen == b->seen);
 }
@@ -107,6 +118,16 @@ static void fuzz_good_conf(const struct conf *c)
 	FUZZ_CHECK(c->ntokens <= CONF_MAX_TOKENS);
 	for (size_t i = 0; i < c->ntokens; i++)
 		FUZZ_CHECK(strlen(c->tokens[i].secret) >= CONF_TOKEN_MIN);
+	FUZZ_CHECK(c->nbridges <= CONF_MAX_BRIDGES);
+	for (size_t i = 0; i < c->nbridges; i++) {
+		struct url u;
+		const struct conf_bridge *br = &c->bridges[i];
+		FUZZ_CHECK(url_parse(br->url, &u, NULL, 0) == 0 &&
+			   (u.kind == URL_TCP || u.kind == URL_TLS));
+		FUZZ_CHECK(!u.has_token || c->has_secrets);
+		for (size_t j = 0; j < br->npatterns; j++)
+			FUZZ_CHECK(chan_valid_pattern(br->patterns[j], strlen(br->patterns[j])) == 0);
+	}
 	FUZZ_CHECK(!c->pidfile || c->pidfile[0] == '/');
 	FUZZ_CHECK(!c->log || c->log[0] == '/' || strcmp(c->log, "stderr") == 0 ||
 		   strcmp(c->log, "syslog") == 0);

@@ -31,7 +31,7 @@ tests_fuzz_fuzz_url_SOURCES = tests/fuzz/fuzz_url.c proto/url.c proto/url.h
 tests_fuzz_fuzz_url_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_url_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_FLAGS)
 
-tests_fuzz_fuzz_conf_SOURCES = tests/fuzz/fuzz_conf.c broker/conf.c broker/conf.h \
+tests_fuzz_fuzz_conf_SOURCES = tests/fuzz/fuzz_conf.c broker/conf.c broker/conf.h proto/chan.c \
 	proto/url.c proto/url.h
 tests_fuzz_fuzz_conf_CFLAGS = $(AM_CFLAGS) $(FUZZ_FLAGS)
 tests_fuzz_fuzz_conf_LDFLAGS = $(AM_LDFLAGS) $(FUZZ_FLAGS)

@@ -1638,8 +1638,11 @@ int harness_broker_held(struct harness_broker *b, size_t *held, size_t *peak)
 	size_t len;
 	char *text = harness_read_file(b->log, &len);
 	char *last = NULL;
+	/* the broker's own line ("status: N connection(s)..."), not a
+	 * bridge link's ("status: link ...") */
 	for (char *p = text; p && (p = strstr(p, "status: ")); p++)
-		last = p;
+		if (p[8] >= '0' && p[8] <= '9')
+			last = p;
 	unsigned long long h = 0, pk = 0;
 	char *at = last ? strstr(last, "pending, ") : NULL;
 	int ok = at && sscanf(at, "pending, %llu byte(s) held (peak %llu", &h, &pk) == 2;

@@ -79,3 +79,17 @@ tests_integration_test_tls_SOURCES = tests/integration/test_tls.c \
 	tests/integration/libpump.c tests/integration/libpump.h
 tests_integration_test_tls_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_tls_LDADD = $(INTEG_LIB_LDADD)
+
+# The broker dialing out (bridges): a struct broker of its own, linked from
+# the broker's modules, against peers the test runs in the broker's loop.
+INTEG_BROKER_TESTS += tests/integration/test_dial
+tests_integration_test_dial_SOURCES = tests/integration/test_dial.c
+tests_integration_test_dial_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_dial_LDADD = broker/libipcbusd.la $(INTEG_LDADD)
+# bridges between brokers: bridges.[ch] starts several brokers bridged
+# together and waits until they carry messages.
+INTEG_CLIENT_TESTS += tests/integration/test_bridge
+tests_integration_test_bridge_SOURCES = tests/integration/test_bridge.c \
+	tests/integration/bridges.c tests/integration/bridges.h
+tests_integration_test_bridge_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_bridge_LDADD = $(INTEG_LDADD)

@@ -1331,11 +1331,11 @@ static void test_unknown_fields(void)
 	CU_ASSERT(quiet(sub));
 	struct wire w;
 	wire_pub(&w, 1, "uk");
-	wire_uint(&w, 12, 5);                   /* varint */
-	wire_key(&w, 13, 1);                    /* 64-bit */
+	wire_uint(&w, 20, 5);                   /* varint */
+	wire_key(&w, 21, 1);                    /* 64-bit */
 	wire_raw(&w, "12345678", 8);
-	wire_bytes(&w, 14, "future", 6);        /* length-delimited */
-	wire_key(&w, 15, 5);                    /* 32-bit */
+	wire_bytes(&w, 22, "future", 6);        /* length-delimited */
+	wire_key(&w, 23, 5);                    /* 32-bit */
 	wire_raw(&w, "1234", 4);
 	CU_ASSERT_EQUAL(wire_send(r, &w), 0);
 	CU_ASSERT(quiet(r));

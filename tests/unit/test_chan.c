@@ -196,6 +196,47 @@ static void test_inbox_wildcard(void)
 	}
 }
 
+/* chan_overlap: is there a channel both patterns match?  Checked against
+ * chan_match over a set of channels, and by cases. */
+static void test_overlap(void)
+{
+	static const struct {
+		const char *a, *b;
+		int want;
+	} cases[] = {
+		{"a.b", "a.b", 1}, {"a.b", "a.c", 0}, {"a.*", "a.b", 1}, {"a.>", "a.b.c", 1},
+		{"a.>", "a", 0}, {"*", "a.b", 0}, {">", "a.b", 1}, {"*.b", "a.*", 1},
+		{"*.b", "a.c", 0}, {"a.*.c", "a.>", 1}, {"a.*", "a.b.c", 0}, {">", "$SYS.x", 0},
+		{"*.x", "$SYS.x", 0}, {"$SYS.>", "$SYS.x", 1}, {">", "_INBOX.a", 0},
+		{"_INBOX.a.>", "_INBOX.a.b", 1}, {"a.b.>", "a.*", 0}, {"a.b.>", "a.*.c", 1},
+		{">", ">", 1}, {"*", "*", 1}, {"*", "*.*", 0},
+	};
+	for (size_t i = 0; i < sizeof cases / sizeof cases[0]; i++) {
+		const char *a = cases[i].a, *b = cases[i].b;
+		int got = chan_overlap(a, strlen(a), b, strlen(b));
+		int rev = chan_overlap(b, strlen(b), a, strlen(a));
+		if (got != cases[i].want || rev != cases[i].want)
+			fprintf(stderr, "\n  overlap('%s', '%s') = %d/%d, want %d\n", a, b, got, rev,
+				cases[i].want);
+		CU_ASSERT_EQUAL(got, cases[i].want);
+		CU_ASSERT_EQUAL(rev, cases[i].want);
+	}
+	/* against chan_match: a witness channel means overlap */
+	static const char *const pats[] = {"a", "a.b", "a.*", "a.>", "*", "*.b", ">", "*.*.c",
+					   "a.b.c", "$SYS.>", "_INBOX.q.>", "b.>"};
+	static const char *const names[] = {"a", "a.b", "a.c", "a.b.c", "b", "b.b", "x.y.c",
+					    "$SYS.a", "_INBOX.q.r", "a.b.c.d", "b.x"};
+	for (size_t i = 0; i < sizeof pats / sizeof pats[0]; i++)
+		for (size_t j = 0; j < sizeof pats / sizeof pats[0]; j++) {
+			int witness = 0;
+			for (size_t k = 0; k < sizeof names / sizeof names[0]; k++)
+				witness |= chan_match(pats[i], strlen(pats[i]), names[k], strlen(names[k])) &&
+					   chan_match(pats[j], strlen(pats[j]), names[k], strlen(names[k]));
+			if (witness)
+				CU_ASSERT(chan_overlap(pats[i], strlen(pats[i]), pats[j], strlen(pats[j])));
+		}
+}
+
 int main(void)
 {
 	static const struct unit_case cases[] = {
@@ -205,6 +246,7 @@ int main(void)
 		{"match table", test_match_table},
 		{"system and inbox channels", test_system_inbox},
 		{"inbox patterns name their inbox", test_inbox_wildcard},
+		{"pattern overlap", test_overlap},
 	};
 	return unit_run("chan", cases, UNIT_NELEM(cases));
 }

@@ -256,7 +256,7 @@ static void test_repeats(void)
 static void test_unsupported(void)
 {
 	static const char *const lines[] = {
-		"bridge tcp://peer:4222 a.>", "sysv-in 0x1234 1 a.b", "sysv-out a.> 0x1234 1",
+		"sysv-in 0x1234 1 a.b", "sysv-out a.> 0x1234 1",
 		"shm-in 0x10 a", "shm-out a.> 0x10", "fifo-in /tmp/f a", "fifo-out a.> /tmp/f",
 		"allow alice pub a.>",
 	};
@@ -300,6 +300,40 @@ static int load_mode(const char *text, mode_t mode, struct conf *c, char *path, 
 static int load(const char *text, struct conf *c, char *path, size_t pathlen, char **out)
 {
 	return load_mode(text, 0600, c, path, pathlen, out);
+}
+
+/* bridge URL [PATTERN]... and bridge-allow IDENTITY... */
+static void test_bridges(void)
+{
+	struct conf c;
+	char why[512];
+
+	conf_init(&c);
+	CU_ASSERT_EQUAL(line(&c, "bridge tcp://10.0.0.2:4222", why, sizeof why), 0);
+	CU_ASSERT_EQUAL(line(&c, "bridge tls://peer.example:4433?ca=/x.pem a.> b.*.c", why, sizeof why), 0);
+	CU_ASSERT_EQUAL_FATAL(c.nbridges, 2);
+	CU_ASSERT_EQUAL(c.bridges[0].npatterns, 0);
+	CU_ASSERT_EQUAL_FATAL(c.bridges[1].npatterns, 2);
+	CU_ASSERT_STRING_EQUAL(c.bridges[1].patterns[1], "b.*.c");
+	CU_ASSERT_FALSE(c.has_secrets);
+	CU_ASSERT_EQUAL(line(&c, "bridge tcp://secret-token-0123456789@10.0.0.3:1", why, sizeof why), 0);
+	CU_ASSERT(c.has_secrets); /* the file must not be readable by others */
+	CU_ASSERT_EQUAL(line(&c, "bridge tcp://10.0.0.2:4222", why, sizeof why), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "listed twice"));
+	CU_ASSERT_EQUAL(line(&c, "bridge-allow token:peer token", why, sizeof why), 0);
+	CU_ASSERT_EQUAL_FATAL(c.nbridge_allow, 2);
+	CU_ASSERT_STRING_EQUAL(c.bridge_allow[0], "token:peer");
+	conf_fini(&c);
+
+	CU_ASSERT(refused("bridge", "bridge takes URL"));
+	CU_ASSERT(refused("bridge unix:///tmp/x.sock", "tcp:// or tls://"));
+	CU_ASSERT(refused("bridge udp://127.0.0.1:5", "tcp:// or tls://"));
+	CU_ASSERT(refused("bridge tcp://127.0.0.1", "port"));
+	CU_ASSERT(refused("bridge tcp://127.0.0.1:5 a..b", "invalid pattern 'a..b'"));
+	CU_ASSERT(refused("bridge tcp://127.0.0.1:5 a.>.b", "invalid pattern"));
+	CU_ASSERT(refused("bridge-allow", "one or more identities"));
+	CU_ASSERT(refused("bridge-allow alice", "not an identity"));
+	CU_ASSERT(refused("bridge-allow token:", "not an identity"));
 }
 
 /* token [NAME] SECRET: one unnamed, any number named; secrets long and
@@ -374,7 +408,7 @@ static void test_load(void)
 	CU_ASSERT_EQUAL(rc, 3);
 	snprintf(want, sizeof want, "%s:2: max-payload given twice\n", path);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
-	snprintf(want, sizeof want, "%s:4: bridge is not supported", path);
+	snprintf(want, sizeof want, "%s:4: bridge x: ", path);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
 	snprintf(want, sizeof want, "%s:6: unknown directive 'nonsense'", path);
 	CU_ASSERT_PTR_NOT_NULL(strstr(out, want));
@@ -463,6 +497,7 @@ int main(void)
 		{"unsupported", test_unsupported},
 		{"load", test_load},
 		{"tokens", test_tokens},
+		{"bridges", test_bridges},
 		{"add_listen", test_add_listen},
 	};
 	return unit_run("conf", cases, UNIT_NELEM(cases));

@@ -516,17 +516,17 @@ static void test_wire_variants(void)
 
 	/* unknown fields of each wire type, before, between and after */
 	w.n = 0;
-	w_uint(&w, 15, 12345);
+	w_uint(&w, 20, 12345);
 	w_uint(&w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__PUB);
-	w_key(&w, 16, 1);
+	w_key(&w, 21, 1);
 	w_raw(&w, "12345678", 8);
 	w_bytes(&w, FRAME_F_CHANNEL, "a.b", 3);
-	w_key(&w, 17, 5);
+	w_key(&w, 22, 5);
 	w_raw(&w, "1234", 4);
 	w_bytes(&w, 100000, "unknown bytes", 13);
 	w_uint(&w, 536870911, 1); /* the largest field number */
 	w_bytes(&w, FRAME_F_PAYLOAD, "x", 1);
-	w_bytes(&w, 12, "\x08\x01", 2); /* a field a later version may add */
+	w_bytes(&w, 30, "\x08\x01", 2); /* a field a later version may add */
 	CU_ASSERT_EQUAL_FATAL(decode_both(w.b, w.n, &f), 0);
 	CU_ASSERT_EQUAL(f.type, IPCBUS__FRAME_TYPE__PUB);
 	CU_ASSERT_EQUAL(f.channel.len, 3);
@@ -794,6 +794,78 @@ static void test_sid_prefix(void)
 }
 
 /* HELLO, WELCOME and ERR through protobuf-c's nested messages. */
+/* Bridge links: BRIDGE (field 16, a two-byte tag) and a forwarded MSG
+ * (the per-link prefix with origin, seq, hops and groups in front of the
+ * shared body), as protobuf-c reads them. */
+static void test_bridge_frames(void)
+{
+	struct buf b;
+	const uint8_t *body;
+	size_t blen, need;
+	struct frame f;
+
+	buf_init(&b, 1 << 20);
+	Ipcbus__Bridge m = IPCBUS__BRIDGE__INIT;
+	m.has_root = 1;
+	m.root.data = (uint8_t *)"00ab";
+	m.root.len = 4;
+	m.has_dist = 1;
+	m.dist = 3;
+	m.has_parent = m.parent = 1;
+	m.has_max_payload = 1;
+	m.max_payload = 1 << 20;
+	CU_ASSERT_EQUAL_FATAL(frame_append_bridge(&b, &m), 0);
+	CU_ASSERT_FATAL(frame_split(buf_rptr(&b), buf_len(&b), MAXF, &body, &blen, &need) > 0);
+	CU_ASSERT_EQUAL_FATAL(decode_both(body, blen, &f), 0);
+	CU_ASSERT_EQUAL(f.type, IPCBUS__FRAME_TYPE__BRIDGE);
+	Ipcbus__Bridge *u = frame_unpack_bridge(&f);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+	CU_ASSERT(u->root.len == 4 && memcmp(u->root.data, "00ab", 4) == 0);
+	CU_ASSERT_EQUAL(u->dist, 3);
+	CU_ASSERT(u->parent);
+	CU_ASSERT_FALSE(u->reset);
+	CU_ASSERT_EQUAL(u->max_payload, 1 << 20);
+	ipcbus__bridge__free_unpacked(u, NULL);
+	buf_consume(&b, buf_len(&b));
+
+	/* a forwarded MSG: prefix + shared body */
+	struct frame pub = {.type = IPCBUS__FRAME_TYPE__PUB,
+			    .channel = {(const uint8_t *)"a.b", 3, 1},
+			    .payload = {(const uint8_t *)"hi", 2, 1}};
+	uint8_t shared[64], pre[4 * FRAME_VARINT_MAX + 4 + 64 + 2 * (256 + FRAME_VARINT_MAX + 1)];
+	size_t n = frame_msg_encode(&pub, shared);
+	CU_ASSERT_EQUAL(n, frame_msg_size(&pub));
+	struct frame_bytes origin = {(const uint8_t *)"feed", 4, 1};
+	struct frame_bytes groups[2] = {{(const uint8_t *)"g1", 2, 1}, {(const uint8_t *)"w", 1, 1}};
+	size_t k = frame_forward_prefix(pre, &origin, 300, 2, groups, 2, n);
+	uint8_t whole[512];
+	memcpy(whole, pre, k);
+	memcpy(whole + k, shared, n);
+	CU_ASSERT_FATAL(frame_split(whole, k + n, MAXF, &body, &blen, &need) == (long)(k + n));
+	CU_ASSERT_EQUAL_FATAL(decode_both(body, blen, &f), 0);
+	CU_ASSERT_EQUAL(f.type, IPCBUS__FRAME_TYPE__MSG);
+	CU_ASSERT(f.origin.len == 4 && memcmp(f.origin.p, "feed", 4) == 0);
+	CU_ASSERT(f.has_seq && f.seq == 300);
+	CU_ASSERT(f.has_hops && f.hops == 2);
+	CU_ASSERT_EQUAL(f.ngroups, 2);
+	CU_ASSERT_FALSE(f.has_sid);
+	size_t pos = 0;
+	struct frame_bytes g;
+	CU_ASSERT_FATAL(frame_group_next(&f, &pos, &g));
+	CU_ASSERT(g.len == 2 && memcmp(g.p, "g1", 2) == 0);
+	CU_ASSERT_FATAL(frame_group_next(&f, &pos, &g));
+	CU_ASSERT(g.len == 1 && g.p[0] == 'w');
+	CU_ASSERT_FALSE(frame_group_next(&f, &pos, &g));
+	Ipcbus__Frame *pm = ipcbus__frame__unpack(NULL, blen, body);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pm);
+	CU_ASSERT_EQUAL(pm->seq, 300);
+	CU_ASSERT_EQUAL(pm->hops, 2);
+	CU_ASSERT_EQUAL(pm->n_groups, 2);
+	CU_ASSERT(pm->payload.len == 2 && memcmp(pm->payload.data, "hi", 2) == 0);
+	ipcbus__frame__free_unpacked(pm, NULL);
+	buf_fini(&b);
+}
+
 static void test_nested(void)
 {
 	struct buf b;
@@ -940,7 +1012,8 @@ static void test_type_names(void)
 	CU_ASSERT_STRING_EQUAL(frame_type_name(IPCBUS__FRAME_TYPE__ERR), "ERR");
 	CU_ASSERT_STRING_EQUAL(frame_type_name(IPCBUS__FRAME_TYPE__HELLO), "HELLO");
 	CU_ASSERT_STRING_EQUAL(frame_type_name(-1), "UNKNOWN");
-	CU_ASSERT_STRING_EQUAL(frame_type_name(10), "UNKNOWN");
+	CU_ASSERT_STRING_EQUAL(frame_type_name(10), "BRIDGE");
+	CU_ASSERT_STRING_EQUAL(frame_type_name(11), "UNKNOWN");
 }
 
 int main(void)
@@ -950,6 +1023,7 @@ int main(void)
 		{"split: partial, merged and random reads", test_split},
 		{"split: limits and malformed prefixes", test_split_limits},
 		{"round trip of every type", test_roundtrip_types},
+		{"bridge frames", test_bridge_frames},
 		{"empty vs absent", test_empty_vs_absent},
 		{"protobuf-c packs, frame_decode reads", test_pb_to_frame},
 		{"field order, unknown fields, last wins", test_wire_variants},

@@ -501,6 +501,63 @@ static void test_interest(void)
 }
 
 /* The longest channel: 128 one-letter tokens against `*` chains. */
+/* A queue group takes a local member while it has one, a remote one
+ * (interest from a peer broker) otherwise; router_match_from() skips the
+ * owner a message came from, plain or in a group. */
+static void test_local_first(void)
+{
+	struct router *r = router_new();
+	int conn, link1, link2;
+	struct sub **out;
+	struct sub *rem1 = sub_new(&link1, 1, "svc.*", "g"), *rem2 = sub_new(&link2, 2, "svc.x", "g");
+	struct sub *loc = sub_new(&conn, 3, "svc.x", "g"), *plain = sub_new(&link1, 4, "svc.>", NULL);
+	rem1->remote = 1;
+	rem2->remote = 2;
+	plain->remote = 1;
+	CU_ASSERT_EQUAL(router_add(r, rem1), 0);
+	CU_ASSERT_EQUAL(router_add(r, rem2), 0);
+	/* remote members only: they take turns */
+	int seen1 = 0, seen2 = 0;
+	for (int i = 0; i < 10; i++) {
+		CU_ASSERT_EQUAL_FATAL(match(r, "svc.x", &out), 1);
+		seen1 += out[0] == rem1;
+		seen2 += out[0] == rem2;
+	}
+	CU_ASSERT_EQUAL(seen1, 5);
+	CU_ASSERT_EQUAL(seen2, 5);
+	/* from link1: never back to it */
+	for (int i = 0; i < 4; i++) {
+		CU_ASSERT_EQUAL_FATAL(router_match_from(r, "svc.x", 5, &link1, &out), 1);
+		CU_ASSERT_PTR_EQUAL(out[0], rem2);
+	}
+	CU_ASSERT_EQUAL(router_match_from(r, "svc.y", 5, &link1, &out), 0);
+	/* a local member: always it */
+	CU_ASSERT_EQUAL(router_add(r, loc), 0);
+	for (int i = 0; i < 6; i++) {
+		CU_ASSERT_EQUAL_FATAL(match(r, "svc.x", &out), 1);
+		CU_ASSERT_PTR_EQUAL(out[0], loc);
+	}
+	/* plain subscriptions of the excluded owner are skipped too */
+	CU_ASSERT_EQUAL(router_add(r, plain), 0);
+	CU_ASSERT_EQUAL(match(r, "svc.x", &out), 2);
+	CU_ASSERT_EQUAL_FATAL(router_match_from(r, "svc.x", 5, &link1, &out), 1);
+	CU_ASSERT_PTR_EQUAL(out[0], loc);
+	/* removing in any order keeps locals first */
+	router_remove(r, rem1);
+	CU_ASSERT_EQUAL_FATAL(match(r, "svc.x", &out), 2);
+	router_remove(r, loc);
+	CU_ASSERT_EQUAL_FATAL(router_match_from(r, "svc.x", 5, &link1, &out), 1);
+	CU_ASSERT_PTR_EQUAL(out[0], rem2);
+	router_remove(r, rem2);
+	router_remove(r, plain);
+	CU_ASSERT_EQUAL(router_count(r), 0);
+	sub_free(rem1);
+	sub_free(rem2);
+	sub_free(loc);
+	sub_free(plain);
+	router_free(r);
+}
+
 static void test_long(void)
 {
 	struct router *r = router_new();
@@ -536,6 +593,7 @@ int main(void)
 		{"queue groups", test_queue},
 		{"queue groups across patterns", test_queue_across_patterns},
 		{"has_interest", test_interest},
+		{"local members first, exclusion", test_local_first},
 		{"longest channel", test_long},
 	};
 	return unit_run("router", cases, UNIT_NELEM(cases));

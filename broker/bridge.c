@@ -1,0 +1,1036 @@
+/*
+ * bridge.c: links between brokers (see bridge.h and docs/design.md,
+ * Bridges).
+ *
+ * Loop freedom.  The links form a graph of any shape; messages and interest
+ * cross only the links of one spanning tree, chosen as 802.1D does: the
+ * root is the smallest server id that can be reached, every broker takes
+ * as its parent the link with the smallest (root, distance + 1, peer id)
+ * that its neighbours told it (never a neighbour that has this broker as
+ * its own parent), and a link is active when one end is the other's
+ * parent.  Over a tree, "forward to every interested link but the one it
+ * came from" reaches every subscriber once, and split-horizon interest
+ * (announce to a link what anyone else wants) is exact.  While the tree
+ * changes, the per-origin seen-windows (seen.c) drop what arrives twice.
+ *
+ * Interest over a link is the interest table's entries (interest.c), sent
+ * as SUB (sid = the entry's id) and UNSUB.  When a link becomes active,
+ * each end sends BRIDGE with `reset` and then all it has; when it stops
+ * being active, each end forgets what the other told it.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bridge.h"
+#include "broker.h"
+#include "chan.h"
+#include "conn.h"
+#include "hash.h"
+#include "interest.h"
+#include "proto.h"
+#include "route.h"
+#include "router.h"
+#include "seen.h"
+#include "transport.h"
+
+/* Queue groups one copy of a message may name (the rest are dropped and
+ * counted: they would not fit the frame's slack). */
+#define LINK_GROUPS 16
+
+struct bridge_line {
+	struct broker *b;
+	struct url url;
+	char shown[300];           /* the URL without its token, for logs */
+	char **patterns;           /* NULL: the default */
+	size_t npatterns;
+	uint8_t peer[SEEN_ID_MAX]; /* the peer's id, once learned */
+	size_t peer_len;
+	struct link *link;         /* our dialed link, from dialing to its end */
+	unsigned backoff;          /* ms, the next retry's base */
+	struct loop_timer timer;
+	uint64_t fails, fails_logged; /* for the log: failures in a row */
+};
+
+enum link_state { LINK_WELCOME, LINK_UP, LINK_DOWN };
+
+struct link {
+	struct broker *b;
+	struct conn *c;
+	struct bridge_line *line;  /* whose patterns apply (NULL: the default) */
+	int dialed;                /* by this broker, for line */
+	enum link_state state;
+	int slot;                  /* in the interest table's bits; -1 */
+	uint8_t peer[SEEN_ID_MAX];
+	size_t peer_len;
+	char name[SEEN_ID_MAX + 1]; /* the peer's id, printable */
+	/* the peer's view of the tree, as it last told */
+	int told;
+	uint8_t proot[SEEN_ID_MAX];
+	size_t proot_len;
+	uint32_t pdist;
+	int pparent;               /* this broker is the peer's parent */
+	int active;                /* interest and messages cross it */
+	int duplicate;             /* closed: another link to the peer stays */
+	uint64_t pmax_payload, pmax_header_bytes;
+	/* the message being routed */
+	struct route_after after;
+	struct frame_bytes groups[LINK_GROUPS];
+	size_t ngroups;
+	/* for the log and the status */
+	uint64_t msgs_in, msgs_out, bytes_in, bytes_out, dropped, refused;
+	uint64_t up_at;
+};
+
+struct bridge {
+	struct bridge_line *lines;
+	size_t nlines;
+	struct link *slots[INTEREST_LINKS];
+	/* this broker's place in the tree */
+	uint8_t root[SEEN_ID_MAX];
+	size_t root_len;
+	uint32_t dist;
+	struct link *parent;
+	uint64_t seq;              /* our messages' numbers */
+	struct seen *seen;
+	uint64_t dups, forged, dropped;
+};
+
+static const uint8_t *bridge_self(const struct broker *b, size_t *len)
+{
+	*len = strlen(b->server_id);
+	return (const uint8_t *)b->server_id;
+}
+
+/* Compare two ids as byte strings (a shorter prefix first). */
+static int bridge_idcmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+{
+	int r = memcmp(a, b, alen < blen ? alen : blen);
+	return r ? r : (alen > blen) - (alen < blen);
+}
+
+/* A server id: 1-64 visible ASCII bytes. */
+static int bridge_id_ok(const uint8_t *p, size_t n)
+{
+	if (n == 0 || n > SEEN_ID_MAX)
+		return 0;
+	for (size_t i = 0; i < n; i++)
+		if (p[i] < 0x21 || p[i] > 0x7e)
+			return 0;
+	return 1;
+}
+
+/* ---- which channels a link carries ---- */
+
+/* 1 when channel may cross l: a reply inbox, or one of its line's
+ * patterns matches it, or (no patterns) it is not a $ channel. */
+static int link_carries(const struct link *l, const char *ch, size_t len)
+{
+	if (chan_is_inbox(ch, len))
+		return 1; /* replies cross every link */
+	if (!l->line || !l->line->npatterns)
+		return !chan_is_system(ch, len);
+	for (size_t i = 0; i < l->line->npatterns; i++) {
+		const char *p = l->line->patterns[i];
+		if (chan_match(p, strlen(p), ch, len))
+			return 1;
+	}
+	return 0;
+}
+
+/* 1 when some channel matched by pattern may cross l. */
+static int link_carries_pattern(const struct link *l, const char *pat, size_t len)
+{
+	if (chan_is_inbox(pat, len))
+		return 1;
+	if (!l->line || !l->line->npatterns)
+		return !chan_is_system(pat, len);
+	for (size_t i = 0; i < l->line->npatterns; i++) {
+		const char *p = l->line->patterns[i];
+		if (chan_overlap(p, strlen(p), pat, len))
+			return 1;
+	}
+	return 0;
+}
+
+/* ---- frames to a link ---- */
+
+static void link_send_bridge(struct link *l, int reset)
+{
+	struct broker *b = l->b;
+	struct bridge *br = b->bridge;
+	Ipcbus__Bridge m = IPCBUS__BRIDGE__INIT;
+
+	m.has_root = 1;
+	m.root.data = br->root;
+	m.root.len = br->root_len;
+	m.has_dist = 1;
+	m.dist = br->dist;
+	m.has_parent = 1;
+	m.parent = br->parent == l;
+	m.has_reset = reset;
+	m.reset = reset;
+	m.has_max_payload = 1;
+	m.max_payload = b->cfg.max_payload;
+	m.has_max_header_bytes = 1;
+	m.max_header_bytes = b->cfg.max_header_bytes;
+	if (frame_append_bridge(&b->ctl, &m) < 0 || conn_push_ctl(l->c) < 0)
+		conn_close(l->c, "out of memory");
+}
+
+/* Announce (on) or withdraw e on l. */
+static void link_send_interest(struct link *l, const struct interest_entry *e, int on)
+{
+	struct frame f = {.type = on ? IPCBUS__FRAME_TYPE__SUB : IPCBUS__FRAME_TYPE__UNSUB,
+			  .has_sid = 1, .sid = e->id};
+	if (on) {
+		f.channel = (struct frame_bytes){(const uint8_t *)e->pattern, e->plen, 1};
+		if (e->queue)
+			f.queue = (struct frame_bytes){(const uint8_t *)e->queue, e->qlen, 1};
+	}
+	conn_send(l->c, &f);
+}
+
+/* What l should know of e now, told if it changed. */
+static void link_sync_entry(struct link *l, struct interest_entry *e)
+{
+	uint64_t bit = UINT64_C(1) << l->slot;
+	int want = l->active && interest_wanted(e, l->slot) &&
+		   link_carries_pattern(l, e->pattern, e->plen);
+	int has = (e->announced & bit) != 0;
+	if (want == has)
+		return;
+	link_send_interest(l, e, want);
+	if (want)
+		e->announced |= bit;
+	else
+		e->announced &= ~bit;
+}
+
+void bridge_interest(struct broker *b, struct interest_entry *e)
+{
+	struct bridge *br = b->bridge;
+	if (!br)
+		return;
+	for (int i = 0; i < INTEREST_LINKS; i++)
+		if (br->slots[i] && br->slots[i]->active)
+			link_sync_entry(br->slots[i], e);
+}
+
+/* ---- a link's subscriptions (what the peer told) ---- */
+
+/* The link's subscriptions deliver by forwarding: the copy for a link is
+ * written once per message, after every match (link_after), with the
+ * queue groups this side of the link is to serve. */
+static void link_deliver(struct sub *s, struct message *m)
+{
+	struct link *l = s->owner;
+	if (!l->active || l->c->state != CONN_OPEN)
+		return;
+	if (!link_carries(l, (const char *)m->f->channel.p, m->f->channel.len))
+		return;
+	if (l->after.stamp != m->stamp)
+		l->ngroups = 0;
+	if (s->queue) {
+		if (l->ngroups == LINK_GROUPS) {
+			l->dropped++;
+			return;
+		}
+		l->groups[l->ngroups++] =
+			(struct frame_bytes){(const uint8_t *)s->queue, strlen(s->queue), 1};
+	}
+	route_after(m, &l->after);
+}
+
+static const struct sub_ops link_sub_ops = {link_deliver};
+
+static void link_after(struct route_after *a, struct message *m)
+{
+	struct link *l = (struct link *)((char *)a - offsetof(struct link, after));
+	struct broker *b = l->b;
+	struct bridge *br = b->bridge;
+	uint8_t prefix[4 * FRAME_VARINT_MAX + 4 + SEEN_ID_MAX + FRAME_VARINT_MAX + 1 +
+		       LINK_GROUPS * (256 + FRAME_VARINT_MAX + 1)];
+	size_t len;
+
+	size_t ngroups = l->ngroups;
+	l->ngroups = 0;
+	if (m->f->payload.len > l->pmax_payload || m->f->header_bytes > l->pmax_header_bytes) {
+		l->dropped++; /* more than the peer takes */
+		return;
+	}
+	uint64_t hops = m->forwarded ? m->hops + 1 : 0;
+	if (hops >= BRIDGE_MAX_HOPS) {
+		l->dropped++;
+		return;
+	}
+	const uint8_t *body = route_body(b, m, &len);
+	if (!body)
+		return;
+	struct frame_bytes origin = m->origin;
+	if (!m->forwarded) {
+		if (!m->seq)
+			m->seq = ++br->seq;
+		origin.p = bridge_self(b, &origin.len);
+		origin.set = 1;
+	}
+	size_t k = frame_forward_prefix(prefix, &origin, m->seq, hops, l->groups, ngroups, len);
+	uint64_t dropped = l->c->dropped;
+	conn_deliver_frame(l->c, prefix, k, body, len);
+	if (l->c->dropped != dropped) {
+		l->dropped++;
+	} else {
+		l->msgs_out++;
+		l->bytes_out += k + len;
+	}
+}
+
+/* Forget everything the peer told over l (it stopped being active, or a
+ * reset follows). */
+static void link_forget_peer(struct link *l)
+{
+	conn_sub_clear(l->c);
+}
+
+/* Tell the peer all our interest again (without a reset: its own reset
+ * asked for it). */
+static void link_reannounce(struct link *l)
+{
+	struct broker *b = l->b;
+	uint64_t bit = UINT64_C(1) << l->slot;
+	for (struct interest_entry *e = interest_first(b->interest); e; e = e->next) {
+		e->announced &= ~bit;
+		link_sync_entry(l, e);
+	}
+}
+
+/* ---- the tree ---- */
+
+static void bridge_set_active(struct link *l, int active)
+{
+	struct broker *b = l->b;
+	if (l->active == active)
+		return;
+	l->active = active;
+	if (active) {
+		link_send_bridge(l, 1);
+		for (struct interest_entry *e = interest_first(b->interest); e; e = e->next)
+			link_sync_entry(l, e);
+		log_debug(&b->log, "bridge link to %s: active", l->name);
+	} else {
+		link_forget_peer(l);
+		uint64_t bit = UINT64_C(1) << l->slot;
+		for (struct interest_entry *e = interest_first(b->interest), *next; e; e = next) {
+			next = e->next;
+			e->announced &= ~bit;
+			interest_gc(b->interest, e);
+		}
+		log_debug(&b->log, "bridge link to %s: standby", l->name);
+	}
+}
+
+/* Choose root, distance and parent from what the neighbours told, tell
+ * them when it changed, and set each link active or not. */
+static void bridge_tree(struct broker *b)
+{
+	struct bridge *br = b->bridge;
+	const uint8_t *root;
+	size_t root_len;
+	uint32_t dist = 0;
+	struct link *parent = NULL;
+
+	root = bridge_self(b, &root_len);
+	for (int i = 0; i < INTEREST_LINKS; i++) {
+		struct link *l = br->slots[i];
+		/* not a neighbour whose own path goes through us (poison
+		 * reverse), nor one as far as the tree may reach */
+		if (!l || l->state != LINK_UP || !l->told || l->pparent ||
+		    l->pdist + 1 >= BRIDGE_MAX_HOPS)
+			continue;
+		int r = bridge_idcmp(l->proot, l->proot_len, root, root_len);
+		/* our own id as root is ours at distance 0: only a smaller
+		 * root beats it; between equal roots the shorter distance,
+		 * then the smaller peer id */
+		int better = r < 0 ||
+			     (r == 0 && parent &&
+			      (l->pdist + 1 < dist ||
+			       (l->pdist + 1 == dist &&
+				bridge_idcmp(l->peer, l->peer_len, parent->peer, parent->peer_len) < 0)));
+		if (!better)
+			continue;
+		root = l->proot;
+		root_len = l->proot_len;
+		dist = l->pdist + 1;
+		parent = l;
+	}
+	int changed = root_len != br->root_len || memcmp(root, br->root, root_len) != 0 ||
+		      dist != br->dist || parent != br->parent;
+	struct link *old_parent = br->parent;
+	if (changed) {
+		memmove(br->root, root, root_len);
+		br->root_len = root_len;
+		br->dist = dist;
+		br->parent = parent;
+		for (int i = 0; i < INTEREST_LINKS; i++) {
+			struct link *l = br->slots[i];
+			if (l && l->state == LINK_UP)
+				link_send_bridge(l, 0);
+		}
+		if (old_parent != parent)
+			log_debug(&b->log, "bridge: root %.*s at %u link(s)%s%s", (int)root_len,
+				  (const char *)root, dist, parent ? " through " : "",
+				  parent ? parent->name : "");
+	}
+	for (int i = 0; i < INTEREST_LINKS; i++) {
+		struct link *l = br->slots[i];
+		if (l && l->state == LINK_UP)
+			bridge_set_active(l, br->parent == l || (l->told && l->pparent));
+	}
+}
+
+/* ---- links coming and going ---- */
+
+static struct link *link_new(struct broker *b, struct conn *c)
+{
+	struct link *l = calloc(1, sizeof *l);
+	if (!l)
+		return NULL;
+	l->b = b;
+	l->c = c;
+	l->slot = -1;
+	l->after.fn = link_after;
+	c->link = l;
+	return l;
+}
+
+static struct bridge_line *bridge_line_for(struct broker *b, const uint8_t *peer, size_t len)
+{
+	struct bridge *br = b->bridge;
+	for (size_t i = 0; i < br->nlines; i++) {
+		struct bridge_line *ln = &br->lines[i];
+		if (ln->peer_len == len && memcmp(ln->peer, peer, len) == 0)
+			return ln;
+	}
+	return NULL;
+}
+
+/* The link to peer that is up, if any. */
+static struct link *bridge_link_to(struct broker *b, const uint8_t *peer, size_t len)
+{
+	struct bridge *br = b->bridge;
+	for (int i = 0; i < INTEREST_LINKS; i++) {
+		struct link *l = br->slots[i];
+		if (l && l->state == LINK_UP && l->peer_len == len && memcmp(l->peer, peer, len) == 0)
+			return l;
+	}
+	return NULL;
+}
+
+/* l knows its peer: take a slot, send our view of the tree. */
+static void link_up(struct link *l)
+{
+	struct broker *b = l->b;
+	struct bridge *br = b->bridge;
+	size_t self_len;
+	const uint8_t *self = bridge_self(b, &self_len);
+
+	/* two links to one peer (both dialed): the one dialed by the
+	 * smaller id stays, on both sides alike */
+	struct link *other = bridge_link_to(b, l->peer, l->peer_len);
+	if (other) {
+		int we_smaller = bridge_idcmp(self, self_len, l->peer, l->peer_len) < 0;
+		struct link *loser = (l->dialed == we_smaller) ? other : l;
+		log_info(&b->log, "bridge: two links to %s: closing the one %s dialed (duplicate link)",
+			 l->name, loser->dialed ? "this broker" : "the peer");
+		loser->duplicate = 1;
+		conn_close(loser->c, "duplicate link");
+		if (loser == l)
+			return;
+	}
+	int slot = -1;
+	for (int i = 0; i < INTEREST_LINKS && slot < 0; i++)
+		if (!br->slots[i])
+			slot = i;
+	if (slot < 0) {
+		conn_error(l->c, 0, IPCBUS__ERR_CODE__E_MAX_CONNECTIONS, 1,
+			   "this broker has %d bridge links already", INTEREST_LINKS);
+		return;
+	}
+	l->slot = slot;
+	br->slots[slot] = l;
+	l->state = LINK_UP;
+	l->up_at = loop_now(b->loop);
+	if (!l->line)
+		l->line = bridge_line_for(b, l->peer, l->peer_len);
+	if (l->line) {
+		l->line->backoff = 0;
+		l->line->fails = 0;
+	}
+	l->pmax_payload = l->pmax_header_bytes = 0; /* until the peer says */
+	if (l->dialed)
+		log_info(&b->log, "bridge %s: link to %s up", l->line->shown, l->name);
+	else
+		log_info(&b->log, "bridge from %s (%s) up", l->c->addr[0] ? l->c->addr : l->c->desc,
+			 l->name);
+	link_send_bridge(l, 0);
+	bridge_tree(b);
+}
+
+static void bridge_line_retry(struct bridge_line *ln);
+
+/* l is over: its interest and its place in the tree go. */
+static void link_down(struct link *l, const char *why)
+{
+	struct broker *b = l->b;
+	struct bridge *br = b->bridge;
+
+	if (l->state == LINK_DOWN)
+		return;
+	int was_up = l->state == LINK_UP;
+	l->state = LINK_DOWN;
+	if (was_up) {
+		bridge_set_active(l, 0);
+		br->slots[l->slot] = NULL;
+		if (br->parent == l)
+			br->parent = NULL, br->root_len = 0; /* recomputed below */
+		if (l->duplicate) /* the peer is still linked */
+			log_debug(&b->log, "bridge: the duplicate link to %s is closed", l->name);
+		else
+			log_info(&b->log,
+				 "bridge link to %s down (%s): %llu messages in, %llu out, %llu dropped",
+				 l->name, why, (unsigned long long)l->msgs_in,
+				 (unsigned long long)l->msgs_out, (unsigned long long)l->dropped);
+		bridge_tree(b);
+	}
+	/* redial: our own line, and a line to that peer whose dial
+	 * stood down for the peer's link */
+	if (l->dialed && l->line) {
+		l->line->link = NULL;
+		bridge_line_retry(l->line);
+	}
+	if (was_up && l->peer_len) {
+		for (size_t i = 0; i < br->nlines; i++) {
+			struct bridge_line *ln = &br->lines[i];
+			if (ln != l->line && !ln->link && ln->peer_len == l->peer_len &&
+			    memcmp(ln->peer, l->peer, l->peer_len) == 0 && !ln->timer.armed)
+				bridge_line_retry(ln);
+		}
+	}
+}
+
+void bridge_conn_closed(struct conn *c, const char *why)
+{
+	struct link *l = c->link;
+	if (l->dialed && l->state == LINK_WELCOME) {
+		struct bridge_line *ln = l->line;
+		if (ln->fails++ == 0 || ln->fails - ln->fails_logged >= 100) {
+			ln->fails_logged = ln->fails;
+			log_warn(&c->b->log, "bridge %s: %s (retrying, %llu failure(s) in a row)",
+				 ln->shown, why, (unsigned long long)ln->fails);
+		}
+	}
+	link_down(l, why);
+}
+
+void bridge_conn_gone(struct conn *c)
+{
+	struct link *l = c->link;
+	link_down(l, "closed");
+	conn_sub_clear(c);
+	c->link = NULL;
+	free(l);
+}
+
+/* ---- dialing ---- */
+
+static void bridge_dialed(struct conn *c)
+{
+	struct link *l = c->link;
+	struct broker *b = l->b;
+	Ipcbus__Hello h = IPCBUS__HELLO__INIT;
+	size_t self_len;
+
+	h.version = PROTO_VERSION;
+	h.has_name = 1;
+	h.name.data = (uint8_t *)"ipcbusd-bridge";
+	h.name.len = strlen("ipcbusd-bridge");
+	h.has_pid = 1;
+	h.pid = (uint32_t)getpid();
+	if (l->line->url.has_token) {
+		h.has_token = 1;
+		h.token.data = (uint8_t *)l->line->url.token;
+		h.token.len = strlen(l->line->url.token);
+	}
+	h.has_bridge = 1;
+	h.bridge.data = (uint8_t *)bridge_self(b, &self_len);
+	h.bridge.len = self_len;
+	if (frame_append_hello(&b->ctl, 1, &h) < 0 || conn_push_ctl(c) < 0)
+		conn_close(c, "out of memory");
+}
+
+static void bridge_dial(struct bridge_line *ln)
+{
+	struct broker *b = ln->b;
+	const struct transport *t = transport_find(ln->url.kind);
+	struct conn *c;
+	char err[256];
+
+	if (b->stopping || ln->link)
+		return;
+	/* the peer's link is up (it dialed us): no second one */
+	if (ln->peer_len && bridge_link_to(b, ln->peer, ln->peer_len))
+		return;
+	int rc = t && t->dial ? t->dial(b, &ln->url, &c, err, sizeof err) : -EPROTONOSUPPORT;
+	if (rc < 0) {
+		if (!t || !t->dial)
+			snprintf(err, sizeof err, "this transport cannot dial");
+		if (ln->fails++ == 0 || ln->fails - ln->fails_logged >= 100)
+			log_warn(&b->log, "bridge %s: %s", ln->shown, err);
+		bridge_line_retry(ln);
+		return;
+	}
+	struct link *l = link_new(b, c);
+	if (!l) {
+		conn_close(c, "out of memory");
+		return;
+	}
+	l->dialed = 1;
+	l->line = ln;
+	l->state = LINK_WELCOME;
+	ln->link = l;
+	c->dialed = bridge_dialed;
+	snprintf(l->name, sizeof l->name, "%.64s", ln->shown);
+}
+
+static void bridge_line_fire(void *arg)
+{
+	bridge_dial(arg);
+}
+
+/* Dial ln again after its backoff: 100 ms doubling to 5 s, +-25 %. */
+static void bridge_line_retry(struct bridge_line *ln)
+{
+	struct broker *b = ln->b;
+	if (b->stopping)
+		return;
+	unsigned base = ln->backoff ? ln->backoff : BRIDGE_BACKOFF_MIN_MS;
+	ln->backoff = base * 2 > BRIDGE_BACKOFF_MAX_MS ? BRIDGE_BACKOFF_MAX_MS : base * 2;
+	uint64_t jitter = hash_u64(&b->hash_key, loop_now(b->loop) ^ (uintptr_t)ln) % (base / 2 + 1);
+	uint64_t ms = base - base / 4 + jitter;
+	loop_timer_set(b->loop, &ln->timer, ms, bridge_line_fire, ln);
+}
+
+/* ---- the accepting side ---- */
+
+int bridge_hello(struct conn *c, const uint8_t *peer, size_t len, int *code, char *why, size_t n)
+{
+	struct broker *b = c->b;
+	size_t self_len;
+	const uint8_t *self = bridge_self(b, &self_len);
+	const struct conf *cfg = &b->cfg;
+
+	if (!bridge_id_ok(peer, len)) {
+		*code = IPCBUS__ERR_CODE__E_INVALID;
+		snprintf(why, n, "a bridge id is 1-%d visible ASCII characters", SEEN_ID_MAX);
+		return -1;
+	}
+	if (len == self_len && memcmp(peer, self, len) == 0) {
+		*code = IPCBUS__ERR_CODE__E_INVALID;
+		snprintf(why, n, "a bridge from this broker to itself");
+		return -1;
+	}
+	int authenticated = c->listener && c->listener->tr->network &&
+			    (cfg->ntokens > 0 || (c->listener->tr == &transport_tls && cfg->tls_ca));
+	if (authenticated) {
+		int ok = 0;
+		for (size_t i = 0; i < cfg->nbridge_allow && !ok; i++)
+			ok = strcmp(cfg->bridge_allow[i], c->identity) == 0;
+		if (!ok) {
+			*code = IPCBUS__ERR_CODE__E_PERMISSION;
+			snprintf(why, n, "%s may not bridge to this broker (bridge-allow)", c->identity);
+			return -1;
+		}
+	}
+	struct link *l = link_new(b, c);
+	if (!l) {
+		*code = IPCBUS__ERR_CODE__E_MAX_CONNECTIONS;
+		snprintf(why, n, "broker out of memory");
+		return -1;
+	}
+	memcpy(l->peer, peer, len);
+	l->peer_len = len;
+	memcpy(l->name, peer, len);
+	l->name[len] = 0;
+	l->state = LINK_WELCOME;
+	return 0;
+}
+
+void bridge_welcomed(struct conn *c)
+{
+	link_up(c->link);
+}
+
+/* ---- frames from a link ---- */
+
+/* WELCOME to our HELLO: the peer's id. */
+static void link_welcome(struct link *l, const struct frame *f)
+{
+	struct conn *c = l->c;
+	Ipcbus__Welcome *w = frame_unpack_welcome(f);
+	size_t self_len;
+	const uint8_t *self = bridge_self(l->b, &self_len);
+
+	if (!w || !w->has_server_id || !bridge_id_ok(w->server_id.data, w->server_id.len)) {
+		if (w)
+			ipcbus__welcome__free_unpacked(w, NULL);
+		conn_close(c, "the peer's WELCOME has no valid server id");
+		return;
+	}
+	if (!w->bridge) {
+		ipcbus__welcome__free_unpacked(w, NULL);
+		conn_close(c, "the peer took us for a client: it does not speak bridges (an older ipcbusd?)");
+		return;
+	}
+	if (w->server_id.len == self_len && memcmp(w->server_id.data, self, self_len) == 0) {
+		ipcbus__welcome__free_unpacked(w, NULL);
+		log_warn(&l->b->log, "bridge %s: that is this broker itself", l->line->shown);
+		conn_close(c, "a bridge to itself");
+		return;
+	}
+	memcpy(l->peer, w->server_id.data, w->server_id.len);
+	l->peer_len = w->server_id.len;
+	memcpy(l->name, l->peer, l->peer_len);
+	l->name[l->peer_len] = 0;
+	memcpy(l->line->peer, l->peer, l->peer_len);
+	l->line->peer_len = l->peer_len;
+	ipcbus__welcome__free_unpacked(w, NULL);
+	c->state = CONN_OPEN;
+	snprintf(c->name, sizeof c->name, "bridge:%.56s", l->name);
+	conn_describe(c);
+	link_up(l);
+}
+
+static void link_bridge(struct link *l, const struct frame *f)
+{
+	Ipcbus__Bridge *m = frame_unpack_bridge(f);
+	if (!m || !m->has_root || !bridge_id_ok(m->root.data, m->root.len)) {
+		if (m)
+			ipcbus__bridge__free_unpacked(m, NULL);
+		conn_error(l->c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2,
+			   "BRIDGE without a valid bridge message");
+		return;
+	}
+	memcpy(l->proot, m->root.data, m->root.len);
+	l->proot_len = m->root.len;
+	l->pdist = m->dist;
+	l->pparent = m->parent;
+	l->told = 1;
+	if (m->has_max_payload)
+		l->pmax_payload = m->max_payload;
+	if (m->has_max_header_bytes)
+		l->pmax_header_bytes = m->max_header_bytes;
+	int reset = m->reset;
+	ipcbus__bridge__free_unpacked(m, NULL);
+	int was_active = l->active;
+	bridge_tree(l->b);
+	if (reset && was_active && l->active) {
+		/* the peer has just made the link active on its side: it
+		 * forgot what we told it, and its whole interest follows */
+		link_forget_peer(l);
+		link_reannounce(l);
+	}
+}
+
+/* SUB from the peer: interest of its side of the tree. */
+static void link_sub(struct link *l, const struct frame *f)
+{
+	struct conn *c = l->c;
+	struct broker *b = l->b;
+
+	if (!l->active)
+		return; /* it will send it all again once we agree */
+	if (!f->sid || !f->channel.set ||
+	    chan_valid_pattern((const char *)f->channel.p, f->channel.len) < 0 ||
+	    f->queue.len > 255) {
+		l->refused++;
+		return;
+	}
+	if (!link_carries_pattern(l, (const char *)f->channel.p, f->channel.len))
+		return; /* not ours to carry */
+	if (conn_sub_find(c, f->sid))
+		return; /* told twice (both ends reset at once) */
+	if (c->nsubs >= b->cfg.max_subscriptions) {
+		if (l->refused++ == 0)
+			log_warn(&b->log, "bridge link to %s: over max-subscriptions (%llu)", l->name,
+				 (unsigned long long)b->cfg.max_subscriptions);
+		return;
+	}
+	/* one entry per (pattern, queue) from a link */
+	struct interest_entry *e =
+		interest_get(b->interest, (const char *)f->channel.p, f->channel.len,
+			     (const char *)f->queue.p, f->queue.len);
+	if (!e)
+		goto nomem;
+	if (e->from & UINT64_C(1) << l->slot) {
+		l->refused++;
+		return;
+	}
+	struct sub *s = calloc(1, sizeof *s);
+	if (!s)
+		goto nomem;
+	s->ops = &link_sub_ops;
+	s->owner = l;
+	s->remote = l->slot + 1;
+	s->sid = f->sid;
+	s->pattern = malloc(f->channel.len + 1);
+	s->pattern_len = f->channel.len;
+	if (f->queue.len)
+		s->queue = malloc(f->queue.len + 1);
+	if (!s->pattern || (f->queue.len && !s->queue)) {
+		conn_sub_free(s);
+		goto nomem;
+	}
+	memcpy(s->pattern, f->channel.p, f->channel.len);
+	s->pattern[f->channel.len] = 0;
+	if (s->queue) {
+		memcpy(s->queue, f->queue.p, f->queue.len);
+		s->queue[f->queue.len] = 0;
+	}
+	if (route_sub_add(b, s) < 0) {
+		conn_sub_free(s);
+		goto nomem;
+	}
+	if (conn_sub_add(c, s) < 0) {
+		route_sub_remove(b, s);
+		conn_sub_free(s);
+		goto nomem;
+	}
+	return;
+nomem:
+	log_error(&b->log, "bridge link to %s: out of memory for its interest", l->name);
+	interest_gc(b->interest, e);
+}
+
+static void link_unsub(struct link *l, const struct frame *f)
+{
+	if (!l->active)
+		return;
+	struct sub *s = conn_sub_find(l->c, f->sid);
+	if (!s)
+		return;
+	conn_sub_del(l->c, s);
+	route_sub_remove(l->b, s);
+	conn_sub_free(s);
+}
+
+/* A forwarded message: checked as untrusted input, then routed here and
+ * on over the other links. */
+static void link_msg(struct link *l, const struct frame *f)
+{
+	struct broker *b = l->b;
+	struct bridge *br = b->bridge;
+	size_t self_len;
+	const uint8_t *self = bridge_self(b, &self_len);
+	const char *ch = (const char *)f->channel.p;
+
+	l->msgs_in++;
+	l->bytes_in += f->body_len;
+	if (!l->active) {
+		l->dropped++; /* not on the tree (yet, or any more) */
+		return;
+	}
+	if (!f->channel.set || chan_valid_name(ch, f->channel.len) < 0 ||
+	    chan_is_system(ch, f->channel.len) ||
+	    (f->reply_to.len && chan_valid_name((const char *)f->reply_to.p, f->reply_to.len) < 0) ||
+	    f->has_sid || f->nheaders_incomplete || !link_carries(l, ch, f->channel.len) ||
+	    f->payload.len > b->cfg.max_payload || f->header_bytes > b->cfg.max_header_bytes) {
+		l->refused++;
+		return;
+	}
+	struct frame_header h;
+	size_t pos = 0;
+	while (frame_header_next(f, &pos, &h))
+		if (frame_header_key_check(h.key, h.key_len) != FRAME_KEY_OK) {
+			l->refused++;
+			return;
+		}
+	if (!bridge_id_ok(f->origin.p, f->origin.len) || !f->seq ||
+	    (f->origin.len == self_len && memcmp(f->origin.p, self, self_len) == 0) ||
+	    f->hops >= BRIDGE_MAX_HOPS) {
+		br->forged++;
+		l->refused++;
+		return;
+	}
+	int rc = seen_check(br->seen, f->origin.p, f->origin.len, f->seq);
+	if (rc <= 0) {
+		br->dups++;
+		return;
+	}
+	struct frame plain;
+	if (f->reply_to.set && !f->reply_to.len) {
+		plain = *f;
+		plain.reply_to.set = 0;
+		f = &plain;
+	}
+	struct message m = {.f = f, .from = l, .origin = f->origin, .seq = f->seq,
+			    .hops = f->hops, .forwarded = 1};
+	b->stats.msgs_in++;
+	route_publish(b, &m);
+}
+
+void bridge_frame(struct conn *c, const struct frame *f)
+{
+	struct link *l = c->link;
+
+	if (l->state == LINK_WELCOME && l->dialed) {
+		if (f->type == IPCBUS__FRAME_TYPE__WELCOME) {
+			link_welcome(l, f);
+			return;
+		}
+		if (f->type == IPCBUS__FRAME_TYPE__ERR) {
+			Ipcbus__Error *e = frame_unpack_error(f);
+			struct bridge_line *ln = l->line;
+			if (ln->fails++ == 0 || ln->fails - ln->fails_logged >= 100) {
+				ln->fails_logged = ln->fails;
+				log_warn(&c->b->log, "bridge %s: refused: %.*s", ln->shown,
+					 e && e->has_text ? (int)e->text.len : 7,
+					 e && e->has_text ? (const char *)e->text.data : "no text");
+			}
+			if (e)
+				ipcbus__error__free_unpacked(e, NULL);
+			conn_close(c, "refused by the peer");
+			return;
+		}
+		conn_close(c, "the peer did not answer HELLO with WELCOME");
+		return;
+	}
+	if (l->state != LINK_UP)
+		return;
+	switch (f->type) {
+	case IPCBUS__FRAME_TYPE__MSG: link_msg(l, f); break;
+	case IPCBUS__FRAME_TYPE__SUB: link_sub(l, f); break;
+	case IPCBUS__FRAME_TYPE__UNSUB: link_unsub(l, f); break;
+	case IPCBUS__FRAME_TYPE__BRIDGE: link_bridge(l, f); break;
+	case IPCBUS__FRAME_TYPE__PING: {
+		struct frame pong = {.type = IPCBUS__FRAME_TYPE__PONG, .has_id = f->has_id, .id = f->id};
+		conn_send(c, &pong);
+		break;
+	}
+	case IPCBUS__FRAME_TYPE__PONG: c->ping_sent = 0; break;
+	case IPCBUS__FRAME_TYPE__ERR: {
+		Ipcbus__Error *e = frame_unpack_error(f);
+		log_warn(&c->b->log, "bridge link to %s: the peer says: %.*s", l->name,
+			 e && e->has_text ? (int)e->text.len : 7,
+			 e && e->has_text ? (const char *)e->text.data : "no text");
+		int closing = !e || e->fatal || e->closing;
+		if (e)
+			ipcbus__error__free_unpacked(e, NULL);
+		if (closing)
+			conn_close(c, "the peer closed the link");
+		break;
+	}
+	default:
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2,
+			   "%s frames do not go over a bridge link", frame_type_name(f->type));
+	}
+}
+
+/* ---- set-up and status ---- */
+
+int bridge_init(struct broker *b)
+{
+	const struct conf *cfg = &b->cfg;
+	struct bridge *br = calloc(1, sizeof *br);
+	if (!br || !(br->seen = seen_new())) {
+		free(br);
+		log_error(&b->log, "out of memory");
+		return -ENOMEM;
+	}
+	b->bridge = br;
+	size_t self_len;
+	const uint8_t *self = bridge_self(b, &self_len);
+	memcpy(br->root, self, self_len);
+	br->root_len = self_len;
+	if (cfg->nbridges) {
+		br->lines = calloc(cfg->nbridges, sizeof *br->lines);
+		if (!br->lines) {
+			log_error(&b->log, "out of memory");
+			return -ENOMEM;
+		}
+	}
+	for (size_t i = 0; i < cfg->nbridges; i++) {
+		const struct conf_bridge *cb = &cfg->bridges[i];
+		struct bridge_line *ln = &br->lines[br->nlines];
+		char err[256];
+		ln->b = b;
+		url_redact(cb->url, ln->shown, sizeof ln->shown);
+		if (url_parse(cb->url, &ln->url, err, sizeof err) < 0) {
+			log_error(&b->log, "bridge %s: %s", ln->shown, err);
+			return -EINVAL;
+		}
+		br->nlines++;
+		if (cb->npatterns) {
+			ln->patterns = calloc(cb->npatterns, sizeof *ln->patterns);
+			if (!ln->patterns)
+				return -ENOMEM;
+			for (size_t j = 0; j < cb->npatterns; j++)
+				if (!(ln->patterns[ln->npatterns++] = strdup(cb->patterns[j])))
+					return -ENOMEM;
+		}
+		loop_timer_set(b->loop, &ln->timer, 0, bridge_line_fire, ln);
+	}
+	return 0;
+}
+
+void bridge_fini(struct broker *b)
+{
+	struct bridge *br = b->bridge;
+	if (!br)
+		return;
+	for (size_t i = 0; i < br->nlines; i++) {
+		struct bridge_line *ln = &br->lines[i];
+		loop_timer_cancel(b->loop, &ln->timer);
+		for (size_t j = 0; j < ln->npatterns; j++)
+			free(ln->patterns[j]);
+		free(ln->patterns);
+		explicit_bzero(&ln->url, sizeof ln->url);
+	}
+	free(br->lines);
+	seen_free(br->seen);
+	free(br);
+	b->bridge = NULL;
+}
+
+void bridge_status(struct broker *b)
+{
+	struct bridge *br = b->bridge;
+	if (!br)
+		return;
+	uint64_t now = loop_now(b->loop);
+	for (int i = 0; i < INTEREST_LINKS; i++) {
+		struct link *l = br->slots[i];
+		if (!l)
+			continue;
+		log_info(&b->log,
+			 "status: link %s state %s (%s, up %llu s): interest %zu in, messages in %llu out %llu, bytes in %llu out %llu, dropped %llu, refused %llu",
+			 l->name, l->active ? "active" : "standby",
+			 l->dialed ? l->line->shown : l->c->addr,
+			 (unsigned long long)((now - l->up_at) / 1000), l->c->nsubs,
+			 (unsigned long long)l->msgs_in, (unsigned long long)l->msgs_out,
+			 (unsigned long long)l->bytes_in, (unsigned long long)l->bytes_out,
+			 (unsigned long long)l->dropped, (unsigned long long)l->refused);
+	}
+	for (size_t i = 0; i < br->nlines; i++) {
+		struct bridge_line *ln = &br->lines[i];
+		if (!ln->link && !(ln->peer_len && bridge_link_to(b, ln->peer, ln->peer_len)))
+			log_info(&b->log, "status: bridge %s: down, %llu failed attempt(s) in a row",
+				 ln->shown, (unsigned long long)ln->fails);
+	}
+	if (br->dups || br->forged)
+		log_info(&b->log, "status: bridges: %llu duplicate(s) dropped, %llu forged or looping",
+			 (unsigned long long)br->dups, (unsigned long long)br->forged);
+}

@@ -1,0 +1,78 @@
+/*
+ * route.h: the one way a message is published and the one way a
+ * subscription is added or removed, whoever does it.
+ *
+ * A message comes from a client's PUB (handle.c), from a bridge link (a
+ * peer broker forwarded it), later from a raw bridge or the broker itself.
+ * route_publish() matches it against the router and hands it to each
+ * matching subscription's delivery op (struct sub_ops): a client
+ * connection, a bridge link, later a raw bridge.  A subscriber that wants
+ * to see the whole message set before it acts (a link sends one copy of
+ * a message, whatever number of its subscriptions matched) queues a
+ * struct route_after on the message.
+ *
+ * route_sub_add()/route_sub_remove() index a subscription and keep the
+ * interest table (interest.c) that bridges announce: they are told when a
+ * (pattern, queue group) gains its first subscriber or loses its last.
+ */
+#ifndef IPCBUS_ROUTE_H
+#define IPCBUS_ROUTE_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "frame.h"
+
+struct broker;
+struct sub;
+struct message;
+
+/* Called once per message, after every delivery op ran. */
+struct route_after {
+	void (*fn)(struct route_after *a, struct message *m);
+	struct route_after *next;
+	uint64_t stamp; /* the message it is queued on (message.stamp) */
+};
+
+struct message {
+	/* channel, reply_to, payload, headers (a view: PUB or a forwarded MSG) */
+	const struct frame *f;
+	/* who it came from: never delivered back to it (a connection, a
+	 * link); NULL: the broker itself */
+	const void *from;
+	/* a forwarded message: the publishing broker (origin.set), its
+	 * number there, the links it crossed; the groups to serve are f's */
+	struct frame_bytes origin;
+	uint64_t seq, hops;
+	int forwarded;
+	/* set by route_publish */
+	uint64_t stamp;                /* unique per routed message */
+	const uint8_t *body;           /* the MSG body (route_body) */
+	size_t len;
+	size_t delivered;              /* delivery ops called */
+	struct route_after *after;
+};
+
+/* Route m to every matching subscription.  The number of subscriptions
+ * it went to, or -ENOMEM. */
+long route_publish(struct broker *b, struct message *m);
+
+/* The shared MSG body of m (channel, reply_to, headers, payload; no sid),
+ * encoded at the first call for m.  NULL when out of memory. */
+const uint8_t *route_body(struct broker *b, struct message *m, size_t *len);
+
+/* Queue a on m (once per message). */
+void route_after(struct message *m, struct route_after *a);
+
+/* 1 when a forwarded message names queue group `queue` (it may be served
+ * here); always 1 for a message published here. */
+int route_serves_group(const struct message *m, const char *queue);
+
+/* Index s (its pattern, queue and owner set) and count it in the interest
+ * table.  0 or -ENOMEM (s is then not indexed). */
+int route_sub_add(struct broker *b, struct sub *s);
+
+/* Remove s from the index and the interest table (not freed). */
+void route_sub_remove(struct broker *b, struct sub *s);
+
+#endif
