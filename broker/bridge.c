@@ -1015,11 +1015,14 @@ void bridge_status(struct broker *b)
 		struct link *l = br->slots[i];
 		if (!l)
 			continue;
+		size_t out = 0;
+		for (const struct interest_entry *e = interest_first(b->interest); e; e = e->next)
+			out += (e->announced >> l->slot) & 1;
 		log_info(&b->log,
-			 "status: link %s state %s (%s, up %llu s): interest %zu in, messages in %llu out %llu, bytes in %llu out %llu, dropped %llu, refused %llu",
+			 "status: link %s state %s (%s, up %llu s): interest in %zu out %zu, messages in %llu out %llu, bytes in %llu out %llu, dropped %llu, refused %llu",
 			 l->name, l->active ? "active" : "standby",
 			 l->dialed ? l->line->shown : l->c->addr,
-			 (unsigned long long)((now - l->up_at) / 1000), l->c->nsubs,
+			 (unsigned long long)((now - l->up_at) / 1000), l->c->nsubs, out,
 			 (unsigned long long)l->msgs_in, (unsigned long long)l->msgs_out,
 			 (unsigned long long)l->bytes_in, (unsigned long long)l->bytes_out,
 			 (unsigned long long)l->dropped, (unsigned long long)l->refused);
