@@ -525,7 +525,7 @@ static void link_down(struct link *l, const char *why)
 void bridge_conn_closed(struct conn *c, const char *why)
 {
 	struct link *l = c->link;
-	if (l->dialed && l->state == LINK_WELCOME) {
+	if (l->dialed && l->state == LINK_WELCOME && !l->duplicate) {
 		struct bridge_line *ln = l->line;
 		if (ln->fails++ == 0 || ln->fails - ln->fails_logged >= 100) {
 			ln->fails_logged = ln->fails;
