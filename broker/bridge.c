@@ -755,7 +755,7 @@ static void link_sub(struct link *l, const struct frame *f)
 		return; /* it will send it all again once we agree */
 	if (!f->sid || !f->channel.set ||
 	    chan_valid_pattern((const char *)f->channel.p, f->channel.len) < 0 ||
-	    f->queue.len > 255) {
+	    (f->queue.len && !chan_valid_queue((const char *)f->queue.p, f->queue.len))) {
 		l->refused++;
 		return;
 	}

@@ -38,6 +38,8 @@
  *                 answer: A's memory bounded, retries with backoff, idle CPU
  *   stalled_link  a link that never reads: bounded by max-pending, drops
  *                 counted, never disconnected
+ *   peer_queue    a peer's SUB with a queue group a client could not
+ *                 name (a NUL inside, a space) is refused
  */
 #include <config.h>
 
@@ -417,6 +419,47 @@ static int peer_msg(struct harness_raw *r, const char *channel, const char *payl
 	if (group)
 		pbw_str(&frame, F_GROUPS, group);
 	return pbw_send(r, &frame);
+}
+
+/* A SUB from the peer (interest of its side), queue of qlen bytes (NULL:
+ * none). */
+static int peer_sub(struct harness_raw *r, uint64_t sid, const char *pattern, const void *queue,
+		    size_t qlen)
+{
+	struct pbw frame = {0};
+	pbw_uint(&frame, 1, IPCBUS__FRAME_TYPE__SUB);
+	pbw_uint(&frame, 7, sid);
+	pbw_str(&frame, 3, pattern);
+	if (queue)
+		pbw_bytes(&frame, 8, queue, qlen);
+	return pbw_send(r, &frame);
+}
+
+static int peer_unsub(struct harness_raw *r, uint64_t sid)
+{
+	struct pbw frame = {0};
+	pbw_uint(&frame, 1, IPCBUS__FRAME_TYPE__UNSUB);
+	pbw_uint(&frame, 7, sid);
+	return pbw_send(r, &frame);
+}
+
+static void nr_cb(void *arg, struct harness_raw *r)
+{
+	if (r->f.type == IPCBUS__FRAME_TYPE__ERR && r->f.id == 77 &&
+	    r->err_code == IPCBUS__ERR_CODE__E_NO_RESPONDERS)
+		*(int *)arg = 1;
+}
+
+/* A request on channel from a local client: 1 when the broker answered
+ * "no responders", 0 when it did not (the round trip after it came back
+ * first), -1 on failure. */
+static int no_responders(struct harness_raw *r, const char *channel)
+{
+	int nr = 0;
+	if (harness_raw_pub(r, 77, channel, "_INBOX.review.nr", "q", 1) < 0 ||
+	    harness_raw_barrier(r, T, nr_cb, &nr) != 1)
+		return -1;
+	return nr;
 }
 
 /* Read until the broker sends interest (SUB) in pattern: 1, else 0. */
@@ -1386,6 +1429,41 @@ static void test_stalled_link(void)
 	CU_ASSERT(again);
 }
 
+/* A peer's SUB names a queue group as a client's must (1-255 of A-Z a-z
+ * 0-9 _ - .): one with a NUL inside was counted under the name before the
+ * NUL, an interest entry of its own left behind, and a second such SUB
+ * then freed an entry still in use. */
+static void test_peer_queue(void)
+{
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	low_id(p, sizeof p, net.id[0], '1');
+	struct harness_raw *cl = open_raw(net.b[0], "local");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cl);
+	struct harness_raw *peer = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(peer);
+	CU_ASSERT_EQUAL_FATAL(peer->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(peer, p, 0, 0), 0); /* the link is active */
+	CU_ASSERT_EQUAL(peer_sub(peer, 1, "qn.ok", "g", 1), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(peer, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(no_responders(cl, "qn.ok"), 0); /* the peer's interest counts */
+
+	CU_ASSERT_EQUAL(peer_sub(peer, 2, "qn.x", "g\0a", 3), 0);
+	CU_ASSERT_EQUAL(peer_sub(peer, 3, "qn.x", "g\0b", 3), 0);
+	CU_ASSERT_EQUAL(peer_sub(peer, 4, "qn.y", "g h", 3), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(peer, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(no_responders(cl, "qn.x"), 1);
+	CU_ASSERT_EQUAL(no_responders(cl, "qn.y"), 1);
+	CU_ASSERT_EQUAL(peer_unsub(peer, 2), 0);
+	CU_ASSERT_EQUAL(peer_unsub(peer, 3), 0);
+	CU_ASSERT_EQUAL(peer_unsub(peer, 1), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(peer, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(no_responders(cl, "qn.ok"), 1);
+	CU_ASSERT_EQUAL(kill(net.b[0]->pid, 0), 0);
+}
+
 static const struct harness_case cases[] = {
 	{"config", test_config},
 	{"two_brokers", test_two_brokers},
@@ -1403,6 +1481,7 @@ static const struct harness_case cases[] = {
 	{"tls", test_tls},
 	{"unreachable", test_unreachable},
 	{"stalled_link", test_stalled_link},
+	{"peer_queue", test_peer_queue},
 };
 
 int main(int argc, char **argv)
