@@ -182,8 +182,10 @@ static void link_send_bridge(struct link *l, int reset)
 		conn_close(l->c, "out of memory");
 }
 
-/* Announce (on) or withdraw e on l. */
-static void link_send_interest(struct link *l, const struct interest_entry *e, int on)
+/* Announce (on) or withdraw e on l.  0, or -1 when it was not sent (out
+ * of memory, or l's peer does not read even its control frames: then l
+ * was closed, and link_down ran inside). */
+static int link_send_interest(struct link *l, const struct interest_entry *e, int on)
 {
 	struct frame f = {.type = on ? IPCBUS__FRAME_TYPE__SUB : IPCBUS__FRAME_TYPE__UNSUB,
 			  .has_sid = 1, .sid = e->id};
@@ -192,7 +194,7 @@ static void link_send_interest(struct link *l, const struct interest_entry *e, i
 		if (e->queue)
 			f.queue = (struct frame_bytes){(const uint8_t *)e->queue, e->qlen, 1};
 	}
-	conn_send(l->c, &f);
+	return conn_send(l->c, &f) < 0 ? -1 : 0;
 }
 
 /* What l should know of e now, told if it changed. */
@@ -204,11 +206,26 @@ static void link_sync_entry(struct link *l, struct interest_entry *e)
 	int has = (e->announced & bit) != 0;
 	if (want == has)
 		return;
-	link_send_interest(l, e, want);
+	if (link_send_interest(l, e, want) < 0)
+		return; /* not told (and l may be down: its bits are clear) */
 	if (want)
 		e->announced |= bit;
 	else
 		e->announced &= ~bit;
+}
+
+/* link_sync_entry for each entry in turn: a link closed on the way frees
+ * what nobody counts any more, never the entry in hand. */
+static void link_sync_all(struct link *l)
+{
+	struct interest *t = l->b->interest;
+	for (struct interest_entry *e = interest_first(t), *next; e; e = next) {
+		e->pinned++;
+		link_sync_entry(l, e);
+		e->pinned--;
+		next = e->next;
+		interest_gc(t, e);
+	}
 }
 
 void bridge_interest(struct broker *b, struct interest_entry *e)
@@ -216,9 +233,12 @@ void bridge_interest(struct broker *b, struct interest_entry *e)
 	struct bridge *br = b->bridge;
 	if (!br)
 		return;
+	/* a link that closes on the way forgets e: e stays for the caller */
+	e->pinned++;
 	for (int i = 0; i < INTEREST_LINKS; i++)
 		if (br->slots[i] && br->slots[i]->active)
 			link_sync_entry(br->slots[i], e);
+	e->pinned--;
 }
 
 /* ---- a link's subscriptions (what the peer told) ---- */
@@ -302,10 +322,9 @@ static void link_reannounce(struct link *l)
 {
 	struct broker *b = l->b;
 	uint64_t bit = UINT64_C(1) << l->slot;
-	for (struct interest_entry *e = interest_first(b->interest); e; e = e->next) {
+	for (struct interest_entry *e = interest_first(b->interest); e; e = e->next)
 		e->announced &= ~bit;
-		link_sync_entry(l, e);
-	}
+	link_sync_all(l);
 }
 
 /* ---- the tree ---- */
@@ -318,8 +337,7 @@ static void bridge_set_active(struct link *l, int active)
 	l->active = active;
 	if (active) {
 		link_send_bridge(l, 1);
-		for (struct interest_entry *e = interest_first(b->interest); e; e = e->next)
-			link_sync_entry(l, e);
+		link_sync_all(l);
 		log_debug(&b->log, "bridge link to %s: active", l->name);
 	} else {
 		link_forget_peer(l);

@@ -40,6 +40,8 @@
  *                 counted, never disconnected
  *   peer_queue    a peer's SUB with a queue group a client could not
  *                 name (a NUL inside, a space) is refused
+ *   stalled_unsub a link full to max-pending, then more UNSUBs than its
+ *                 control slack: the link closes, the broker lives
  */
 #include <config.h>
 
@@ -1464,6 +1466,83 @@ static void test_peer_queue(void)
 	CU_ASSERT_EQUAL(kill(net.b[0]->pid, 0), 0);
 }
 
+/* Subscribe (unsub 0) or unsubscribe sids 1..k, pattern PREFIX.N, in one
+ * write. */
+static int sub_many(struct harness_raw *r, const char *prefix, int k, int unsub)
+{
+	struct buf out;
+	int rc = 0;
+
+	buf_init(&out, (size_t)k * 64 + 64);
+	for (int i = 1; i <= k && rc == 0; i++) {
+		char pat[64];
+		int n = snprintf(pat, sizeof pat, "%s.%d", prefix, i);
+		struct frame f = {.type = unsub ? IPCBUS__FRAME_TYPE__UNSUB : IPCBUS__FRAME_TYPE__SUB,
+				  .has_sid = 1, .sid = (uint64_t)i};
+		if (!unsub)
+			f.channel = (struct frame_bytes){(const uint8_t *)pat, (size_t)n, 1};
+		rc = frame_append(&out, &f, NULL, 0);
+	}
+	if (rc == 0)
+		rc = harness_raw_send(r, buf_rptr(&out), buf_len(&out));
+	buf_fini(&out);
+	return rc;
+}
+
+/* A link whose peer does not read, full to max-pending, then more interest
+ * withdrawn than its control slack holds: the UNSUB that does not fit
+ * closes the link, and that close (link_down inside link_sync_entry) freed
+ * the interest entry being withdrawn while route_sub_remove still held it. */
+static void test_stalled_unsub(void)
+{
+	enum { K = 8000, BATCH = 500, SIZE = 1024 };
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, "max-pending 256k\nmax-subscriptions 20000\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	low_id(p, sizeof p, net.id[0], '1');
+	snprintf(net.id[1], sizeof net.id[1], "%s", p); /* for bridges_status */
+	net.n = 2;
+	struct harness_raw *peer = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(peer);
+	CU_ASSERT_EQUAL_FATAL(peer->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(peer, p, 0, 0), 0);
+	CU_ASSERT_EQUAL(peer_sub(peer, 1, "st.>", NULL, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(peer, T, NULL, NULL), 1);
+	/* from now on the peer reads nothing */
+	struct harness_raw *loc = open_raw(net.b[0], "local"), *pub = open_raw(net.b[0], "pub");
+	CU_ASSERT_FATAL(loc && pub);
+	CU_ASSERT_EQUAL_FATAL(sub_many(loc, "su", K, 0), 0); /* announced to the peer */
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(loc, T, NULL, NULL), 1);
+
+	struct buf batch;
+	uint8_t payload[SIZE];
+	memset(payload, 's', sizeof payload);
+	buf_init(&batch, (size_t)BATCH * (SIZE + 64));
+	for (int i = 0; i < BATCH; i++) {
+		struct frame f = {.type = IPCBUS__FRAME_TYPE__PUB};
+		f.channel = (struct frame_bytes){(const uint8_t *)"st.x", 4, 1};
+		f.payload = (struct frame_bytes){payload, SIZE, 1};
+		CU_ASSERT_EQUAL_FATAL(frame_append(&batch, &f, NULL, 0), 0);
+	}
+	struct bridges_status st = {0};
+	for (int r = 0; r < 64 && st.dropped[1] == 0; r++) {
+		CU_ASSERT_EQUAL_FATAL(harness_raw_send(pub, buf_rptr(&batch), buf_len(&batch)), 0);
+		CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(pub, T, NULL, NULL), 1);
+		CU_ASSERT_EQUAL_FATAL(bridges_status(&net, 0, &st), 0);
+	}
+	buf_fini(&batch);
+	CU_ASSERT_FATAL(st.dropped[1] > 0); /* the link holds max-pending */
+
+	/* K UNSUBs for the peer: more than the control slack */
+	CU_ASSERT_EQUAL(sub_many(loc, "su", K, 1), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(loc, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(kill(net.b[0]->pid, 0), 0);
+	/* the link was closed (it does not read): its interest went with it */
+	CU_ASSERT_EQUAL(no_responders(pub, "st.x"), 1);
+	CU_ASSERT_EQUAL(sub_ready(loc, 1, "su.again", NULL), 0);
+}
+
 static const struct harness_case cases[] = {
 	{"config", test_config},
 	{"two_brokers", test_two_brokers},
@@ -1482,6 +1561,7 @@ static const struct harness_case cases[] = {
 	{"unreachable", test_unreachable},
 	{"stalled_link", test_stalled_link},
 	{"peer_queue", test_peer_queue},
+	{"stalled_unsub", test_stalled_unsub},
 };
 
 int main(int argc, char **argv)
