@@ -525,7 +525,9 @@ static void link_down(struct link *l, const char *why)
 		bridge_tree(b);
 	}
 	/* redial: our own line, and a line to that peer whose dial
-	 * stood down for the peer's link */
+	 * stood down for the peer's link (the line an accepted link was
+	 * matched to by the peer's id, l->line, too; our own line is armed
+	 * now, so it is not retried twice) */
 	if (l->dialed && l->line) {
 		l->line->link = NULL;
 		bridge_line_retry(l->line);
@@ -533,7 +535,7 @@ static void link_down(struct link *l, const char *why)
 	if (was_up && l->peer_len) {
 		for (size_t i = 0; i < br->nlines; i++) {
 			struct bridge_line *ln = &br->lines[i];
-			if (ln != l->line && !ln->link && ln->peer_len == l->peer_len &&
+			if (!ln->link && ln->peer_len == l->peer_len &&
 			    memcmp(ln->peer, l->peer, l->peer_len) == 0 && !ln->timer.armed)
 				bridge_line_retry(ln);
 		}

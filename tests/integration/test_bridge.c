@@ -42,6 +42,8 @@
  *                 name (a NUL inside, a space) is refused
  *   stalled_unsub a link full to max-pending, then more UNSUBs than its
  *                 control slack: the link closes, the broker lives
+ *   both_dial_redial  X's line stood down for the link its peer dialed:
+ *                 when that link ends, X's line dials again
  */
 #include <config.h>
 
@@ -1543,6 +1545,79 @@ static void test_stalled_unsub(void)
 	CU_ASSERT_EQUAL(sub_ready(loc, 1, "su.again", NULL), 0);
 }
 
+/* Wait for a connection on the listener lfd (non-blocking) and take it as
+ * a raw client.  NULL when none came within timeout_ms. */
+static struct harness_raw *accept_raw(int lfd, int timeout_ms)
+{
+	uint64_t until = harness_now() + (uint64_t)timeout_ms;
+	do {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			return harness_raw_adopt(fd);
+		harness_sleep(5);
+	} while (harness_now() < until);
+	return NULL;
+}
+
+/* Answer a bridge HELLO (read into r->f) with a WELCOME as broker id. */
+static int peer_welcome(struct harness_raw *r, const char *id)
+{
+	struct pbw w = {0}, frame = {0};
+	pbw_uint(&w, 1, PROTO_VERSION);
+	pbw_str(&w, 2, id);
+	pbw_uint(&w, 9, 1); /* bridge: true */
+	pbw_uint(&frame, 1, IPCBUS__FRAME_TYPE__WELCOME);
+	pbw_uint(&frame, 2, r->f.id);
+	pbw_bytes(&frame, 10, w.p, w.n);
+	return pbw_send(r, &frame);
+}
+
+/* X has a bridge line to P and P dials X too; the link P dialed stays (P
+ * has the smaller id) and X's line stands down.  When that link ends, X's
+ * line dials again: the line a link was matched to by the peer's id is
+ * the one that stood down, and it was the one line not retried. */
+static void test_both_dial_redial(void)
+{
+	struct bridges net;
+	int lport;
+	int lfd = listener(8, &lport);
+	CU_ASSERT_FATAL(lfd >= 0);
+	char line[96];
+	snprintf(line, sizeof line, "bridge tcp://127.0.0.1:%d\n", lport);
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, line), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	low_id(p, sizeof p, net.id[0], '1');
+
+	/* X dials P: P welcomes it as a bridge */
+	struct harness_raw *in = accept_raw(lfd, T);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(in, T), 1);
+	CU_ASSERT_EQUAL_FATAL(in->f.type, IPCBUS__FRAME_TYPE__HELLO);
+	CU_ASSERT_EQUAL_FATAL(peer_welcome(in, p), 0);
+	char needle[160];
+	snprintf(needle, sizeof needle, "link to %s up", p);
+	CU_ASSERT_EQUAL_FATAL(harness_broker_wait_log(net.b[0], needle, T), 0);
+	/* P dials X: X keeps the link P dialed and closes its own */
+	struct harness_raw *out = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	CU_ASSERT_EQUAL_FATAL(out->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL_FATAL(harness_broker_wait_log(net.b[0], "closing the one this broker dialed", T), 0);
+	CU_ASSERT_EQUAL(harness_raw_wait_closed(in, T), 1);
+	harness_raw_close(in);
+	/* the line's retry after its duplicate closed (100 ms +-25 %) finds
+	 * P's link up and stands down; nothing marks it, so give it time */
+	harness_sleep(400);
+
+	/* P's link ends: X's line dials P again */
+	harness_raw_close(out);
+	struct harness_raw *again = accept_raw(lfd, T);
+	if (!again)
+		fprintf(stderr, "  X did not dial P again after P's link ended\n");
+	CU_ASSERT_PTR_NOT_NULL(again);
+	harness_raw_close(again);
+}
+
 static const struct harness_case cases[] = {
 	{"config", test_config},
 	{"two_brokers", test_two_brokers},
@@ -1562,6 +1637,7 @@ static const struct harness_case cases[] = {
 	{"stalled_link", test_stalled_link},
 	{"peer_queue", test_peer_queue},
 	{"stalled_unsub", test_stalled_unsub},
+	{"both_dial_redial", test_both_dial_redial},
 };
 
 int main(int argc, char **argv)
