@@ -367,7 +367,7 @@ static void bridge_tree(struct broker *b)
 		/* not a neighbour whose own path goes through us (poison
 		 * reverse), nor one as far as the tree may reach */
 		if (!l || l->state != LINK_UP || !l->told || l->pparent ||
-		    l->pdist + 1 >= BRIDGE_MAX_HOPS)
+		    l->pdist >= BRIDGE_MAX_HOPS - 1) /* pdist + 1 wraps at UINT32_MAX */
 			continue;
 		int r = bridge_idcmp(l->proot, l->proot_len, root, root_len);
 		/* our own id as root is ours at distance 0: only a smaller

@@ -44,6 +44,8 @@
  *                 control slack: the link closes, the broker lives
  *   both_dial_redial  X's line stood down for the link its peer dialed:
  *                 when that link ends, X's line dials again
+ *   absurd_dist   a neighbour 31 links or more from its root, or at
+ *                 4294967295 (which wrapped), is not taken as parent
  */
 #include <config.h>
 
@@ -1618,6 +1620,53 @@ static void test_both_dial_redial(void)
 	harness_raw_close(again);
 }
 
+struct saw_sub {
+	const char *pattern;
+	int n;
+};
+
+static void saw_sub_cb(void *arg, struct harness_raw *r)
+{
+	struct saw_sub *w = arg;
+	size_t n = strlen(w->pattern);
+	if (r->f.type == IPCBUS__FRAME_TYPE__SUB && r->f.channel.len == n &&
+	    memcmp(r->f.channel.p, w->pattern, n) == 0)
+		w->n++;
+}
+
+/* A neighbour's distance past the tree's bound is ignored, also one that
+ * wraps a uint32 when one link is added (4294967295 + 1 == 0 passed the
+ * bound: X took the peer as its parent at distance 0). */
+static void test_absurd_dist(void)
+{
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	low_id(p, sizeof p, net.id[0], '1');
+	struct harness_raw *cl = open_raw(net.b[0], "local");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cl);
+	CU_ASSERT_EQUAL_FATAL(sub_ready(cl, 1, "dist.>", NULL), 0);
+	struct harness_raw *peer = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(peer);
+	CU_ASSERT_EQUAL_FATAL(peer->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	static const unsigned far[] = {31, 32, 4294967295u};
+	for (size_t i = 0; i < sizeof far / sizeof far[0]; i++) {
+		struct saw_sub w = {"dist.>", 0};
+		CU_ASSERT_EQUAL(peer_bridge(peer, p, far[i], 0), 0);
+		/* X answers BRIDGE at once: its SUBs come before the PONG */
+		CU_ASSERT_EQUAL(harness_raw_barrier(peer, T, saw_sub_cb, &w), 1);
+		if (w.n)
+			fprintf(stderr, "  X took a neighbour at distance %u as its parent\n", far[i]);
+		CU_ASSERT_EQUAL(w.n, 0);
+	}
+	/* in reach: X's parent, so its interest comes */
+	struct saw_sub w = {"dist.>", 0};
+	CU_ASSERT_EQUAL(peer_bridge(peer, p, 30, 0), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(peer, T, saw_sub_cb, &w), 1);
+	CU_ASSERT_EQUAL(w.n, 1);
+}
+
 static const struct harness_case cases[] = {
 	{"config", test_config},
 	{"two_brokers", test_two_brokers},
@@ -1638,6 +1687,7 @@ static const struct harness_case cases[] = {
 	{"peer_queue", test_peer_queue},
 	{"stalled_unsub", test_stalled_unsub},
 	{"both_dial_redial", test_both_dial_redial},
+	{"absurd_dist", test_absurd_dist},
 };
 
 int main(int argc, char **argv)
