@@ -775,6 +775,8 @@ static void link_sub(struct link *l, const struct frame *f)
 		return; /* it will send it all again once we agree */
 	if (!f->sid || !f->channel.set ||
 	    chan_valid_pattern((const char *)f->channel.p, f->channel.len) < 0 ||
+	    /* nobody's clients can have it: it reads every requester's replies */
+	    chan_is_inbox_wildcard((const char *)f->channel.p, f->channel.len) ||
 	    (f->queue.len && !chan_valid_queue((const char *)f->queue.p, f->queue.len))) {
 		l->refused++;
 		return;

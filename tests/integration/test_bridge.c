@@ -46,6 +46,8 @@
  *                 when that link ends, X's line dials again
  *   absurd_dist   a neighbour 31 links or more from its root, or at
  *                 4294967295 (which wrapped), is not taken as parent
+ *   peer_inbox    a peer's `_INBOX.>` does not read others' replies; its
+ *                 own inbox pattern does
  */
 #include <config.h>
 
@@ -1667,6 +1669,56 @@ static void test_absurd_dist(void)
 	CU_ASSERT_EQUAL(w.n, 1);
 }
 
+struct saw_msg {
+	const char *channel;
+	int n;
+};
+
+static void saw_msg_cb(void *arg, struct harness_raw *r)
+{
+	struct saw_msg *w = arg;
+	size_t n = strlen(w->channel);
+	if (r->f.type == IPCBUS__FRAME_TYPE__MSG && r->f.channel.len == n &&
+	    memcmp(r->f.channel.p, w->channel, n) == 0)
+		w->n++;
+}
+
+/* A peer's interest in inboxes it does not name (`_INBOX.>`, `_INBOX.*`)
+ * is refused as a client's is: it would read every requester's replies.
+ * An inbox pattern that names its inbox still crosses. */
+static void test_peer_inbox(void)
+{
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	low_id(p, sizeof p, net.id[0], '1');
+	struct harness_raw *peer = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(peer);
+	CU_ASSERT_EQUAL_FATAL(peer->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(peer, p, 0, 0), 0);
+	CU_ASSERT_EQUAL(peer_sub(peer, 1, "_INBOX.>", NULL, 0), 0);
+	CU_ASSERT_EQUAL(peer_sub(peer, 2, "_INBOX.*.r", NULL, 0), 0);
+	CU_ASSERT_EQUAL(peer_sub(peer, 3, "_INBOX.peerbox.>", NULL, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(peer, T, NULL, NULL), 1);
+	struct harness_raw *cl = open_raw(net.b[0], "replier");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cl);
+	/* a reply to a local requester, and one to the peer's */
+	CU_ASSERT_EQUAL(harness_raw_pub(cl, 0, "_INBOX.local.r", NULL, "secret", 6), 0);
+	CU_ASSERT_EQUAL(harness_raw_pub(cl, 0, "_INBOX.peerbox.r", NULL, "yours", 5), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(cl, T, NULL, NULL), 1);
+	struct saw_msg other = {"_INBOX.local.r", 0}, own = {"_INBOX.peerbox.r", 0};
+	uint64_t until = harness_now() + T;
+	while (!own.n && harness_now() < until && harness_raw_read(peer, T) == 1) {
+		saw_msg_cb(&other, peer);
+		saw_msg_cb(&own, peer);
+	}
+	if (other.n)
+		fprintf(stderr, "  the peer read another requester's reply\n");
+	CU_ASSERT_EQUAL(other.n, 0);
+	CU_ASSERT_EQUAL(own.n, 1);
+}
+
 static const struct harness_case cases[] = {
 	{"config", test_config},
 	{"two_brokers", test_two_brokers},
@@ -1688,6 +1740,7 @@ static const struct harness_case cases[] = {
 	{"stalled_unsub", test_stalled_unsub},
 	{"both_dial_redial", test_both_dial_redial},
 	{"absurd_dist", test_absurd_dist},
+	{"peer_inbox", test_peer_inbox},
 };
 
 int main(int argc, char **argv)
