@@ -795,12 +795,17 @@ static void link_sub(struct link *l, const struct frame *f)
 	struct interest_entry *e =
 		interest_get(b->interest, (const char *)f->channel.p, f->channel.len,
 			     (const char *)f->queue.p, f->queue.len);
-	if (!e)
-		goto nomem;
+	if (!e) {
+		log_error(&b->log, "bridge link to %s: out of memory for its interest", l->name);
+		return;
+	}
 	if (e->from & UINT64_C(1) << l->slot) {
 		l->refused++;
 		return;
 	}
+	/* route_sub_add/remove free e when it ends up uncounted: it is ours
+	 * to free here, once */
+	e->pinned++;
 	struct sub *s = calloc(1, sizeof *s);
 	if (!s)
 		goto nomem;
@@ -831,9 +836,11 @@ static void link_sub(struct link *l, const struct frame *f)
 		conn_sub_free(s);
 		goto nomem;
 	}
+	e->pinned--;
 	return;
 nomem:
 	log_error(&b->log, "bridge link to %s: out of memory for its interest", l->name);
+	e->pinned--;
 	interest_gc(b->interest, e);
 }
 
