@@ -246,24 +246,27 @@ void bridge_interest(struct broker *b, struct interest_entry *e)
 /* The link's subscriptions deliver by forwarding: the copy for a link is
  * written once per message, after every match (link_after), with the
  * queue groups this side of the link is to serve. */
-static void link_deliver(struct sub *s, struct message *m)
+static int link_deliver(struct sub *s, struct message *m)
 {
 	struct link *l = s->owner;
 	if (!l->active || l->c->state != CONN_OPEN)
-		return;
+		return 0;
+	/* the peer's pattern may overlap this line's and still not carry
+	 * this channel: then nobody is reached through l */
 	if (!link_carries(l, (const char *)m->f->channel.p, m->f->channel.len))
-		return;
+		return 0;
 	if (l->after.stamp != m->stamp)
 		l->ngroups = 0;
 	if (s->queue) {
 		if (l->ngroups == LINK_GROUPS) {
 			l->dropped++;
-			return;
+			return 1;
 		}
 		l->groups[l->ngroups++] =
 			(struct frame_bytes){(const uint8_t *)s->queue, strlen(s->queue), 1};
 	}
 	route_after(m, &l->after);
+	return 1;
 }
 
 static const struct sub_ops link_sub_ops = {link_deliver};

@@ -310,10 +310,10 @@ static void handle_pub(struct conn *c, const struct frame *f)
 	b->stats.msgs_in++;
 	struct message m = {.f = f};
 	long n = route_publish(b, &m);
-	/* "is anyone subscribed" is the router's question, and interest
-	 * learned from peer brokers is in the router too */
-	if (n == 0 && request &&
-	    !router_has_interest(b->router, (const char *)f->channel.p, f->channel.len)) {
+	/* nobody took it: no subscription here, and none reached over a
+	 * link (interest learned from peers is in the router; a link whose
+	 * patterns do not carry the channel does not take it) */
+	if (n == 0 && request) {
 		b->stats.no_responders++;
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_NO_RESPONDERS, 0, "no responders on '%s'",
 			   handle_show(&f->channel, show, sizeof show));

@@ -22,9 +22,13 @@ struct message;
 
 /* What a subscription delivers to: a client connection, a bridge link
  * (and later a raw bridge).  The router never looks behind it; the
- * broker's publish path (route.c) calls deliver for each match. */
+ * broker's publish path (route.c) calls deliver for each match.  deliver
+ * returns 1 when the message went to (or was dropped and counted for) the
+ * subscriber, 0 when this subscription does not take it at all (a link
+ * whose patterns do not carry the channel, one that is going away): only
+ * the former count as responders. */
 struct sub_ops {
-	void (*deliver)(struct sub *s, struct message *m);
+	int (*deliver)(struct sub *s, struct message *m);
 };
 
 struct sub {

@@ -48,6 +48,8 @@
  *                 4294967295 (which wrapped), is not taken as parent
  *   peer_inbox    a peer's `_INBOX.>` does not read others' replies; its
  *                 own inbox pattern does
+ *   pattern_nr    a request whose channel the line does not carry gets
+ *                 no responders, though the peer's pattern overlaps the line
  */
 #include <config.h>
 
@@ -1719,6 +1721,26 @@ static void test_peer_inbox(void)
 	CU_ASSERT_EQUAL(own.n, 1);
 }
 
+/* A's line carries a.> only; B's subscriber on *.x is interest A takes
+ * (it overlaps a.>), but a request on b.x reaches nobody through the link:
+ * no responders at once, not a timeout.  a.x still goes through. */
+static void test_pattern_nr(void)
+{
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 2, NULL), 0);
+	net.probe = "a.probe";
+	CU_ASSERT_EQUAL_FATAL(bridges_line(&net, 0, 1, "a.>"), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_wait_links(&net, 10000), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_wait_flow_all(&net, 10000), 0);
+	struct harness_raw *sb = open_raw(net.b[1], "sub-b"), *pa = open_raw(net.b[0], "pub-a");
+	CU_ASSERT_FATAL(sb && pa);
+	CU_ASSERT_EQUAL_FATAL(sub_ready(sb, 1, "*.x", NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_wait_interest(pa, "a.x", 10000), 0);
+	CU_ASSERT_EQUAL(no_responders(pa, "a.x"), 0);
+	CU_ASSERT_EQUAL(no_responders(pa, "b.x"), 1);
+}
+
 static const struct harness_case cases[] = {
 	{"config", test_config},
 	{"two_brokers", test_two_brokers},
@@ -1741,6 +1763,7 @@ static const struct harness_case cases[] = {
 	{"both_dial_redial", test_both_dial_redial},
 	{"absurd_dist", test_absurd_dist},
 	{"peer_inbox", test_peer_inbox},
+	{"pattern_nr", test_pattern_nr},
 };
 
 int main(int argc, char **argv)
