@@ -611,8 +611,11 @@ static void bridge_dial(struct bridge_line *ln)
 	if (rc < 0) {
 		if (!t || !t->dial)
 			snprintf(err, sizeof err, "this transport cannot dial");
-		if (ln->fails++ == 0 || ln->fails - ln->fails_logged >= 100)
-			log_warn(&b->log, "bridge %s: %s", ln->shown, err);
+		if (ln->fails++ == 0 || ln->fails - ln->fails_logged >= 100) {
+			ln->fails_logged = ln->fails;
+			log_warn(&b->log, "bridge %s: %s (retrying, %llu failure(s) in a row)",
+				 ln->shown, err, (unsigned long long)ln->fails);
+		}
 		bridge_line_retry(ln);
 		return;
 	}
