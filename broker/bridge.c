@@ -459,14 +459,22 @@ static void link_up(struct link *l)
 	size_t self_len;
 	const uint8_t *self = bridge_self(b, &self_len);
 
-	/* two links to one peer (both dialed): the one dialed by the
-	 * smaller id stays, on both sides alike */
+	/* two links to one peer: when each side dialed one, the one dialed
+	 * by the smaller id stays, on both sides alike; when one side
+	 * dialed both, the newer stays (that side dials again only once it
+	 * gave the first up: a keepalive that ran out there, a partition) */
 	struct link *other = bridge_link_to(b, l->peer, l->peer_len);
 	if (other) {
 		int we_smaller = bridge_idcmp(self, self_len, l->peer, l->peer_len) < 0;
-		struct link *loser = (l->dialed == we_smaller) ? other : l;
-		log_info(&b->log, "bridge: two links to %s: closing the one %s dialed (duplicate link)",
-			 l->name, loser->dialed ? "this broker" : "the peer");
+		struct link *loser = l->dialed == other->dialed ? other
+				     : (l->dialed == we_smaller) ? other : l;
+		if (l->dialed == other->dialed)
+			log_info(&b->log, "bridge: two links to %s: closing the older (duplicate link)",
+				 l->name);
+		else
+			log_info(&b->log,
+				 "bridge: two links to %s: closing the one %s dialed (duplicate link)",
+				 l->name, loser->dialed ? "this broker" : "the peer");
 		loser->duplicate = 1;
 		conn_close(loser->c, "duplicate link");
 		if (loser == l)

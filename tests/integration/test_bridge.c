@@ -50,6 +50,8 @@
  *                 own inbox pattern does
  *   pattern_nr    a request whose channel the line does not carry gets
  *                 no responders, though the peer's pattern overlaps the line
+ *   redial_same_peer  a peer dials again while its first link is still
+ *                 up here: the newer link stays, whichever id is smaller
  */
 #include <config.h>
 
@@ -1741,6 +1743,35 @@ static void test_pattern_nr(void)
 	CU_ASSERT_EQUAL(no_responders(pa, "b.x"), 1);
 }
 
+/* P dials X again while X still holds P's first link (P gave it up: a
+ * keepalive that ran out on P's side first, a partition): the newer link
+ * stays on both ends.  X, with the smaller id, kept the first and closed
+ * every new one until its own keepalive ended the first. */
+static void test_redial_same_peer(void)
+{
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	snprintf(p, sizeof p, "%s", net.id[0]);
+	memset(p, 'z', strlen(p)); /* larger than X's id */
+	struct harness_raw *old = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+	CU_ASSERT_EQUAL_FATAL(old->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(old, T, NULL, NULL), 1);
+	/* P's first link is dead to P: it dials again */
+	struct harness_raw *again = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+	CU_ASSERT_EQUAL_FATAL(again->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(harness_raw_wait_closed(old, T), 1);
+	int alive = harness_raw_barrier(again, T, NULL, NULL);
+	if (alive != 1)
+		fprintf(stderr, "  X closed P's new link and kept the one P gave up\n");
+	CU_ASSERT_EQUAL(alive, 1);
+	CU_ASSERT_EQUAL(peer_bridge(again, p, 0, 0), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(again, T, NULL, NULL), 1);
+}
+
 static const struct harness_case cases[] = {
 	{"config", test_config},
 	{"two_brokers", test_two_brokers},
@@ -1764,6 +1795,7 @@ static const struct harness_case cases[] = {
 	{"absurd_dist", test_absurd_dist},
 	{"peer_inbox", test_peer_inbox},
 	{"pattern_nr", test_pattern_nr},
+	{"redial_same_peer", test_redial_same_peer},
 };
 
 int main(int argc, char **argv)
