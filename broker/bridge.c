@@ -477,8 +477,19 @@ static void link_up(struct link *l)
 				 l->name, loser->dialed ? "this broker" : "the peer");
 		loser->duplicate = 1;
 		conn_close(loser->c, "duplicate link");
-		if (loser == l)
+		if (loser == l) {
+			/* the peer's link stays; it came before this dial named
+			 * the peer, so it has the default patterns: from now
+			 * on this line's bound it, after a reset exchange */
+			if (l->dialed && l->line && !other->line) {
+				other->line = l->line;
+				if (other->active) {
+					bridge_set_active(other, 0);
+					bridge_tree(b);
+				}
+			}
 			return;
+		}
 	}
 	int slot = -1;
 	for (int i = 0; i < INTEREST_LINKS && slot < 0; i++)

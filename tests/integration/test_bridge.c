@@ -52,6 +52,8 @@
  *                 no responders, though the peer's pattern overlaps the line
  *   redial_same_peer  a peer dials again while its first link is still
  *                 up here: the newer link stays, whichever id is smaller
+ *   accepted_line the peer's link came first and stays: once X's dial
+ *                 names the peer, X's line's patterns bound that link
  */
 #include <config.h>
 
@@ -1772,6 +1774,61 @@ static void test_redial_same_peer(void)
 	CU_ASSERT_EQUAL(harness_raw_barrier(again, T, NULL, NULL), 1);
 }
 
+/* X has `bridge URL a.>` to P.  P's own link reaches X before X's dial
+ * tells X who is at that URL, and it stays (P has the smaller id): X
+ * applied the default (everything) to it, for as long as it lasted, and
+ * not the patterns of its line for P. */
+static void test_accepted_line(void)
+{
+	struct bridges net;
+	int lport;
+	int lfd = listener(8, &lport);
+	CU_ASSERT_FATAL(lfd >= 0);
+	char line[96];
+	snprintf(line, sizeof line, "bridge tcp://127.0.0.1:%d a.>\n", lport);
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, line), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	low_id(p, sizeof p, net.id[0], '1');
+	struct harness_raw *pub = open_raw(net.b[0], "pub");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pub);
+
+	/* X's dial waits in the listener's queue; P dials X first */
+	struct harness_raw *out = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	CU_ASSERT_EQUAL_FATAL(out->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(out, p, 0, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(out, T, NULL, NULL), 1);
+	/* now X learns that its line leads to P, and keeps P's link */
+	struct harness_raw *in = accept_raw(lfd, T);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(in, T), 1);
+	CU_ASSERT_EQUAL_FATAL(in->f.type, IPCBUS__FRAME_TYPE__HELLO);
+	CU_ASSERT_EQUAL_FATAL(peer_welcome(in, p), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_broker_wait_log(net.b[0], "closing the one this broker dialed", T), 0);
+	CU_ASSERT_EQUAL(harness_raw_wait_closed(in, T), 1);
+	harness_raw_close(in);
+
+	/* P wants everything; X's line carries a.> */
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(out, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(peer_sub(out, 1, "b.>", NULL, 0), 0);
+	CU_ASSERT_EQUAL(peer_sub(out, 2, "a.>", NULL, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(out, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 0, "b.x", NULL, "leak", 4), 0);
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 0, "a.x", NULL, "ok", 2), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(pub, T, NULL, NULL), 1);
+	struct saw_msg leak = {"b.x", 0}, ok = {"a.x", 0};
+	uint64_t until = harness_now() + T;
+	while (!ok.n && harness_now() < until && harness_raw_read(out, T) == 1) {
+		saw_msg_cb(&leak, out);
+		saw_msg_cb(&ok, out);
+	}
+	if (leak.n)
+		fprintf(stderr, "  b.x crossed a link whose line carries a.> only\n");
+	CU_ASSERT_EQUAL(leak.n, 0);
+	CU_ASSERT_EQUAL(ok.n, 1);
+}
+
 static const struct harness_case cases[] = {
 	{"config", test_config},
 	{"two_brokers", test_two_brokers},
@@ -1796,6 +1853,7 @@ static const struct harness_case cases[] = {
 	{"peer_inbox", test_peer_inbox},
 	{"pattern_nr", test_pattern_nr},
 	{"redial_same_peer", test_redial_same_peer},
+	{"accepted_line", test_accepted_line},
 };
 
 int main(int argc, char **argv)
