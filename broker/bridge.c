@@ -343,14 +343,19 @@ static void bridge_set_active(struct link *l, int active)
 		link_sync_all(l);
 		log_debug(&b->log, "bridge link to %s: active", l->name);
 	} else {
-		link_forget_peer(l);
+		/* what we told the peer is void (it forgets it too) before
+		 * forgetting what it told: withdrawing that from the other
+		 * links may close one of them, and the tree may make l active
+		 * again in there, announcing everything afresh */
 		uint64_t bit = UINT64_C(1) << l->slot;
+		for (struct interest_entry *e = interest_first(b->interest); e; e = e->next)
+			e->announced &= ~bit;
+		link_forget_peer(l);
 		for (struct interest_entry *e = interest_first(b->interest), *next; e; e = next) {
 			next = e->next;
-			e->announced &= ~bit;
 			interest_gc(b->interest, e);
 		}
-		log_debug(&b->log, "bridge link to %s: standby", l->name);
+		log_debug(&b->log, "bridge link to %s: %s", l->name, l->active ? "active" : "standby");
 	}
 }
 

@@ -54,6 +54,8 @@
  *                 up here: the newer link stays, whichever id is smaller
  *   accepted_line the peer's link came first and stays: once X's dial
  *                 names the peer, X's line's patterns bound that link
+ *   standby_reentry  a link set standby closes another link on the way
+ *                 and becomes active again: its peer gets all interest
  */
 #include <config.h>
 
@@ -403,19 +405,27 @@ static struct harness_raw *peer_open(const char *url, const char *self, const ch
 	return r;
 }
 
-/* The spanning tree as the peer sees it (Frame.bridge, a Bridge). */
-static int peer_bridge(struct harness_raw *r, const char *root, unsigned dist, int parent)
+/* The spanning tree as the peer sees it (Frame.bridge, a Bridge); reset:
+ * the peer's whole interest follows. */
+static int peer_bridge_reset(struct harness_raw *r, const char *root, unsigned dist, int parent,
+			     int reset)
 {
 	struct pbw m = {0}, frame = {0};
 	pbw_str(&m, 1, root);
 	pbw_uint(&m, 2, dist);
 	pbw_uint(&m, 3, parent != 0);
-	pbw_uint(&m, 4, 1); /* reset: my whole interest follows (none) */
+	pbw_uint(&m, 4, reset != 0);
 	pbw_uint(&m, 5, 1u << 20);
 	pbw_uint(&m, 6, 64u << 10);
 	pbw_uint(&frame, 1, T_BRIDGE);
 	pbw_bytes(&frame, F_BRIDGE, m.p, m.n);
 	return pbw_send(r, &frame);
+}
+
+/* The same with reset (none of the peer's interest follows). */
+static int peer_bridge(struct harness_raw *r, const char *root, unsigned dist, int parent)
+{
+	return peer_bridge_reset(r, root, dist, parent, 1);
 }
 
 /* A forwarded message (a MSG without sid); group: the queue group the
@@ -1829,6 +1839,95 @@ static void test_accepted_line(void)
 	CU_ASSERT_EQUAL(ok.n, 1);
 }
 
+/* Send SUBs sid 1..k, pattern PREFIX.N, from a bridge peer in one write. */
+static int peer_sub_many(struct harness_raw *r, const char *prefix, int k)
+{
+	struct buf out;
+	int rc = 0;
+
+	buf_init(&out, (size_t)k * 64 + 64);
+	for (int i = 1; i <= k && rc == 0; i++) {
+		char pat[64];
+		int n = snprintf(pat, sizeof pat, "%s.%d", prefix, i);
+		struct frame f = {.type = IPCBUS__FRAME_TYPE__SUB, .has_sid = 1, .sid = (uint64_t)i};
+		f.channel = (struct frame_bytes){(const uint8_t *)pat, (size_t)n, 1};
+		rc = frame_append(&out, &f, NULL, 0);
+	}
+	if (rc == 0)
+		rc = harness_raw_send(r, buf_rptr(&out), buf_len(&out));
+	buf_fini(&out);
+	return rc;
+}
+
+/* X's parent P1 does not read and is full to max-pending; its child P2
+ * stops being its child, so X forgets P2's interest, and withdrawing it
+ * from P1 overflows P1's control slack: P1's link closes inside, and X
+ * takes P2 as its parent, all before the standby of P2 was done.  That
+ * activation sent BRIDGE reset but skipped the SUBs of what was still
+ * marked announced to P2, and the standby then cleared the marks.  (A
+ * broker as P2 answers with its own reset, which made X announce all
+ * again; the fake P2 does not, so what X owes after its reset shows.) */
+static void test_standby_reentry(void)
+{
+	enum { K = 8000, BATCH = 500, SIZE = 1024 };
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, "max-pending 256k\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p1[64], p2[64];
+	low_id(p1, sizeof p1, net.id[0], '1');
+	low_id(p2, sizeof p2, net.id[0], '2');
+	snprintf(net.id[1], sizeof net.id[1], "%s", p1); /* for bridges_status */
+	net.n = 2;
+	struct harness_raw *loc = open_raw(net.b[0], "local"), *pub = open_raw(net.b[0], "pub");
+	CU_ASSERT_FATAL(loc && pub);
+	CU_ASSERT_EQUAL_FATAL(sub_ready(loc, 1, "loc.x", NULL), 0);
+	/* P1: the root, X's parent; it wants st.> */
+	struct harness_raw *a = peer_open(net.tcp[0], p1, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL_FATAL(a->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(a, p1, 0, 0), 0);
+	CU_ASSERT_EQUAL(peer_sub(a, 1, "st.>", NULL, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(a, T, NULL, NULL), 1);
+	/* P2: X's child, with K patterns (announced to P1) */
+	struct harness_raw *c = peer_open(net.tcp[0], p2, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL_FATAL(c->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(c, p1, 1, 1), 0);
+	CU_ASSERT_EQUAL(peer_sub_many(c, "p2", K), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(c, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(a, T, NULL, NULL), 1);
+	/* from now on P1 reads nothing: fill its link to max-pending */
+	struct buf batch;
+	uint8_t payload[SIZE];
+	memset(payload, 's', sizeof payload);
+	buf_init(&batch, (size_t)BATCH * (SIZE + 64));
+	for (int i = 0; i < BATCH; i++) {
+		struct frame f = {.type = IPCBUS__FRAME_TYPE__PUB};
+		f.channel = (struct frame_bytes){(const uint8_t *)"st.x", 4, 1};
+		f.payload = (struct frame_bytes){payload, SIZE, 1};
+		CU_ASSERT_EQUAL_FATAL(frame_append(&batch, &f, NULL, 0), 0);
+	}
+	struct bridges_status st = {0};
+	for (int r = 0; r < 64 && st.dropped[1] == 0; r++) {
+		CU_ASSERT_EQUAL_FATAL(harness_raw_send(pub, buf_rptr(&batch), buf_len(&batch)), 0);
+		CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(pub, T, NULL, NULL), 1);
+		CU_ASSERT_EQUAL_FATAL(bridges_status(&net, 0, &st), 0);
+	}
+	buf_fini(&batch);
+	CU_ASSERT_FATAL(st.dropped[1] > 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(c, T, NULL, NULL), 1); /* P2 read all so far */
+
+	/* P2 is no longer X's child (a plain BRIDGE: no reset, nothing new
+	 * of P2's interest follows) */
+	CU_ASSERT_EQUAL(peer_bridge_reset(c, p1, 1, 0, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_broker_wait_log(net.b[0], "not reading its answers", T), 0);
+	struct saw_sub w = {"loc.x", 0};
+	CU_ASSERT_EQUAL(harness_raw_barrier(c, T, saw_sub_cb, &w), 1);
+	if (!w.n)
+		fprintf(stderr, "  X, now P2's child, never told P2 of its interest\n");
+	CU_ASSERT_EQUAL(w.n, 1);
+}
+
 static const struct harness_case cases[] = {
 	{"config", test_config},
 	{"two_brokers", test_two_brokers},
@@ -1854,6 +1953,7 @@ static const struct harness_case cases[] = {
 	{"pattern_nr", test_pattern_nr},
 	{"redial_same_peer", test_redial_same_peer},
 	{"accepted_line", test_accepted_line},
+	{"standby_reentry", test_standby_reentry},
 };
 
 int main(int argc, char **argv)
