@@ -246,15 +246,21 @@ void bridge_interest(struct broker *b, struct interest_entry *e)
 /* The link's subscriptions deliver by forwarding: the copy for a link is
  * written once per message, after every match (link_after), with the
  * queue groups this side of the link is to serve. */
+/* The router asks it (sub_ops.takes): the peer's pattern may overlap
+ * this line's and still not carry this channel, and then nobody is
+ * reached through l; a link that is not active or is closing reaches
+ * nobody either.  A queue group picks among the links that take it. */
+static int link_takes(const struct sub *s, const char *ch, size_t len)
+{
+	const struct link *l = s->owner;
+	return l->active && l->c->state == CONN_OPEN && link_carries(l, ch, len);
+}
+
 static int link_deliver(struct sub *s, struct message *m)
 {
 	struct link *l = s->owner;
 	if (!l->active || l->c->state != CONN_OPEN)
-		return 0;
-	/* the peer's pattern may overlap this line's and still not carry
-	 * this channel: then nobody is reached through l */
-	if (!link_carries(l, (const char *)m->f->channel.p, m->f->channel.len))
-		return 0;
+		return 0; /* the router asked link_takes: not reached */
 	if (l->after.stamp != m->stamp)
 		l->ngroups = 0;
 	if (s->queue) {
@@ -269,7 +275,7 @@ static int link_deliver(struct sub *s, struct message *m)
 	return 1;
 }
 
-static const struct sub_ops link_sub_ops = {link_deliver};
+static const struct sub_ops link_sub_ops = {link_deliver, link_takes};
 
 static void link_after(struct route_after *a, struct message *m)
 {

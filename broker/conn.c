@@ -636,7 +636,7 @@ static int conn_sub_deliver(struct sub *s, struct message *m)
 	return 1;
 }
 
-const struct sub_ops conn_sub_ops = {conn_sub_deliver};
+const struct sub_ops conn_sub_ops = {conn_sub_deliver, NULL};
 
 void conn_sub_free(struct sub *s)
 {

@@ -29,6 +29,12 @@ struct message;
  * the former count as responders. */
 struct sub_ops {
 	int (*deliver)(struct sub *s, struct message *m);
+	/* NULL, or 0 when s does not take the channel (valid, not
+	 * NUL-terminated) although its pattern matches it: a link whose
+	 * line does not carry it.  The router asks it of remote
+	 * subscriptions only, so that a queue group picks a member that can
+	 * be reached. */
+	int (*takes)(const struct sub *s, const char *channel, size_t len);
 };
 
 struct sub {
@@ -68,7 +74,8 @@ void router_remove(struct router *r, struct sub *s);
 long router_match(struct router *r, const char *channel, size_t len, struct sub ***out);
 
 /* The same, without the subscriptions whose owner is exclude (where the
- * message came from: it never goes back there). */
+ * message came from: it never goes back there), and without the remote
+ * ones that do not take the channel (sub_ops.takes). */
 long router_match_from(struct router *r, const char *channel, size_t len, const void *exclude,
 		       struct sub ***out);
 

@@ -56,6 +56,8 @@
  *                 names the peer, X's line's patterns bound that link
  *   standby_reentry  a link set standby closes another link on the way
  *                 and becomes active again: its peer gets all interest
+ *   group_patterns  a queue group member behind a link whose line does
+ *                 not carry the channel is not picked: the other gets all
  */
 #include <config.h>
 
@@ -1928,6 +1930,40 @@ static void test_standby_reentry(void)
 	CU_ASSERT_EQUAL(w.n, 1);
 }
 
+/* B-A-C.  A's line to B carries a.> only; g has a member on B (*.x: a
+ * pattern that overlaps a.>) and one on C (b.x).  A's messages on b.x can
+ * only reach C's member, and every one must: A took B's link as the
+ * group's member in turn and the link dropped it. */
+static void test_group_patterns(void)
+{
+	enum { N = 40 };
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 3, NULL), 0);
+	net.probe = "a.probe";
+	CU_ASSERT_EQUAL_FATAL(bridges_line(&net, 0, 1, "a.>"), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_line(&net, 0, 2, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_wait_links(&net, 10000), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_wait_flow_all(&net, 10000), 0);
+	struct harness_raw *pa = open_raw(net.b[0], "pub-a"), *mb = open_raw(net.b[1], "member-b"),
+			   *mc = open_raw(net.b[2], "member-c");
+	CU_ASSERT_FATAL(pa && mb && mc);
+	CU_ASSERT_EQUAL_FATAL(sub_ready(mb, 1, "*.x", "g"), 0);
+	CU_ASSERT_EQUAL_FATAL(sub_ready(mc, 1, "b.x", "g"), 0);
+	/* A knows both members: a.x reaches B's, b.x C's */
+	CU_ASSERT_EQUAL_FATAL(bridges_probe(pa, "a.x", &mb, 1, 10000), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_probe(pa, "b.x", &mc, 1, 10000), 0);
+	CU_ASSERT_EQUAL_FATAL(pub_numbered(pa, "b.x", 'A', N), 0);
+	int got = 0;
+	uint64_t until = harness_now() + T;
+	while (got < N && harness_now() < until && harness_raw_read(mc, 500) == 1)
+		if (mc->f.type == IPCBUS__FRAME_TYPE__MSG && mc->f.payload.len > 2 &&
+		    memcmp(mc->f.payload.p, "A-", 2) == 0)
+			got++;
+	fprintf(stderr, "  (C's member got %d of %d)\n", got, N);
+	CU_ASSERT_EQUAL(got, N);
+}
+
 static const struct harness_case cases[] = {
 	{"config", test_config},
 	{"two_brokers", test_two_brokers},
@@ -1954,6 +1990,7 @@ static const struct harness_case cases[] = {
 	{"redial_same_peer", test_redial_same_peer},
 	{"accepted_line", test_accepted_line},
 	{"standby_reentry", test_standby_reentry},
+	{"group_patterns", test_group_patterns},
 };
 
 int main(int argc, char **argv)
