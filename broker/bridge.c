@@ -182,8 +182,10 @@ static void link_send_bridge(struct link *l, int reset)
 		conn_close(l->c, "out of memory");
 }
 
-/* Announce (on) or withdraw e on l. */
-static void link_send_interest(struct link *l, const struct interest_entry *e, int on)
+/* Announce (on) or withdraw e on l.  0, or -1 when it was not sent (out
+ * of memory, or l's peer does not read even its control frames: then l
+ * was closed, and link_down ran inside). */
+static int link_send_interest(struct link *l, const struct interest_entry *e, int on)
 {
 	struct frame f = {.type = on ? IPCBUS__FRAME_TYPE__SUB : IPCBUS__FRAME_TYPE__UNSUB,
 			  .has_sid = 1, .sid = e->id};
@@ -192,7 +194,7 @@ static void link_send_interest(struct link *l, const struct interest_entry *e, i
 		if (e->queue)
 			f.queue = (struct frame_bytes){(const uint8_t *)e->queue, e->qlen, 1};
 	}
-	conn_send(l->c, &f);
+	return conn_send(l->c, &f) < 0 ? -1 : 0;
 }
 
 /* What l should know of e now, told if it changed. */
@@ -204,11 +206,26 @@ static void link_sync_entry(struct link *l, struct interest_entry *e)
 	int has = (e->announced & bit) != 0;
 	if (want == has)
 		return;
-	link_send_interest(l, e, want);
+	if (link_send_interest(l, e, want) < 0)
+		return; /* not told (and l may be down: its bits are clear) */
 	if (want)
 		e->announced |= bit;
 	else
 		e->announced &= ~bit;
+}
+
+/* link_sync_entry for each entry in turn: a link closed on the way frees
+ * what nobody counts any more, never the entry in hand. */
+static void link_sync_all(struct link *l)
+{
+	struct interest *t = l->b->interest;
+	for (struct interest_entry *e = interest_first(t), *next; e; e = next) {
+		e->pinned++;
+		link_sync_entry(l, e);
+		e->pinned--;
+		next = e->next;
+		interest_gc(t, e);
+	}
 }
 
 void bridge_interest(struct broker *b, struct interest_entry *e)
@@ -216,9 +233,12 @@ void bridge_interest(struct broker *b, struct interest_entry *e)
 	struct bridge *br = b->bridge;
 	if (!br)
 		return;
+	/* a link that closes on the way forgets e: e stays for the caller */
+	e->pinned++;
 	for (int i = 0; i < INTEREST_LINKS; i++)
 		if (br->slots[i] && br->slots[i]->active)
 			link_sync_entry(br->slots[i], e);
+	e->pinned--;
 }
 
 /* ---- a link's subscriptions (what the peer told) ---- */
@@ -226,27 +246,36 @@ void bridge_interest(struct broker *b, struct interest_entry *e)
 /* The link's subscriptions deliver by forwarding: the copy for a link is
  * written once per message, after every match (link_after), with the
  * queue groups this side of the link is to serve. */
-static void link_deliver(struct sub *s, struct message *m)
+/* The router asks it (sub_ops.takes): the peer's pattern may overlap
+ * this line's and still not carry this channel, and then nobody is
+ * reached through l; a link that is not active or is closing reaches
+ * nobody either.  A queue group picks among the links that take it. */
+static int link_takes(const struct sub *s, const char *ch, size_t len)
+{
+	const struct link *l = s->owner;
+	return l->active && l->c->state == CONN_OPEN && link_carries(l, ch, len);
+}
+
+static int link_deliver(struct sub *s, struct message *m)
 {
 	struct link *l = s->owner;
 	if (!l->active || l->c->state != CONN_OPEN)
-		return;
-	if (!link_carries(l, (const char *)m->f->channel.p, m->f->channel.len))
-		return;
+		return 0; /* the router asked link_takes: not reached */
 	if (l->after.stamp != m->stamp)
 		l->ngroups = 0;
 	if (s->queue) {
 		if (l->ngroups == LINK_GROUPS) {
 			l->dropped++;
-			return;
+			return 1;
 		}
 		l->groups[l->ngroups++] =
 			(struct frame_bytes){(const uint8_t *)s->queue, strlen(s->queue), 1};
 	}
 	route_after(m, &l->after);
+	return 1;
 }
 
-static const struct sub_ops link_sub_ops = {link_deliver};
+static const struct sub_ops link_sub_ops = {link_deliver, link_takes};
 
 static void link_after(struct route_after *a, struct message *m)
 {
@@ -302,10 +331,9 @@ static void link_reannounce(struct link *l)
 {
 	struct broker *b = l->b;
 	uint64_t bit = UINT64_C(1) << l->slot;
-	for (struct interest_entry *e = interest_first(b->interest); e; e = e->next) {
+	for (struct interest_entry *e = interest_first(b->interest); e; e = e->next)
 		e->announced &= ~bit;
-		link_sync_entry(l, e);
-	}
+	link_sync_all(l);
 }
 
 /* ---- the tree ---- */
@@ -318,18 +346,22 @@ static void bridge_set_active(struct link *l, int active)
 	l->active = active;
 	if (active) {
 		link_send_bridge(l, 1);
-		for (struct interest_entry *e = interest_first(b->interest); e; e = e->next)
-			link_sync_entry(l, e);
+		link_sync_all(l);
 		log_debug(&b->log, "bridge link to %s: active", l->name);
 	} else {
-		link_forget_peer(l);
+		/* what we told the peer is void (it forgets it too) before
+		 * forgetting what it told: withdrawing that from the other
+		 * links may close one of them, and the tree may make l active
+		 * again in there, announcing everything afresh */
 		uint64_t bit = UINT64_C(1) << l->slot;
+		for (struct interest_entry *e = interest_first(b->interest); e; e = e->next)
+			e->announced &= ~bit;
+		link_forget_peer(l);
 		for (struct interest_entry *e = interest_first(b->interest), *next; e; e = next) {
 			next = e->next;
-			e->announced &= ~bit;
 			interest_gc(b->interest, e);
 		}
-		log_debug(&b->log, "bridge link to %s: standby", l->name);
+		log_debug(&b->log, "bridge link to %s: %s", l->name, l->active ? "active" : "standby");
 	}
 }
 
@@ -349,7 +381,7 @@ static void bridge_tree(struct broker *b)
 		/* not a neighbour whose own path goes through us (poison
 		 * reverse), nor one as far as the tree may reach */
 		if (!l || l->state != LINK_UP || !l->told || l->pparent ||
-		    l->pdist + 1 >= BRIDGE_MAX_HOPS)
+		    l->pdist >= BRIDGE_MAX_HOPS - 1) /* pdist + 1 wraps at UINT32_MAX */
 			continue;
 		int r = bridge_idcmp(l->proot, l->proot_len, root, root_len);
 		/* our own id as root is ours at distance 0: only a smaller
@@ -438,18 +470,37 @@ static void link_up(struct link *l)
 	size_t self_len;
 	const uint8_t *self = bridge_self(b, &self_len);
 
-	/* two links to one peer (both dialed): the one dialed by the
-	 * smaller id stays, on both sides alike */
+	/* two links to one peer: when each side dialed one, the one dialed
+	 * by the smaller id stays, on both sides alike; when one side
+	 * dialed both, the newer stays (that side dials again only once it
+	 * gave the first up: a keepalive that ran out there, a partition) */
 	struct link *other = bridge_link_to(b, l->peer, l->peer_len);
 	if (other) {
 		int we_smaller = bridge_idcmp(self, self_len, l->peer, l->peer_len) < 0;
-		struct link *loser = (l->dialed == we_smaller) ? other : l;
-		log_info(&b->log, "bridge: two links to %s: closing the one %s dialed (duplicate link)",
-			 l->name, loser->dialed ? "this broker" : "the peer");
+		struct link *loser = l->dialed == other->dialed ? other
+				     : (l->dialed == we_smaller) ? other : l;
+		if (l->dialed == other->dialed)
+			log_info(&b->log, "bridge: two links to %s: closing the older (duplicate link)",
+				 l->name);
+		else
+			log_info(&b->log,
+				 "bridge: two links to %s: closing the one %s dialed (duplicate link)",
+				 l->name, loser->dialed ? "this broker" : "the peer");
 		loser->duplicate = 1;
 		conn_close(loser->c, "duplicate link");
-		if (loser == l)
+		if (loser == l) {
+			/* the peer's link stays; it came before this dial named
+			 * the peer, so it has the default patterns: from now
+			 * on this line's bound it, after a reset exchange */
+			if (l->dialed && l->line && !other->line) {
+				other->line = l->line;
+				if (other->active) {
+					bridge_set_active(other, 0);
+					bridge_tree(b);
+				}
+			}
 			return;
+		}
 	}
 	int slot = -1;
 	for (int i = 0; i < INTEREST_LINKS && slot < 0; i++)
@@ -507,7 +558,9 @@ static void link_down(struct link *l, const char *why)
 		bridge_tree(b);
 	}
 	/* redial: our own line, and a line to that peer whose dial
-	 * stood down for the peer's link */
+	 * stood down for the peer's link (the line an accepted link was
+	 * matched to by the peer's id, l->line, too; our own line is armed
+	 * now, so it is not retried twice) */
 	if (l->dialed && l->line) {
 		l->line->link = NULL;
 		bridge_line_retry(l->line);
@@ -515,7 +568,7 @@ static void link_down(struct link *l, const char *why)
 	if (was_up && l->peer_len) {
 		for (size_t i = 0; i < br->nlines; i++) {
 			struct bridge_line *ln = &br->lines[i];
-			if (ln != l->line && !ln->link && ln->peer_len == l->peer_len &&
+			if (!ln->link && ln->peer_len == l->peer_len &&
 			    memcmp(ln->peer, l->peer, l->peer_len) == 0 && !ln->timer.armed)
 				bridge_line_retry(ln);
 		}
@@ -588,8 +641,11 @@ static void bridge_dial(struct bridge_line *ln)
 	if (rc < 0) {
 		if (!t || !t->dial)
 			snprintf(err, sizeof err, "this transport cannot dial");
-		if (ln->fails++ == 0 || ln->fails - ln->fails_logged >= 100)
-			log_warn(&b->log, "bridge %s: %s", ln->shown, err);
+		if (ln->fails++ == 0 || ln->fails - ln->fails_logged >= 100) {
+			ln->fails_logged = ln->fails;
+			log_warn(&b->log, "bridge %s: %s (retrying, %llu failure(s) in a row)",
+				 ln->shown, err, (unsigned long long)ln->fails);
+		}
 		bridge_line_retry(ln);
 		return;
 	}
@@ -755,7 +811,9 @@ static void link_sub(struct link *l, const struct frame *f)
 		return; /* it will send it all again once we agree */
 	if (!f->sid || !f->channel.set ||
 	    chan_valid_pattern((const char *)f->channel.p, f->channel.len) < 0 ||
-	    f->queue.len > 255) {
+	    /* nobody's clients can have it: it reads every requester's replies */
+	    chan_is_inbox_wildcard((const char *)f->channel.p, f->channel.len) ||
+	    (f->queue.len && !chan_valid_queue((const char *)f->queue.p, f->queue.len))) {
 		l->refused++;
 		return;
 	}
@@ -773,12 +831,17 @@ static void link_sub(struct link *l, const struct frame *f)
 	struct interest_entry *e =
 		interest_get(b->interest, (const char *)f->channel.p, f->channel.len,
 			     (const char *)f->queue.p, f->queue.len);
-	if (!e)
-		goto nomem;
+	if (!e) {
+		log_error(&b->log, "bridge link to %s: out of memory for its interest", l->name);
+		return;
+	}
 	if (e->from & UINT64_C(1) << l->slot) {
 		l->refused++;
 		return;
 	}
+	/* route_sub_add/remove free e when it ends up uncounted: it is ours
+	 * to free here, once */
+	e->pinned++;
 	struct sub *s = calloc(1, sizeof *s);
 	if (!s)
 		goto nomem;
@@ -809,9 +872,11 @@ static void link_sub(struct link *l, const struct frame *f)
 		conn_sub_free(s);
 		goto nomem;
 	}
+	e->pinned--;
 	return;
 nomem:
 	log_error(&b->log, "bridge link to %s: out of memory for its interest", l->name);
+	e->pinned--;
 	interest_gc(b->interest, e);
 }
 

@@ -626,16 +626,17 @@ void conn_deliver_frame(struct conn *c, const uint8_t *prefix, size_t k, const u
 	conn_account(c, before);
 }
 
-static void conn_sub_deliver(struct sub *s, struct message *m)
+static int conn_sub_deliver(struct sub *s, struct message *m)
 {
 	struct conn *c = s->owner;
 	size_t len;
 	const uint8_t *body = route_body(c->b, m, &len);
 	if (body)
 		conn_deliver(c, s->sid, body, len);
+	return 1;
 }
 
-const struct sub_ops conn_sub_ops = {conn_sub_deliver};
+const struct sub_ops conn_sub_ops = {conn_sub_deliver, NULL};
 
 void conn_sub_free(struct sub *s)
 {

@@ -310,27 +310,14 @@ static void handle_pub(struct conn *c, const struct frame *f)
 	b->stats.msgs_in++;
 	struct message m = {.f = f};
 	long n = route_publish(b, &m);
-	/* "is anyone subscribed" is the router's question, and interest
-	 * learned from peer brokers is in the router too */
-	if (n == 0 && request &&
-	    !router_has_interest(b->router, (const char *)f->channel.p, f->channel.len)) {
+	/* nobody took it: no subscription here, and none reached over a
+	 * link (interest learned from peers is in the router; a link whose
+	 * patterns do not carry the channel does not take it) */
+	if (n == 0 && request) {
 		b->stats.no_responders++;
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_NO_RESPONDERS, 0, "no responders on '%s'",
 			   handle_show(&f->channel, show, sizeof show));
 	}
-}
-
-static int handle_queue_valid(const struct frame_bytes *q)
-{
-	if (q->len > 255)
-		return 0;
-	for (size_t i = 0; i < q->len; i++) {
-		unsigned char ch = q->p[i];
-		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
-		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
-			return 0;
-	}
-	return 1;
 }
 
 static char *handle_strdup(const struct frame_bytes *fb)
@@ -368,7 +355,7 @@ static void handle_sub(struct conn *c, const struct frame *f)
 	}
 	/* an empty queue is no queue group (absent == zero value) */
 	int group = f->queue.len > 0;
-	if (group && !handle_queue_valid(&f->queue)) {
+	if (group && !chan_valid_queue((const char *)f->queue.p, f->queue.len)) {
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
 			   "invalid queue group '%s' (1-255 of A-Z a-z 0-9 _ - .)",
 			   handle_show(&f->queue, show, sizeof show));

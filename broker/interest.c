@@ -123,7 +123,7 @@ struct interest_entry *interest_get(struct interest *t, const char *pattern, siz
 
 void interest_gc(struct interest *t, struct interest_entry *e)
 {
-	if (e->local || e->from || e->announced)
+	if (e->local || e->from || e->announced || e->pinned)
 		return;
 	struct interest_entry **pp = &t->tab[e->hash & (t->cap - 1)];
 	while (*pp != e)

@@ -27,6 +27,7 @@ struct interest_entry {
 	size_t local;        /* subscriptions of this broker's own */
 	uint64_t from;       /* links that announced it */
 	uint64_t announced;  /* links it is announced to */
+	unsigned pinned;     /* held by a caller: interest_gc leaves it */
 	uint32_t hash;
 	struct interest_entry *hnext;       /* hash chain */
 	struct interest_entry *next, *prev; /* every entry, oldest first */
@@ -42,7 +43,9 @@ void interest_free(struct interest *t);
 struct interest_entry *interest_get(struct interest *t, const char *pattern, size_t plen,
 				    const char *queue, size_t qlen);
 
-/* Free e if nothing counts it and no link was told of it. */
+/* Free e if nothing counts it, no link was told of it and nobody pinned
+ * it (a caller that tells links of e pins it: a link closed on the way
+ * forgets what it was told, and that must not free e under the caller). */
 void interest_gc(struct interest *t, struct interest_entry *e);
 
 /* Every entry, oldest first: interest_first(), then e->next. */

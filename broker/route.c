@@ -68,8 +68,7 @@ long route_publish(struct broker *b, struct message *m)
 		 * publishing broker chose where each group is served */
 		if (s->queue && m->forwarded && !route_serves_group(m, s->queue))
 			continue;
-		s->ops->deliver(s, m);
-		m->delivered++;
+		m->delivered += (size_t)s->ops->deliver(s, m);
 	}
 	for (struct route_after *a = m->after, *next; a; a = next) {
 		next = a->next;

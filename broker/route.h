@@ -49,12 +49,12 @@ struct message {
 	uint64_t stamp;                /* unique per routed message */
 	const uint8_t *body;           /* the MSG body (route_body) */
 	size_t len;
-	size_t delivered;              /* delivery ops called */
+	size_t delivered;              /* delivery ops that took it */
 	struct route_after *after;
 };
 
 /* Route m to every matching subscription.  The number of subscriptions
- * it went to, or -ENOMEM. */
+ * that took it (their deliver op returned 1), or -ENOMEM. */
 long route_publish(struct broker *b, struct message *m);
 
 /* The shared MSG body of m (channel, reply_to, headers, payload; no sid),

@@ -103,6 +103,8 @@ struct router {
 	uint64_t epoch;
 	int oom; /* set when scratch could not grow during a walk */
 	const void *exclude; /* the owner router_match_from() skips */
+	const char *chan;    /* the channel it matches, for sub_ops.takes */
+	size_t chanlen;
 };
 
 #define ROUTER_NONE ((size_t)-1)
@@ -530,11 +532,20 @@ static size_t router_tokens(const struct router *r, const char *channel, size_t 
 	return 0;
 }
 
+/* s is a candidate for the message being matched: not of the excluded
+ * owner, and (a remote one) taking the channel. */
+static int router_candidate(const struct router *r, const struct sub *s)
+{
+	if (s->owner == r->exclude && s->owner)
+		return 0;
+	return !s->remote || !s->ops || !s->ops->takes || s->ops->takes(s, r->chan, r->chanlen);
+}
+
 /* Add the subscriptions of a node the channel ends at. */
 static void router_collect(struct router *r, struct router_node *n)
 {
 	for (struct sub *s = n->subs; s; s = s->next) {
-		if (s->owner == r->exclude && s->owner)
+		if (!router_candidate(r, s))
 			continue;
 		if (r->nres == r->rescap &&
 		    router_grow((void **)&r->res, &r->rescap, r->nres + 1, sizeof *r->res) < 0) {
@@ -604,15 +615,15 @@ static int router_wild_first(const char *channel, size_t len)
 	return !chan_is_system(channel, len) && !chan_is_inbox(channel, len);
 }
 
-/* The remote member of g to take: the k-th (by the turn) of those whose
- * owner is not excluded, or NULL when there is none. */
+/* The remote member of g to take: the k-th (by the turn) of the
+ * candidates (router_candidate), or NULL when there is none. */
 static struct sub *router_pick_remote(struct router *r, struct router_group *g)
 {
 	size_t cand = 0;
 	for (size_t h = g->first; h != ROUTER_NONE; h = r->qhits[h].next) {
 		const struct router_qnode *qn = r->qhits[h].qn;
 		for (size_t j = qn->nlocal; j < qn->n; j++)
-			cand += qn->m[j]->owner != r->exclude;
+			cand += router_candidate(r, qn->m[j]);
 	}
 	if (!cand)
 		return NULL;
@@ -620,7 +631,7 @@ static struct sub *router_pick_remote(struct router *r, struct router_group *g)
 	for (size_t h = g->first; h != ROUTER_NONE; h = r->qhits[h].next) {
 		const struct router_qnode *qn = r->qhits[h].qn;
 		for (size_t j = qn->nlocal; j < qn->n; j++)
-			if (qn->m[j]->owner != r->exclude && k-- == 0)
+			if (router_candidate(r, qn->m[j]) && k-- == 0)
 				return qn->m[j];
 	}
 	return NULL;
@@ -641,6 +652,8 @@ long router_match_from(struct router *r, const char *channel, size_t len, const 
 	r->oom = 0;
 	r->epoch++;
 	r->exclude = exclude;
+	r->chan = channel;
+	r->chanlen = len;
 	router_walk(r, r->root, t, 0, nt, router_wild_first(channel, len));
 	/* one member per group, taking turns over all candidates of the
 	 * group: a local one when the group has any here */

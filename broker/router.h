@@ -22,9 +22,19 @@ struct message;
 
 /* What a subscription delivers to: a client connection, a bridge link
  * (and later a raw bridge).  The router never looks behind it; the
- * broker's publish path (route.c) calls deliver for each match. */
+ * broker's publish path (route.c) calls deliver for each match.  deliver
+ * returns 1 when the message went to (or was dropped and counted for) the
+ * subscriber, 0 when this subscription does not take it at all (a link
+ * whose patterns do not carry the channel, one that is going away): only
+ * the former count as responders. */
 struct sub_ops {
-	void (*deliver)(struct sub *s, struct message *m);
+	int (*deliver)(struct sub *s, struct message *m);
+	/* NULL, or 0 when s does not take the channel (valid, not
+	 * NUL-terminated) although its pattern matches it: a link whose
+	 * line does not carry it.  The router asks it of remote
+	 * subscriptions only, so that a queue group picks a member that can
+	 * be reached. */
+	int (*takes)(const struct sub *s, const char *channel, size_t len);
 };
 
 struct sub {
@@ -64,7 +74,8 @@ void router_remove(struct router *r, struct sub *s);
 long router_match(struct router *r, const char *channel, size_t len, struct sub ***out);
 
 /* The same, without the subscriptions whose owner is exclude (where the
- * message came from: it never goes back there). */
+ * message came from: it never goes back there), and without the remote
+ * ones that do not take the channel (sub_ops.takes). */
 long router_match_from(struct router *r, const char *channel, size_t len, const void *exclude,
 		       struct sub ***out);
 

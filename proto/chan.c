@@ -150,3 +150,16 @@ int chan_overlap(const char *a, size_t alen, const char *b, size_t blen)
 			return 0;
 	}
 }
+
+int chan_valid_queue(const char *q, size_t len)
+{
+	if (len == 0 || len > 255)
+		return 0;
+	for (size_t i = 0; i < len; i++) {
+		unsigned char ch = (unsigned char)q[i];
+		if (!((ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') ||
+		      (ch >= '0' && ch <= '9') || ch == '_' || ch == '-' || ch == '.'))
+			return 0;
+	}
+	return 1;
+}

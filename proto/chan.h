@@ -37,6 +37,10 @@ int chan_is_inbox(const char *s, size_t len);
  * _INBOX channels (chan_match), so every other pattern names its inboxes. */
 int chan_is_inbox_wildcard(const char *s, size_t len);
 
+/* 1 when q[0..len) is a valid queue group name: 1-255 of A-Z a-z 0-9 _ -
+ * . (the router and the interest table hold it NUL-terminated). */
+int chan_valid_queue(const char *q, size_t len);
+
 /* 1 when the valid pattern matches the valid channel name.  The router uses
  * its own index; this is the reference the tests compare it with. */
 int chan_match(const char *pat, size_t plen, const char *name, size_t nlen);

@@ -1311,7 +1311,7 @@ int harness_init(const char *name, int need_cli, int watchdog_s)
 }
 
 /* A raw client around a connected descriptor (taken, also on failure). */
-static struct harness_raw *harness_raw_wrap(int fd)
+struct harness_raw *harness_raw_adopt(int fd)
 {
 	struct harness_raw *r = calloc(1, sizeof *r);
 
@@ -1384,7 +1384,7 @@ struct harness_raw *harness_raw_connect_url(const char *url)
 		errno = -fd;
 		return NULL;
 	}
-	return harness_raw_wrap(fd);
+	return harness_raw_adopt(fd);
 }
 
 struct harness_raw *harness_raw_open_url(const char *url, const char *name)

@@ -299,6 +299,10 @@ struct harness_raw *harness_raw_connect_url(const char *url);
  * NULL on failure (errno as above, or EPROTO). */
 struct harness_raw *harness_raw_open_url(const char *url, const char *name);
 
+/* A raw client around a connected descriptor (taken, also on failure):
+ * nothing sent, closed at cleanup.  NULL when out of memory. */
+struct harness_raw *harness_raw_adopt(int fd);
+
 /* Close as a peer that vanished: on TCP with a reset (SO_LINGER 0), else a
  * plain close; then free, like harness_raw_close.  NULL does nothing. */
 void harness_raw_abort(struct harness_raw *r);

@@ -38,6 +38,26 @@
  *                 answer: A's memory bounded, retries with backoff, idle CPU
  *   stalled_link  a link that never reads: bounded by max-pending, drops
  *                 counted, never disconnected
+ *   peer_queue    a peer's SUB with a queue group a client could not
+ *                 name (a NUL inside, a space) is refused
+ *   stalled_unsub a link full to max-pending, then more UNSUBs than its
+ *                 control slack: the link closes, the broker lives
+ *   both_dial_redial  X's line stood down for the link its peer dialed:
+ *                 when that link ends, X's line dials again
+ *   absurd_dist   a neighbour 31 links or more from its root, or at
+ *                 4294967295 (which wrapped), is not taken as parent
+ *   peer_inbox    a peer's `_INBOX.>` does not read others' replies; its
+ *                 own inbox pattern does
+ *   pattern_nr    a request whose channel the line does not carry gets
+ *                 no responders, though the peer's pattern overlaps the line
+ *   redial_same_peer  a peer dials again while its first link is still
+ *                 up here: the newer link stays, whichever id is smaller
+ *   accepted_line the peer's link came first and stays: once X's dial
+ *                 names the peer, X's line's patterns bound that link
+ *   standby_reentry  a link set standby closes another link on the way
+ *                 and becomes active again: its peer gets all interest
+ *   group_patterns  a queue group member behind a link whose line does
+ *                 not carry the channel is not picked: the other gets all
  */
 #include <config.h>
 
@@ -387,19 +407,27 @@ static struct harness_raw *peer_open(const char *url, const char *self, const ch
 	return r;
 }
 
-/* The spanning tree as the peer sees it (Frame.bridge, a Bridge). */
-static int peer_bridge(struct harness_raw *r, const char *root, unsigned dist, int parent)
+/* The spanning tree as the peer sees it (Frame.bridge, a Bridge); reset:
+ * the peer's whole interest follows. */
+static int peer_bridge_reset(struct harness_raw *r, const char *root, unsigned dist, int parent,
+			     int reset)
 {
 	struct pbw m = {0}, frame = {0};
 	pbw_str(&m, 1, root);
 	pbw_uint(&m, 2, dist);
 	pbw_uint(&m, 3, parent != 0);
-	pbw_uint(&m, 4, 1); /* reset: my whole interest follows (none) */
+	pbw_uint(&m, 4, reset != 0);
 	pbw_uint(&m, 5, 1u << 20);
 	pbw_uint(&m, 6, 64u << 10);
 	pbw_uint(&frame, 1, T_BRIDGE);
 	pbw_bytes(&frame, F_BRIDGE, m.p, m.n);
 	return pbw_send(r, &frame);
+}
+
+/* The same with reset (none of the peer's interest follows). */
+static int peer_bridge(struct harness_raw *r, const char *root, unsigned dist, int parent)
+{
+	return peer_bridge_reset(r, root, dist, parent, 1);
 }
 
 /* A forwarded message (a MSG without sid); group: the queue group the
@@ -417,6 +445,47 @@ static int peer_msg(struct harness_raw *r, const char *channel, const char *payl
 	if (group)
 		pbw_str(&frame, F_GROUPS, group);
 	return pbw_send(r, &frame);
+}
+
+/* A SUB from the peer (interest of its side), queue of qlen bytes (NULL:
+ * none). */
+static int peer_sub(struct harness_raw *r, uint64_t sid, const char *pattern, const void *queue,
+		    size_t qlen)
+{
+	struct pbw frame = {0};
+	pbw_uint(&frame, 1, IPCBUS__FRAME_TYPE__SUB);
+	pbw_uint(&frame, 7, sid);
+	pbw_str(&frame, 3, pattern);
+	if (queue)
+		pbw_bytes(&frame, 8, queue, qlen);
+	return pbw_send(r, &frame);
+}
+
+static int peer_unsub(struct harness_raw *r, uint64_t sid)
+{
+	struct pbw frame = {0};
+	pbw_uint(&frame, 1, IPCBUS__FRAME_TYPE__UNSUB);
+	pbw_uint(&frame, 7, sid);
+	return pbw_send(r, &frame);
+}
+
+static void nr_cb(void *arg, struct harness_raw *r)
+{
+	if (r->f.type == IPCBUS__FRAME_TYPE__ERR && r->f.id == 77 &&
+	    r->err_code == IPCBUS__ERR_CODE__E_NO_RESPONDERS)
+		*(int *)arg = 1;
+}
+
+/* A request on channel from a local client: 1 when the broker answered
+ * "no responders", 0 when it did not (the round trip after it came back
+ * first), -1 on failure. */
+static int no_responders(struct harness_raw *r, const char *channel)
+{
+	int nr = 0;
+	if (harness_raw_pub(r, 77, channel, "_INBOX.review.nr", "q", 1) < 0 ||
+	    harness_raw_barrier(r, T, nr_cb, &nr) != 1)
+		return -1;
+	return nr;
 }
 
 /* Read until the broker sends interest (SUB) in pattern: 1, else 0. */
@@ -1386,6 +1455,515 @@ static void test_stalled_link(void)
 	CU_ASSERT(again);
 }
 
+/* A peer's SUB names a queue group as a client's must (1-255 of A-Z a-z
+ * 0-9 _ - .): one with a NUL inside was counted under the name before the
+ * NUL, an interest entry of its own left behind, and a second such SUB
+ * then freed an entry still in use. */
+static void test_peer_queue(void)
+{
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	low_id(p, sizeof p, net.id[0], '1');
+	struct harness_raw *cl = open_raw(net.b[0], "local");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cl);
+	struct harness_raw *peer = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(peer);
+	CU_ASSERT_EQUAL_FATAL(peer->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(peer, p, 0, 0), 0); /* the link is active */
+	CU_ASSERT_EQUAL(peer_sub(peer, 1, "qn.ok", "g", 1), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(peer, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(no_responders(cl, "qn.ok"), 0); /* the peer's interest counts */
+
+	CU_ASSERT_EQUAL(peer_sub(peer, 2, "qn.x", "g\0a", 3), 0);
+	CU_ASSERT_EQUAL(peer_sub(peer, 3, "qn.x", "g\0b", 3), 0);
+	CU_ASSERT_EQUAL(peer_sub(peer, 4, "qn.y", "g h", 3), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(peer, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(no_responders(cl, "qn.x"), 1);
+	CU_ASSERT_EQUAL(no_responders(cl, "qn.y"), 1);
+	CU_ASSERT_EQUAL(peer_unsub(peer, 2), 0);
+	CU_ASSERT_EQUAL(peer_unsub(peer, 3), 0);
+	CU_ASSERT_EQUAL(peer_unsub(peer, 1), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(peer, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(no_responders(cl, "qn.ok"), 1);
+	CU_ASSERT_EQUAL(kill(net.b[0]->pid, 0), 0);
+}
+
+/* Subscribe (unsub 0) or unsubscribe sids 1..k, pattern PREFIX.N, in one
+ * write. */
+static int sub_many(struct harness_raw *r, const char *prefix, int k, int unsub)
+{
+	struct buf out;
+	int rc = 0;
+
+	buf_init(&out, (size_t)k * 64 + 64);
+	for (int i = 1; i <= k && rc == 0; i++) {
+		char pat[64];
+		int n = snprintf(pat, sizeof pat, "%s.%d", prefix, i);
+		struct frame f = {.type = unsub ? IPCBUS__FRAME_TYPE__UNSUB : IPCBUS__FRAME_TYPE__SUB,
+				  .has_sid = 1, .sid = (uint64_t)i};
+		if (!unsub)
+			f.channel = (struct frame_bytes){(const uint8_t *)pat, (size_t)n, 1};
+		rc = frame_append(&out, &f, NULL, 0);
+	}
+	if (rc == 0)
+		rc = harness_raw_send(r, buf_rptr(&out), buf_len(&out));
+	buf_fini(&out);
+	return rc;
+}
+
+/* A link whose peer does not read, full to max-pending, then more interest
+ * withdrawn than its control slack holds: the UNSUB that does not fit
+ * closes the link, and that close (link_down inside link_sync_entry) freed
+ * the interest entry being withdrawn while route_sub_remove still held it. */
+static void test_stalled_unsub(void)
+{
+	enum { K = 8000, BATCH = 500, SIZE = 1024 };
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, "max-pending 256k\nmax-subscriptions 20000\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	low_id(p, sizeof p, net.id[0], '1');
+	snprintf(net.id[1], sizeof net.id[1], "%s", p); /* for bridges_status */
+	net.n = 2;
+	struct harness_raw *peer = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(peer);
+	CU_ASSERT_EQUAL_FATAL(peer->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(peer, p, 0, 0), 0);
+	CU_ASSERT_EQUAL(peer_sub(peer, 1, "st.>", NULL, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(peer, T, NULL, NULL), 1);
+	/* from now on the peer reads nothing */
+	struct harness_raw *loc = open_raw(net.b[0], "local"), *pub = open_raw(net.b[0], "pub");
+	CU_ASSERT_FATAL(loc && pub);
+	CU_ASSERT_EQUAL_FATAL(sub_many(loc, "su", K, 0), 0); /* announced to the peer */
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(loc, T, NULL, NULL), 1);
+
+	struct buf batch;
+	uint8_t payload[SIZE];
+	memset(payload, 's', sizeof payload);
+	buf_init(&batch, (size_t)BATCH * (SIZE + 64));
+	for (int i = 0; i < BATCH; i++) {
+		struct frame f = {.type = IPCBUS__FRAME_TYPE__PUB};
+		f.channel = (struct frame_bytes){(const uint8_t *)"st.x", 4, 1};
+		f.payload = (struct frame_bytes){payload, SIZE, 1};
+		CU_ASSERT_EQUAL_FATAL(frame_append(&batch, &f, NULL, 0), 0);
+	}
+	struct bridges_status st = {0};
+	for (int r = 0; r < 64 && st.dropped[1] == 0; r++) {
+		CU_ASSERT_EQUAL_FATAL(harness_raw_send(pub, buf_rptr(&batch), buf_len(&batch)), 0);
+		CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(pub, T, NULL, NULL), 1);
+		CU_ASSERT_EQUAL_FATAL(bridges_status(&net, 0, &st), 0);
+	}
+	buf_fini(&batch);
+	CU_ASSERT_FATAL(st.dropped[1] > 0); /* the link holds max-pending */
+
+	/* K UNSUBs for the peer: more than the control slack */
+	CU_ASSERT_EQUAL(sub_many(loc, "su", K, 1), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(loc, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(kill(net.b[0]->pid, 0), 0);
+	/* the link was closed (it does not read): its interest went with it */
+	CU_ASSERT_EQUAL(no_responders(pub, "st.x"), 1);
+	CU_ASSERT_EQUAL(sub_ready(loc, 1, "su.again", NULL), 0);
+}
+
+/* Wait for a connection on the listener lfd (non-blocking) and take it as
+ * a raw client.  NULL when none came within timeout_ms. */
+static struct harness_raw *accept_raw(int lfd, int timeout_ms)
+{
+	uint64_t until = harness_now() + (uint64_t)timeout_ms;
+	do {
+		int fd = accept4(lfd, NULL, NULL, SOCK_CLOEXEC);
+		if (fd >= 0)
+			return harness_raw_adopt(fd);
+		harness_sleep(5);
+	} while (harness_now() < until);
+	return NULL;
+}
+
+/* Answer a bridge HELLO (read into r->f) with a WELCOME as broker id. */
+static int peer_welcome(struct harness_raw *r, const char *id)
+{
+	struct pbw w = {0}, frame = {0};
+	pbw_uint(&w, 1, PROTO_VERSION);
+	pbw_str(&w, 2, id);
+	pbw_uint(&w, 9, 1); /* bridge: true */
+	pbw_uint(&frame, 1, IPCBUS__FRAME_TYPE__WELCOME);
+	pbw_uint(&frame, 2, r->f.id);
+	pbw_bytes(&frame, 10, w.p, w.n);
+	return pbw_send(r, &frame);
+}
+
+/* X has a bridge line to P and P dials X too; the link P dialed stays (P
+ * has the smaller id) and X's line stands down.  When that link ends, X's
+ * line dials again: the line a link was matched to by the peer's id is
+ * the one that stood down, and it was the one line not retried. */
+static void test_both_dial_redial(void)
+{
+	struct bridges net;
+	int lport;
+	int lfd = listener(8, &lport);
+	CU_ASSERT_FATAL(lfd >= 0);
+	char line[96];
+	snprintf(line, sizeof line, "bridge tcp://127.0.0.1:%d\n", lport);
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, line), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	low_id(p, sizeof p, net.id[0], '1');
+
+	/* X dials P: P welcomes it as a bridge */
+	struct harness_raw *in = accept_raw(lfd, T);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(in, T), 1);
+	CU_ASSERT_EQUAL_FATAL(in->f.type, IPCBUS__FRAME_TYPE__HELLO);
+	CU_ASSERT_EQUAL_FATAL(peer_welcome(in, p), 0);
+	char needle[160];
+	snprintf(needle, sizeof needle, "link to %s up", p);
+	CU_ASSERT_EQUAL_FATAL(harness_broker_wait_log(net.b[0], needle, T), 0);
+	/* P dials X: X keeps the link P dialed and closes its own */
+	struct harness_raw *out = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	CU_ASSERT_EQUAL_FATAL(out->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL_FATAL(harness_broker_wait_log(net.b[0], "closing the one this broker dialed", T), 0);
+	CU_ASSERT_EQUAL(harness_raw_wait_closed(in, T), 1);
+	harness_raw_close(in);
+	/* the line's retry after its duplicate closed (100 ms +-25 %) finds
+	 * P's link up and stands down; nothing marks it, so give it time */
+	harness_sleep(400);
+
+	/* P's link ends: X's line dials P again */
+	harness_raw_close(out);
+	struct harness_raw *again = accept_raw(lfd, T);
+	if (!again)
+		fprintf(stderr, "  X did not dial P again after P's link ended\n");
+	CU_ASSERT_PTR_NOT_NULL(again);
+	harness_raw_close(again);
+}
+
+struct saw_sub {
+	const char *pattern;
+	int n;
+};
+
+static void saw_sub_cb(void *arg, struct harness_raw *r)
+{
+	struct saw_sub *w = arg;
+	size_t n = strlen(w->pattern);
+	if (r->f.type == IPCBUS__FRAME_TYPE__SUB && r->f.channel.len == n &&
+	    memcmp(r->f.channel.p, w->pattern, n) == 0)
+		w->n++;
+}
+
+/* A neighbour's distance past the tree's bound is ignored, also one that
+ * wraps a uint32 when one link is added (4294967295 + 1 == 0 passed the
+ * bound: X took the peer as its parent at distance 0). */
+static void test_absurd_dist(void)
+{
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	low_id(p, sizeof p, net.id[0], '1');
+	struct harness_raw *cl = open_raw(net.b[0], "local");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cl);
+	CU_ASSERT_EQUAL_FATAL(sub_ready(cl, 1, "dist.>", NULL), 0);
+	struct harness_raw *peer = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(peer);
+	CU_ASSERT_EQUAL_FATAL(peer->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	static const unsigned far[] = {31, 32, 4294967295u};
+	for (size_t i = 0; i < sizeof far / sizeof far[0]; i++) {
+		struct saw_sub w = {"dist.>", 0};
+		CU_ASSERT_EQUAL(peer_bridge(peer, p, far[i], 0), 0);
+		/* X answers BRIDGE at once: its SUBs come before the PONG */
+		CU_ASSERT_EQUAL(harness_raw_barrier(peer, T, saw_sub_cb, &w), 1);
+		if (w.n)
+			fprintf(stderr, "  X took a neighbour at distance %u as its parent\n", far[i]);
+		CU_ASSERT_EQUAL(w.n, 0);
+	}
+	/* in reach: X's parent, so its interest comes */
+	struct saw_sub w = {"dist.>", 0};
+	CU_ASSERT_EQUAL(peer_bridge(peer, p, 30, 0), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(peer, T, saw_sub_cb, &w), 1);
+	CU_ASSERT_EQUAL(w.n, 1);
+}
+
+struct saw_msg {
+	const char *channel;
+	int n;
+};
+
+static void saw_msg_cb(void *arg, struct harness_raw *r)
+{
+	struct saw_msg *w = arg;
+	size_t n = strlen(w->channel);
+	if (r->f.type == IPCBUS__FRAME_TYPE__MSG && r->f.channel.len == n &&
+	    memcmp(r->f.channel.p, w->channel, n) == 0)
+		w->n++;
+}
+
+/* A peer's interest in inboxes it does not name (`_INBOX.>`, `_INBOX.*`)
+ * is refused as a client's is: it would read every requester's replies.
+ * An inbox pattern that names its inbox still crosses. */
+static void test_peer_inbox(void)
+{
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	low_id(p, sizeof p, net.id[0], '1');
+	struct harness_raw *peer = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(peer);
+	CU_ASSERT_EQUAL_FATAL(peer->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(peer, p, 0, 0), 0);
+	CU_ASSERT_EQUAL(peer_sub(peer, 1, "_INBOX.>", NULL, 0), 0);
+	CU_ASSERT_EQUAL(peer_sub(peer, 2, "_INBOX.*.r", NULL, 0), 0);
+	CU_ASSERT_EQUAL(peer_sub(peer, 3, "_INBOX.peerbox.>", NULL, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(peer, T, NULL, NULL), 1);
+	struct harness_raw *cl = open_raw(net.b[0], "replier");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(cl);
+	/* a reply to a local requester, and one to the peer's */
+	CU_ASSERT_EQUAL(harness_raw_pub(cl, 0, "_INBOX.local.r", NULL, "secret", 6), 0);
+	CU_ASSERT_EQUAL(harness_raw_pub(cl, 0, "_INBOX.peerbox.r", NULL, "yours", 5), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(cl, T, NULL, NULL), 1);
+	struct saw_msg other = {"_INBOX.local.r", 0}, own = {"_INBOX.peerbox.r", 0};
+	uint64_t until = harness_now() + T;
+	while (!own.n && harness_now() < until && harness_raw_read(peer, T) == 1) {
+		saw_msg_cb(&other, peer);
+		saw_msg_cb(&own, peer);
+	}
+	if (other.n)
+		fprintf(stderr, "  the peer read another requester's reply\n");
+	CU_ASSERT_EQUAL(other.n, 0);
+	CU_ASSERT_EQUAL(own.n, 1);
+}
+
+/* A's line carries a.> only; B's subscriber on *.x is interest A takes
+ * (it overlaps a.>), but a request on b.x reaches nobody through the link:
+ * no responders at once, not a timeout.  a.x still goes through. */
+static void test_pattern_nr(void)
+{
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 2, NULL), 0);
+	net.probe = "a.probe";
+	CU_ASSERT_EQUAL_FATAL(bridges_line(&net, 0, 1, "a.>"), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_wait_links(&net, 10000), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_wait_flow_all(&net, 10000), 0);
+	struct harness_raw *sb = open_raw(net.b[1], "sub-b"), *pa = open_raw(net.b[0], "pub-a");
+	CU_ASSERT_FATAL(sb && pa);
+	CU_ASSERT_EQUAL_FATAL(sub_ready(sb, 1, "*.x", NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_wait_interest(pa, "a.x", 10000), 0);
+	CU_ASSERT_EQUAL(no_responders(pa, "a.x"), 0);
+	CU_ASSERT_EQUAL(no_responders(pa, "b.x"), 1);
+}
+
+/* P dials X again while X still holds P's first link (P gave it up: a
+ * keepalive that ran out on P's side first, a partition): the newer link
+ * stays on both ends.  X, with the smaller id, kept the first and closed
+ * every new one until its own keepalive ended the first. */
+static void test_redial_same_peer(void)
+{
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	snprintf(p, sizeof p, "%s", net.id[0]);
+	memset(p, 'z', strlen(p)); /* larger than X's id */
+	struct harness_raw *old = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(old);
+	CU_ASSERT_EQUAL_FATAL(old->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(old, T, NULL, NULL), 1);
+	/* P's first link is dead to P: it dials again */
+	struct harness_raw *again = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(again);
+	CU_ASSERT_EQUAL_FATAL(again->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(harness_raw_wait_closed(old, T), 1);
+	int alive = harness_raw_barrier(again, T, NULL, NULL);
+	if (alive != 1)
+		fprintf(stderr, "  X closed P's new link and kept the one P gave up\n");
+	CU_ASSERT_EQUAL(alive, 1);
+	CU_ASSERT_EQUAL(peer_bridge(again, p, 0, 0), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(again, T, NULL, NULL), 1);
+}
+
+/* X has `bridge URL a.>` to P.  P's own link reaches X before X's dial
+ * tells X who is at that URL, and it stays (P has the smaller id): X
+ * applied the default (everything) to it, for as long as it lasted, and
+ * not the patterns of its line for P. */
+static void test_accepted_line(void)
+{
+	struct bridges net;
+	int lport;
+	int lfd = listener(8, &lport);
+	CU_ASSERT_FATAL(lfd >= 0);
+	char line[96];
+	snprintf(line, sizeof line, "bridge tcp://127.0.0.1:%d a.>\n", lport);
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, line), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p[64];
+	low_id(p, sizeof p, net.id[0], '1');
+	struct harness_raw *pub = open_raw(net.b[0], "pub");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(pub);
+
+	/* X's dial waits in the listener's queue; P dials X first */
+	struct harness_raw *out = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(out);
+	CU_ASSERT_EQUAL_FATAL(out->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(out, p, 0, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(out, T, NULL, NULL), 1);
+	/* now X learns that its line leads to P, and keeps P's link */
+	struct harness_raw *in = accept_raw(lfd, T);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(in);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(in, T), 1);
+	CU_ASSERT_EQUAL_FATAL(in->f.type, IPCBUS__FRAME_TYPE__HELLO);
+	CU_ASSERT_EQUAL_FATAL(peer_welcome(in, p), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_broker_wait_log(net.b[0], "closing the one this broker dialed", T), 0);
+	CU_ASSERT_EQUAL(harness_raw_wait_closed(in, T), 1);
+	harness_raw_close(in);
+
+	/* P wants everything; X's line carries a.> */
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(out, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(peer_sub(out, 1, "b.>", NULL, 0), 0);
+	CU_ASSERT_EQUAL(peer_sub(out, 2, "a.>", NULL, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(out, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 0, "b.x", NULL, "leak", 4), 0);
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 0, "a.x", NULL, "ok", 2), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(pub, T, NULL, NULL), 1);
+	struct saw_msg leak = {"b.x", 0}, ok = {"a.x", 0};
+	uint64_t until = harness_now() + T;
+	while (!ok.n && harness_now() < until && harness_raw_read(out, T) == 1) {
+		saw_msg_cb(&leak, out);
+		saw_msg_cb(&ok, out);
+	}
+	if (leak.n)
+		fprintf(stderr, "  b.x crossed a link whose line carries a.> only\n");
+	CU_ASSERT_EQUAL(leak.n, 0);
+	CU_ASSERT_EQUAL(ok.n, 1);
+}
+
+/* Send SUBs sid 1..k, pattern PREFIX.N, from a bridge peer in one write. */
+static int peer_sub_many(struct harness_raw *r, const char *prefix, int k)
+{
+	struct buf out;
+	int rc = 0;
+
+	buf_init(&out, (size_t)k * 64 + 64);
+	for (int i = 1; i <= k && rc == 0; i++) {
+		char pat[64];
+		int n = snprintf(pat, sizeof pat, "%s.%d", prefix, i);
+		struct frame f = {.type = IPCBUS__FRAME_TYPE__SUB, .has_sid = 1, .sid = (uint64_t)i};
+		f.channel = (struct frame_bytes){(const uint8_t *)pat, (size_t)n, 1};
+		rc = frame_append(&out, &f, NULL, 0);
+	}
+	if (rc == 0)
+		rc = harness_raw_send(r, buf_rptr(&out), buf_len(&out));
+	buf_fini(&out);
+	return rc;
+}
+
+/* X's parent P1 does not read and is full to max-pending; its child P2
+ * stops being its child, so X forgets P2's interest, and withdrawing it
+ * from P1 overflows P1's control slack: P1's link closes inside, and X
+ * takes P2 as its parent, all before the standby of P2 was done.  That
+ * activation sent BRIDGE reset but skipped the SUBs of what was still
+ * marked announced to P2, and the standby then cleared the marks.  (A
+ * broker as P2 answers with its own reset, which made X announce all
+ * again; the fake P2 does not, so what X owes after its reset shows.) */
+static void test_standby_reentry(void)
+{
+	enum { K = 8000, BATCH = 500, SIZE = 1024 };
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, "max-pending 256k\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	char p1[64], p2[64];
+	low_id(p1, sizeof p1, net.id[0], '1');
+	low_id(p2, sizeof p2, net.id[0], '2');
+	snprintf(net.id[1], sizeof net.id[1], "%s", p1); /* for bridges_status */
+	net.n = 2;
+	struct harness_raw *loc = open_raw(net.b[0], "local"), *pub = open_raw(net.b[0], "pub");
+	CU_ASSERT_FATAL(loc && pub);
+	CU_ASSERT_EQUAL_FATAL(sub_ready(loc, 1, "loc.x", NULL), 0);
+	/* P1: the root, X's parent; it wants st.> */
+	struct harness_raw *a = peer_open(net.tcp[0], p1, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(a);
+	CU_ASSERT_EQUAL_FATAL(a->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(a, p1, 0, 0), 0);
+	CU_ASSERT_EQUAL(peer_sub(a, 1, "st.>", NULL, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(a, T, NULL, NULL), 1);
+	/* P2: X's child, with K patterns (announced to P1) */
+	struct harness_raw *c = peer_open(net.tcp[0], p2, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	CU_ASSERT_EQUAL_FATAL(c->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(c, p1, 1, 1), 0);
+	CU_ASSERT_EQUAL(peer_sub_many(c, "p2", K), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(c, T, NULL, NULL), 1);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(a, T, NULL, NULL), 1);
+	/* from now on P1 reads nothing: fill its link to max-pending */
+	struct buf batch;
+	uint8_t payload[SIZE];
+	memset(payload, 's', sizeof payload);
+	buf_init(&batch, (size_t)BATCH * (SIZE + 64));
+	for (int i = 0; i < BATCH; i++) {
+		struct frame f = {.type = IPCBUS__FRAME_TYPE__PUB};
+		f.channel = (struct frame_bytes){(const uint8_t *)"st.x", 4, 1};
+		f.payload = (struct frame_bytes){payload, SIZE, 1};
+		CU_ASSERT_EQUAL_FATAL(frame_append(&batch, &f, NULL, 0), 0);
+	}
+	struct bridges_status st = {0};
+	for (int r = 0; r < 64 && st.dropped[1] == 0; r++) {
+		CU_ASSERT_EQUAL_FATAL(harness_raw_send(pub, buf_rptr(&batch), buf_len(&batch)), 0);
+		CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(pub, T, NULL, NULL), 1);
+		CU_ASSERT_EQUAL_FATAL(bridges_status(&net, 0, &st), 0);
+	}
+	buf_fini(&batch);
+	CU_ASSERT_FATAL(st.dropped[1] > 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(c, T, NULL, NULL), 1); /* P2 read all so far */
+
+	/* P2 is no longer X's child (a plain BRIDGE: no reset, nothing new
+	 * of P2's interest follows) */
+	CU_ASSERT_EQUAL(peer_bridge_reset(c, p1, 1, 0, 0), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_broker_wait_log(net.b[0], "not reading its answers", T), 0);
+	struct saw_sub w = {"loc.x", 0};
+	CU_ASSERT_EQUAL(harness_raw_barrier(c, T, saw_sub_cb, &w), 1);
+	if (!w.n)
+		fprintf(stderr, "  X, now P2's child, never told P2 of its interest\n");
+	CU_ASSERT_EQUAL(w.n, 1);
+}
+
+/* B-A-C.  A's line to B carries a.> only; g has a member on B (*.x: a
+ * pattern that overlaps a.>) and one on C (b.x).  A's messages on b.x can
+ * only reach C's member, and every one must: A took B's link as the
+ * group's member in turn and the link dropped it. */
+static void test_group_patterns(void)
+{
+	enum { N = 40 };
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 3, NULL), 0);
+	net.probe = "a.probe";
+	CU_ASSERT_EQUAL_FATAL(bridges_line(&net, 0, 1, "a.>"), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_line(&net, 0, 2, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_wait_links(&net, 10000), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_wait_flow_all(&net, 10000), 0);
+	struct harness_raw *pa = open_raw(net.b[0], "pub-a"), *mb = open_raw(net.b[1], "member-b"),
+			   *mc = open_raw(net.b[2], "member-c");
+	CU_ASSERT_FATAL(pa && mb && mc);
+	CU_ASSERT_EQUAL_FATAL(sub_ready(mb, 1, "*.x", "g"), 0);
+	CU_ASSERT_EQUAL_FATAL(sub_ready(mc, 1, "b.x", "g"), 0);
+	/* A knows both members: a.x reaches B's, b.x C's */
+	CU_ASSERT_EQUAL_FATAL(bridges_probe(pa, "a.x", &mb, 1, 10000), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_probe(pa, "b.x", &mc, 1, 10000), 0);
+	CU_ASSERT_EQUAL_FATAL(pub_numbered(pa, "b.x", 'A', N), 0);
+	int got = 0;
+	uint64_t until = harness_now() + T;
+	while (got < N && harness_now() < until && harness_raw_read(mc, 500) == 1)
+		if (mc->f.type == IPCBUS__FRAME_TYPE__MSG && mc->f.payload.len > 2 &&
+		    memcmp(mc->f.payload.p, "A-", 2) == 0)
+			got++;
+	fprintf(stderr, "  (C's member got %d of %d)\n", got, N);
+	CU_ASSERT_EQUAL(got, N);
+}
+
 static const struct harness_case cases[] = {
 	{"config", test_config},
 	{"two_brokers", test_two_brokers},
@@ -1403,6 +1981,16 @@ static const struct harness_case cases[] = {
 	{"tls", test_tls},
 	{"unreachable", test_unreachable},
 	{"stalled_link", test_stalled_link},
+	{"peer_queue", test_peer_queue},
+	{"stalled_unsub", test_stalled_unsub},
+	{"both_dial_redial", test_both_dial_redial},
+	{"absurd_dist", test_absurd_dist},
+	{"peer_inbox", test_peer_inbox},
+	{"pattern_nr", test_pattern_nr},
+	{"redial_same_peer", test_redial_same_peer},
+	{"accepted_line", test_accepted_line},
+	{"standby_reentry", test_standby_reentry},
+	{"group_patterns", test_group_patterns},
 };
 
 int main(int argc, char **argv)

@@ -237,6 +237,20 @@ static void test_overlap(void)
 		}
 }
 
+static void test_queue(void)
+{
+	char big[257];
+	memset(big, 'q', sizeof big);
+	CU_ASSERT(chan_valid_queue("g", 1));
+	CU_ASSERT(chan_valid_queue("A-z_0.9", 7));
+	CU_ASSERT(chan_valid_queue(big, 255));
+	CU_ASSERT(!chan_valid_queue(big, 256));
+	CU_ASSERT(!chan_valid_queue("", 0));
+	CU_ASSERT(!chan_valid_queue("g\0a", 3)); /* held NUL-terminated */
+	CU_ASSERT(!chan_valid_queue("g h", 3));
+	CU_ASSERT(!chan_valid_queue("g*", 2));
+}
+
 int main(void)
 {
 	static const struct unit_case cases[] = {
@@ -247,6 +261,7 @@ int main(void)
 		{"system and inbox channels", test_system_inbox},
 		{"inbox patterns name their inbox", test_inbox_wildcard},
 		{"pattern overlap", test_overlap},
+		{"queue group names", test_queue},
 	};
 	return unit_run("chan", cases, UNIT_NELEM(cases));
 }

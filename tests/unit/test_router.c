@@ -558,6 +558,57 @@ static void test_local_first(void)
 	router_free(r);
 }
 
+/* A remote subscription whose op does not take the channel (a link whose
+ * line does not carry it) is neither a match nor a queue group's member:
+ * the group takes the member that does. */
+static int takes_not_b(const struct sub *s, const char *ch, size_t len)
+{
+	(void)s;
+	return !(len >= 2 && ch[0] == 'b' && ch[1] == '.');
+}
+
+static void test_takes(void)
+{
+	static const struct sub_ops picky = {NULL, takes_not_b};
+	struct router *r = router_new();
+	int link1, link2, conn;
+	struct sub **out;
+	struct sub *m1 = sub_new(&link1, 1, "*.x", "g"), *m2 = sub_new(&link2, 2, "b.x", "g");
+	struct sub *p1 = sub_new(&link1, 3, "*.x", NULL), *loc = sub_new(&conn, 4, "*.x", NULL);
+	m1->remote = p1->remote = 1;
+	m2->remote = 2;
+	m1->ops = p1->ops = &picky;
+	loc->ops = &picky; /* asked of remote subscriptions only */
+	CU_ASSERT_EQUAL(router_add(r, m1), 0);
+	CU_ASSERT_EQUAL(router_add(r, m2), 0);
+	CU_ASSERT_EQUAL(router_add(r, p1), 0);
+	CU_ASSERT_EQUAL(router_add(r, loc), 0);
+	for (int i = 0; i < 6; i++) {
+		CU_ASSERT_EQUAL_FATAL(match(r, "b.x", &out), 2);
+		CU_ASSERT(out[0] == loc || out[1] == loc);
+		CU_ASSERT(out[0] == m2 || out[1] == m2);
+	}
+	int seen1 = 0, seen2 = 0;
+	for (int i = 0; i < 6; i++) {
+		CU_ASSERT_EQUAL_FATAL(match(r, "a.x", &out), 3); /* p1, loc, one member */
+		for (int j = 0; j < 3; j++) {
+			seen1 += out[j] == m1;
+			seen2 += out[j] == m2;
+		}
+	}
+	CU_ASSERT_EQUAL(seen1, 6); /* m2's pattern b.x does not match a.x */
+	CU_ASSERT_EQUAL(seen2, 0);
+	router_remove(r, m1);
+	router_remove(r, m2);
+	router_remove(r, p1);
+	router_remove(r, loc);
+	sub_free(m1);
+	sub_free(m2);
+	sub_free(p1);
+	sub_free(loc);
+	router_free(r);
+}
+
 static void test_long(void)
 {
 	struct router *r = router_new();
@@ -594,6 +645,7 @@ int main(void)
 		{"queue groups across patterns", test_queue_across_patterns},
 		{"has_interest", test_interest},
 		{"local members first, exclusion", test_local_first},
+		{"remote subscriptions that do not take a channel", test_takes},
 		{"longest channel", test_long},
 	};
 	return unit_run("router", cases, UNIT_NELEM(cases));
