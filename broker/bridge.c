@@ -41,6 +41,10 @@
 /* Queue groups one copy of a message may name (the rest are dropped and
  * counted: they would not fit the frame's slack). */
 #define LINK_GROUPS 16
+/* A link announces the interest of its whole side of the network, not of
+ * one client: it may hold max-subscriptions entries, and at least this
+ * many (every requester's inbox is one). */
+#define LINK_INTEREST_MIN 100000
 
 struct bridge_line {
 	struct broker *b;
@@ -76,6 +80,9 @@ struct link {
 	int pparent;               /* this broker is the peer's parent */
 	int active;                /* interest and messages cross it */
 	int duplicate;             /* closed: another link to the peer stays */
+	int closed_queued;         /* closed while routing (bridge_routed) */
+	char closed_why[128];
+	struct link *closed_next;
 	uint64_t pmax_payload, pmax_header_bytes;
 	/* the message being routed */
 	struct route_after after;
@@ -83,6 +90,7 @@ struct link {
 	size_t ngroups;
 	/* for the log and the status */
 	uint64_t msgs_in, msgs_out, bytes_in, bytes_out, dropped, refused;
+	uint64_t over_interest;    /* SUBs past the link's interest bound */
 	uint64_t up_at;
 };
 
@@ -96,6 +104,7 @@ struct bridge {
 	uint32_t dist;
 	struct link *parent;
 	uint64_t seq;              /* our messages' numbers */
+	struct link *closed;       /* closed while routing, to take down */
 	struct seen *seen;
 	uint64_t dups, forged, dropped;
 };
@@ -575,9 +584,31 @@ static void link_down(struct link *l, const char *why)
 	}
 }
 
+void bridge_routed(struct broker *b)
+{
+	struct bridge *br = b->bridge;
+	while (br && br->closed) {
+		struct link *l = br->closed;
+		br->closed = l->closed_next;
+		l->closed_queued = 0;
+		link_down(l, l->closed_why);
+	}
+}
+
 void bridge_conn_closed(struct conn *c, const char *why)
 {
 	struct link *l = c->link;
+	if (c->b->routing && l->state == LINK_UP) {
+		/* route_publish() is looping over subscriptions, maybe this
+		 * link's: it goes down when the loop is over */
+		if (!l->closed_queued) {
+			snprintf(l->closed_why, sizeof l->closed_why, "%s", why);
+			l->closed_queued = 1;
+			l->closed_next = c->b->bridge->closed;
+			c->b->bridge->closed = l;
+		}
+		return;
+	}
 	if (l->dialed && l->state == LINK_WELCOME && !l->duplicate) {
 		struct bridge_line *ln = l->line;
 		if (ln->fails++ == 0 || ln->fails - ln->fails_logged >= 100) {
@@ -592,6 +623,13 @@ void bridge_conn_closed(struct conn *c, const char *why)
 void bridge_conn_gone(struct conn *c)
 {
 	struct link *l = c->link;
+	if (l->closed_queued) { /* not routing any more: never, but be sure */
+		struct link **pp = &c->b->bridge->closed;
+		while (*pp != l)
+			pp = &(*pp)->closed_next;
+		*pp = l->closed_next;
+		l->closed_queued = 0;
+	}
 	link_down(l, "closed");
 	conn_sub_clear(c);
 	c->link = NULL;
@@ -821,10 +859,14 @@ static void link_sub(struct link *l, const struct frame *f)
 		return; /* not ours to carry */
 	if (conn_sub_find(c, f->sid))
 		return; /* told twice (both ends reset at once) */
-	if (c->nsubs >= b->cfg.max_subscriptions) {
-		if (l->refused++ == 0)
-			log_warn(&b->log, "bridge link to %s: over max-subscriptions (%llu)", l->name,
-				 (unsigned long long)b->cfg.max_subscriptions);
+	size_t max = b->cfg.max_subscriptions > LINK_INTEREST_MIN ? (size_t)b->cfg.max_subscriptions
+								 : LINK_INTEREST_MIN;
+	if (c->nsubs >= max) {
+		if (l->over_interest++ % 1000 == 0)
+			log_warn(&b->log,
+				 "bridge link to %s: interest over %zu entries refused (%llu so far)",
+				 l->name, max, (unsigned long long)l->over_interest);
+		l->refused++;
 		return;
 	}
 	/* one entry per (pattern, queue) from a link */

@@ -51,6 +51,9 @@ void bridge_frame(struct conn *c, const struct frame *f);
 void bridge_conn_closed(struct conn *c, const char *why);
 void bridge_conn_gone(struct conn *c);
 
+/* route_publish() is done: take down the links that closed during it. */
+void bridge_routed(struct broker *b);
+
 /* The USR1 status: one line per link. */
 void bridge_status(struct broker *b);
 

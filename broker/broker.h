@@ -42,6 +42,8 @@ struct broker {
 	struct interest *interest; /* what bridges announce (interest.c) */
 	struct bridge *bridge;     /* links to peer brokers (bridge.c) */
 	uint64_t route_stamp;      /* messages routed (route.c) */
+	int routing;               /* inside route_publish(): subscriptions
+				    * must not be freed (bridge.c defers) */
 	struct listener *listeners;
 	struct conn *conns;        /* all connections */
 	struct conn *dirty;        /* to flush in before-sleep */

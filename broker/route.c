@@ -62,6 +62,10 @@ long route_publish(struct broker *b, struct message *m)
 				   m->from, &subs);
 	if (n < 0)
 		return n;
+	/* a subscriber closed on the way (a link whose socket failed while
+	 * memory was made) keeps its subscriptions until the loops are
+	 * over: subs[] points at them */
+	b->routing++;
 	for (long i = 0; i < n; i++) {
 		struct sub *s = subs[i];
 		/* a forwarded message serves only the groups it names: the
@@ -74,6 +78,8 @@ long route_publish(struct broker *b, struct message *m)
 		next = a->next;
 		a->fn(a, m);
 	}
+	if (--b->routing == 0)
+		bridge_routed(b);
 	return (long)m->delivered;
 }
 

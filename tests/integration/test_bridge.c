@@ -877,6 +877,37 @@ static void test_queue_groups(void)
 }
 
 /* Case 7: requests across bridges, A-B-C. */
+/* A link's interest is the whole network's, not one client's: it is not
+ * held to max-subscriptions (with 2, the third pattern behind B was lost
+ * and A answered "no responders"). */
+static void test_link_interest_bound(void)
+{
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 2, "max-subscriptions 2\n"), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_line(&net, 0, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_wait_links(&net, 10000), 0);
+	struct harness_raw *subs[3];
+	char pat[32];
+	for (int i = 0; i < 3; i++) {
+		subs[i] = open_raw(net.b[1], "cap-sub");
+		CU_ASSERT_PTR_NOT_NULL_FATAL(subs[i]);
+		for (int j = 0; j < 2; j++) {
+			snprintf(pat, sizeof pat, "cap.%d", 2 * i + j);
+			CU_ASSERT_EQUAL_FATAL(sub_ready(subs[i], (uint64_t)j + 1, pat, NULL), 0);
+		}
+	}
+	struct harness_raw *raw = open_raw(net.b[0], "cap-a");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(raw);
+	for (int k = 0; k < 6; k++) {
+		snprintf(pat, sizeof pat, "cap.%d", k);
+		CU_ASSERT_EQUAL(harness_raw_wait_interest(raw, pat, 10000), 0);
+	}
+	for (int i = 0; i < 3; i++)
+		harness_raw_close(subs[i]);
+	harness_raw_close(raw);
+}
+
 static void test_req_reply(void)
 {
 	struct bridges net;
@@ -1975,6 +2006,7 @@ static const struct harness_case cases[] = {
 	{"mesh4", test_mesh4},
 	{"queue_groups", test_queue_groups},
 	{"req_reply", test_req_reply},
+	{"link_interest_bound", test_link_interest_bound},
 	{"heal", test_heal},
 	{"forged", test_forged},
 	{"bridge_allow", test_bridge_allow},
