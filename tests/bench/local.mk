@@ -17,3 +17,7 @@ tests_bench_flood_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS) -lpth
 noinst_PROGRAMS += tests/bench/hose_bench
 tests_bench_hose_bench_SOURCES = tests/bench/hose_bench.c
 tests_bench_hose_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS) -lpthread
+
+noinst_PROGRAMS += tests/bench/msgq_bench
+tests_bench_msgq_bench_SOURCES = tests/bench/msgq_bench.c
+tests_bench_msgq_bench_LDADD = -lpthread
