@@ -29,6 +29,8 @@
  *                      error; ?mode= gives the queue's mode; TERM removes it
  *   broker_dies        a killed broker is noticed by the library (its pid gone)
  *                      and the client comes back to the next broker
+ *   other_user_broker  a broker running as nobody with ?mode=0622: clients of
+ *                      root and of uid 1 give it their queues (still 0600)
  *   cli_sub            `ipcbus sub -u sysv://KEY` prints what a Unix client
  *                      publishes
  *
@@ -46,6 +48,7 @@
 #include <sys/ipc.h>
 #include <sys/msg.h>
 #include <sys/random.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -846,6 +849,74 @@ static void test_broker_dies(void)
 	CU_ASSERT_STRING_EQUAL(g.last, "back");
 }
 
+/* A broker of another user (nobody) that is not root, with ?mode=0622:
+ * clients of two other users (root, uid 1) give their queues to it. */
+static void test_other_user_broker(void)
+{
+	char setpriv[256];
+	if (geteuid() != 0 || harness_which("setpriv", setpriv, sizeof setpriv) < 0) {
+		fprintf(stderr, "  (not root, or no setpriv: skipped)\n");
+		return;
+	}
+	key_t key = free_key();
+	const char *dir = harness_tmpdir();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	CU_ASSERT_EQUAL_FATAL(chmod(dir, 0777), 0);
+	char sock[128], listen[64], url[64];
+	snprintf(sock, sizeof sock, "unix://%s/s.sock", dir);
+	snprintf(listen, sizeof listen, "sysv://0x%x?mode=0622", (unsigned)key);
+	sysv_url(url, sizeof url, key);
+	char *argv[] = {setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+			(char *)harness_ipcbusd(), "-l", sock, "-l", listen, NULL};
+	struct harness_proc *p = harness_proc_start(argv, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	/* ready once its queue is there and it read its own message */
+	struct msqid_ds ds;
+	int id = -1;
+	uint64_t t0 = harness_now();
+	while (harness_now() - t0 < T) {
+		id = msgget(key, 0);
+		if (id >= 0 && msgctl(id, IPC_STAT, &ds) == 0 && ds.msg_lrpid > 0)
+			break;
+		harness_sleep(10);
+	}
+	CU_ASSERT_FATAL(id >= 0 && ds.msg_perm.uid == 65534 && (ds.msg_perm.mode & 0777) == 0622);
+
+	static int before[4096], now[4096];
+	int nb = private_queues(before, 4096);
+	ipcbus *c = lib_open(url, "root-client");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	struct got g = {0};
+	CU_ASSERT_EQUAL(ipcbus_subscribe(c, "sv.users", NULL, got_cb, &g, NULL), 0);
+	CU_ASSERT_EQUAL(ipcbus_flush(c, T), 0);
+	int ids[8];
+	int nq = new_ids(before, nb, now, private_queues(now, 4096), ids, 8);
+	CU_ASSERT_EQUAL(nq, 2);
+	for (int i = 0; i < nq; i++) {
+		/* given to the broker's user, still owner-only */
+		CU_ASSERT(msgctl(ids[i], IPC_STAT, &ds) == 0 && ds.msg_perm.uid == 65534 &&
+			  ds.msg_perm.cuid == 0 && (ds.msg_perm.mode & 0777) == 0600);
+	}
+	pid_t pid = harness_fork(10);
+	if (pid == 0) {
+		ipcbus *q = NULL;
+		ipcbus_opts o = IPCBUS_OPTS_INIT;
+		if (setgid(1) < 0 || setuid(1) < 0)
+			_exit(3);
+		if (ipcbus_connect(&q, url, &o) < 0 ||
+		    ipcbus_publish(q, "sv.users", "from uid 1", 10) < 0 || ipcbus_flush(q, T) < 0)
+			_exit(1);
+		ipcbus_close(q);
+		_exit(0);
+	}
+	CU_ASSERT_EQUAL(harness_wait_pid(pid, T), 0);
+	CU_ASSERT_EQUAL(pump_until(c, &g, 1), 0);
+	CU_ASSERT_STRING_EQUAL(g.last, "from uid 1");
+	harness_proc_signal(p, SIGTERM);
+	CU_ASSERT_EQUAL(harness_proc_wait(p, T), 0);
+	CU_ASSERT(msgget(key, 0) < 0 && errno == ENOENT);
+}
+
 static void test_cli_sub(void)
 {
 	key_t key = free_key();
@@ -887,6 +958,7 @@ static const struct harness_case cases[] = {
 	{"big_messages", test_big_messages},
 	{"stale_queue", test_stale_queue},
 	{"broker_dies", test_broker_dies},
+	{"other_user_broker", test_other_user_broker},
 	{"cli_sub", test_cli_sub},
 };
 
