@@ -75,6 +75,10 @@
 #define SYSV_STACK (256 << 10)
 /* The most a closed connection leaves to its writer (its last words). */
 #define SYSV_TAIL_MAX (64 << 10)
+/* Closed connections whose clients live and have their queues still (they
+ * remove them once they read the end, within a tick): past this many, the
+ * oldest's queues are removed by the broker. */
+#define SYSV_TAILS_MAX 1024
 /* What a client's queues are raised to where that is permitted. */
 #define SYSV_QBYTES_WANT (256 << 10)
 /* The signal that interrupts a thread's msgrcv or msgsnd. */
@@ -143,7 +147,10 @@ struct sysv_listener {
 	int async_ok;
 	struct loop_timer tick;
 	struct sysv_conn *conns; /* loop: every connection of this listener */
-	struct sysv_conn *tails; /* loop: tails left to their writers */
+	struct sysv_conn *tails; /* loop: closed connections whose client lives
+				  * (their last words left to the writer, the
+				  * queues to the client), the newest first */
+	size_t ntails;
 	uint64_t refused, refused_quiet, refused_at; /* HELLOs refused, for the log */
 
 	pthread_t th;
@@ -419,8 +426,8 @@ static void sysv_conn_free(struct sysv_conn *sc)
 
 	sysv_stop_threads(sc, 1, 1);
 	sysv_unready(sc);
-	if (sc->dead || sc->gone || !sc->eof_sent) {
-		/* nobody to read them, or nobody told: the queues go */
+	if (sc->dead || sc->gone || !sc->eof_sent || sc->wq) {
+		/* nobody to read them, or the end not told: the queues go */
 		sysv_rmid(sc->tx, sc->uid, sc->tx_ctime);
 		sysv_rmid(sc->rx, sc->uid, sc->rx_ctime);
 	}
@@ -660,6 +667,11 @@ static void sysv_watch(struct conn *c, int in, int out)
 		sysv_notify(sc, SYSV_EV_IN);
 }
 
+/* The connection is gone.  A client that lives gets the end of the stream
+ * (after what it has not read yet, which the writer keeps for it) and keeps
+ * its queues: it removes them once it read the end.  Until then the broker
+ * watches it as a tail (sysv_tick), so that a client that dies meanwhile
+ * leaves nothing behind. */
 static void sysv_close(struct conn *c)
 {
 	struct sysv_conn *sc = c->tp;
@@ -672,23 +684,33 @@ static void sysv_close(struct conn *c)
 	sysv_unlink(&sl->conns, sc);
 	if (!sc->dead && !sysv_pid_alive(sc->pid, sc->start))
 		sc->dead = 1;
-	if (!sc->dead && !sc->gone) {
-		sysv_send_eof(sc);
-		pthread_mutex_lock(&sc->mu);
-		int tail = sc->wq != NULL;
-		sc->c = NULL;
-		pthread_cond_broadcast(&sc->cv);
-		pthread_mutex_unlock(&sc->mu);
-		if (tail) {
-			/* the client has not read the end yet: the writer waits
-			 * for it while the client lives (sysv_tick) */
-			sysv_stop_threads(sc, 1, 0);
-			sysv_link(&sl->tails, sc);
-			sysv_arm_tick(sl);
-			return;
-		}
+	if (sc->dead || sc->gone) {
+		sysv_conn_free(sc);
+		return;
 	}
-	sysv_conn_free(sc);
+	sysv_send_eof(sc);
+	sysv_stop_threads(sc, 1, 0); /* the reader is not needed any more */
+	pthread_mutex_lock(&sc->mu);
+	sc->c = NULL; /* the writer ends with its work */
+	pthread_cond_broadcast(&sc->cv);
+	pthread_mutex_unlock(&sc->mu);
+	if (sc->in) {
+		sl->l.b->memory -= sc->in_cap;
+		free(sc->in);
+		sc->in = NULL;
+	}
+	sysv_link(&sl->tails, sc);
+	sl->ntails++;
+	while (sl->ntails > SYSV_TAILS_MAX) {
+		struct sysv_conn *old = sl->tails;
+		while (old->next)
+			old = old->next;
+		sysv_unlink(&sl->tails, old);
+		sl->ntails--;
+		old->dead = 1; /* it had its end: its queues go */
+		sysv_conn_free(old);
+	}
+	sysv_arm_tick(sl);
 }
 
 static const struct conn_ops sysv_conn_ops = {
@@ -732,15 +754,18 @@ static void sysv_tick(void *arg)
 		}
 	}
 	for (struct sysv_conn *sc = sl->tails, *next; sc; sc = next) {
+		struct msqid_ds ds;
 		next = sc->next;
-		pthread_mutex_lock(&sc->mu);
-		int done = !sc->wq;
-		pthread_mutex_unlock(&sc->mu);
-		if (!done && sysv_pid_alive(sc->pid, sc->start))
-			continue;
-		if (!done)
+		if (sysv_pid_alive(sc->pid, sc->start)) {
+			/* it read the end and removed its queues: done */
+			if (msgctl(sc->tx, IPC_STAT, &ds) == 0 && ds.msg_ctime == sc->tx_ctime)
+				continue;
+			sc->gone = 1;
+		} else {
 			sc->dead = 1; /* its queues go with it */
+		}
 		sysv_unlink(&sl->tails, sc);
+		sl->ntails--;
 		sysv_conn_free(sc);
 	}
 	sysv_arm_tick(sl);
@@ -1259,10 +1284,14 @@ static void sysv_fini(struct listener *l)
 {
 	struct sysv_listener *sl = (struct sysv_listener *)l;
 
+	/* the broker goes: a client that has its end keeps its queues (it
+	 * reads what is left and removes them); the others' queues go */
 	while (sl->tails) {
 		struct sysv_conn *sc = sl->tails;
 		sysv_unlink(&sl->tails, sc);
-		sc->dead = 1; /* the broker goes: so do what it left to write */
+		sl->ntails--;
+		if (!sysv_pid_alive(sc->pid, sc->start))
+			sc->dead = 1;
 		sysv_conn_free(sc);
 	}
 	loop_timer_cancel(l->b->loop, &sl->tick);

@@ -22,6 +22,9 @@
  *   dead_client        a library client killed: noticed within the tick, its
  *                      subscription gone, its queues removed while publishing
  *                      goes on (its reply queue does not fill)
+ *   closed_then_killed a client the broker closed (told why and the end) keeps
+ *                      its queues; killed before it removed them, the broker
+ *                      removes them
  *   big_messages       1 MiB payloads both ways, whole, between a sysv library
  *                      client and a Unix one (128 messages each)
  *   stale_queue        a killed broker's queue is recognised and reclaimed; a
@@ -728,6 +731,47 @@ static void fill_big(uint8_t *p, size_t n)
 		p[i] = (uint8_t)(i * 7 + (i >> 13));
 }
 
+/* A client the broker closed, killed before it removed its queues: the
+ * broker still watches it (a tail), and removes them. */
+static void test_closed_then_killed(void)
+{
+	key_t key = free_key();
+	struct harness_broker *b = sysv_broker(key, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	int fds[2];
+	CU_ASSERT_EQUAL_FATAL(pipe2(fds, O_CLOEXEC), 0);
+	pid_t pid = harness_fork(20);
+	if (pid == 0) {
+		struct rq *r = rq_open(key, "closed");
+		int ids[2] = {-1, -1};
+		if (r && rq_send(r, 9, "x", 1) == 0 && rq_expect(r, IPCBUS__FRAME_TYPE__ERR, T) == 1 &&
+		    rq_read(r, T) == -1) {
+			ids[0] = r->tx;
+			ids[1] = r->rx;
+		}
+		if (write(fds[1], ids, sizeof ids) != (ssize_t)sizeof ids)
+			_exit(1);
+		pause(); /* its queues are left as they are */
+		_exit(0);
+	}
+	close(fds[1]);
+	int ids[2];
+	CU_ASSERT_EQUAL_FATAL(read(fds[0], ids, sizeof ids), (ssize_t)sizeof ids);
+	close(fds[0]);
+	CU_ASSERT_FATAL(ids[0] >= 0 && ids[1] >= 0);
+	/* closed, told (ERR, the end), alive: its queues are its own */
+	CU_ASSERT(queue_exists(ids[0]) && queue_exists(ids[1]));
+	kill(pid, SIGKILL);
+	CU_ASSERT(harness_wait_pid(pid, T) >= 0);
+	uint64_t t0 = harness_now();
+	while ((queue_exists(ids[0]) || queue_exists(ids[1])) && harness_now() - t0 < 3000)
+		harness_sleep(20);
+	fprintf(stderr, "  (its queues were removed %llu ms after the kill)\n",
+		(unsigned long long)(harness_now() - t0));
+	CU_ASSERT_FALSE(queue_exists(ids[0]));
+	CU_ASSERT_FALSE(queue_exists(ids[1]));
+}
+
 static void test_big_messages(void)
 {
 	key_t key = free_key();
@@ -955,6 +999,7 @@ static const struct harness_case cases[] = {
 	{"other_uid", test_other_uid},
 	{"bad_messages", test_bad_messages},
 	{"dead_client", test_dead_client},
+	{"closed_then_killed", test_closed_then_killed},
 	{"big_messages", test_big_messages},
 	{"stale_queue", test_stale_queue},
 	{"broker_dies", test_broker_dies},
