@@ -29,7 +29,8 @@
  * queue, msg_lrpid) and the connection is dropped.  close() removes both
  * queues (which also wakes the thread), so nothing is left behind; a
  * program that exits without ipcbus_close() leaves them to the broker,
- * which removes a dead client's queues.
+ * which removes a dead client's queues.  A child of the process (fork) that
+ * closes its copy of the connection leaves the parent's queues alone.
  */
 #include <config.h>
 
@@ -61,6 +62,7 @@
 
 struct tr_sysv {
 	const struct url *u;
+	pid_t owner;              /* the process that connected */
 	int shq, rx, tx;          /* the broker's queue, ours */
 	size_t msgmax, chunk;     /* a message's most; what we send in one */
 	Ipcbus__Sysv hello;       /* what HELLO carries */
@@ -218,6 +220,19 @@ static void tr_sysv_free(struct tr *t)
 
 	if (!s)
 		return;
+	if (getpid() != s->owner) {
+		/* a child of the process that connected (fork): the thread
+		 * and the queues are the parent's; only our copies go */
+		if (s->efd >= 0)
+			close(s->efd);
+		free(s->in);
+		free(s->send);
+		free(s->obuf);
+		free(s);
+		t->priv = NULL;
+		t->fd = -1;
+		return;
+	}
 	if (s->th_started) {
 		pthread_mutex_lock(&s->mu);
 		s->stop = 1;
@@ -285,6 +300,7 @@ static int tr_sysv_connect(struct tr *t, const struct url *u, char *err, size_t 
 	if (!s)
 		return -ENOMEM;
 	s->u = u;
+	s->owner = getpid();
 	s->rx = s->tx = s->efd = -1;
 	t->priv = s;
 	sysv_limits_read(&lim);
@@ -293,7 +309,7 @@ static int tr_sysv_connect(struct tr *t, const struct url *u, char *err, size_t 
 	if (s->shq < 0) {
 		rc = errno == ENOENT ? -ECONNREFUSED : -errno;
 		snprintf(err, errlen, "sysv://%s: %s", u->keyspec,
-			 errno == ENOENT ? "no broker's queue there (is the broker running?)"
+			 errno == ENOENT ? "no broker's queue there"
 					 : strerror(errno));
 		goto fail;
 	}
