@@ -25,6 +25,8 @@
  *   closed_then_killed a client the broker closed (told why and the end) keeps
  *                      its queues; killed before it removed them, the broker
  *                      removes them
+ *   fork_child_close   a forked child closing its copy of a connection leaves
+ *                      the parent's queues and thread alone
  *   big_messages       1 MiB payloads both ways, whole, between a sysv library
  *                      client and a Unix one (128 messages each)
  *   stale_queue        a killed broker's queue is recognised and reclaimed; a
@@ -772,6 +774,27 @@ static void test_closed_then_killed(void)
 	CU_ASSERT_FALSE(queue_exists(ids[1]));
 }
 
+/* A forked child that closes its copy of the connection: the parent's
+ * connection (its queues, its thread) goes on. */
+static void test_fork_child_close(void)
+{
+	key_t key = free_key();
+	char url[64];
+	sysv_url(url, sizeof url, key);
+	struct harness_broker *b = sysv_broker(key, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	ipcbus *c = lib_open(url, "parent");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	pid_t pid = harness_fork(10);
+	if (pid == 0) {
+		ipcbus_close(c);
+		_exit(0);
+	}
+	CU_ASSERT_EQUAL(harness_wait_pid(pid, T), 0);
+	CU_ASSERT_EQUAL(ipcbus_flush(c, T), 0);
+	CU_ASSERT(ipcbus_connected(c));
+}
+
 static void test_big_messages(void)
 {
 	key_t key = free_key();
@@ -1000,6 +1023,7 @@ static const struct harness_case cases[] = {
 	{"bad_messages", test_bad_messages},
 	{"dead_client", test_dead_client},
 	{"closed_then_killed", test_closed_then_killed},
+	{"fork_child_close", test_fork_child_close},
 	{"big_messages", test_big_messages},
 	{"stale_queue", test_stale_queue},
 	{"broker_dies", test_broker_dies},
