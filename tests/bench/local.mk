@@ -7,7 +7,7 @@ tests_bench_socketpair_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)
 tests_bench_router_bench_SOURCES = tests/bench/router_bench.c
 tests_bench_router_bench_CPPFLAGS = $(BROKER_CPPFLAGS)
 tests_bench_router_bench_LDADD = broker/libipcbusd.la
-EXTRA_DIST += tests/bench/README.md tests/bench/run.sh \
+EXTRA_DIST += tests/bench/README.md tests/bench/run.sh tests/bench/sysv.sh \
 	tests/bench/peerbench/be_ipcbus.c tests/bench/peerbench/ipcbus.sh
 
 noinst_PROGRAMS += tests/bench/flood_bench
