@@ -214,6 +214,19 @@ static void *tr_sysv_thread(void *arg)
 	return NULL;
 }
 
+/* The memory of s, and t's pointers to it. */
+static void tr_sysv_release(struct tr *t, struct tr_sysv *s)
+{
+	if (s->efd >= 0)
+		close(s->efd);
+	free(s->in);
+	free(s->send);
+	free(s->obuf);
+	free(s);
+	t->priv = NULL;
+	t->fd = -1;
+}
+
 static void tr_sysv_free(struct tr *t)
 {
 	struct tr_sysv *s = t->priv;
@@ -223,14 +236,7 @@ static void tr_sysv_free(struct tr *t)
 	if (getpid() != s->owner) {
 		/* a child of the process that connected (fork): the thread
 		 * and the queues are the parent's; only our copies go */
-		if (s->efd >= 0)
-			close(s->efd);
-		free(s->in);
-		free(s->send);
-		free(s->obuf);
-		free(s);
-		t->priv = NULL;
-		t->fd = -1;
+		tr_sysv_release(t, s);
 		return;
 	}
 	if (s->th_started) {
@@ -249,14 +255,7 @@ static void tr_sysv_free(struct tr *t)
 		pthread_cond_destroy(&s->cv);
 		pthread_mutex_destroy(&s->mu);
 	}
-	if (s->efd >= 0)
-		close(s->efd);
-	free(s->in);
-	free(s->send);
-	free(s->obuf);
-	free(s);
-	t->priv = NULL;
-	t->fd = -1;
+	tr_sysv_release(t, s);
 }
 
 /* A new queue of ours: owner-only, raised where permitted, given to the
