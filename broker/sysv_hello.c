@@ -219,8 +219,6 @@ void sysv_hello(struct sysv_listener *sl, const uint8_t *p, size_t n)
 	sc->sl = sl;
 	sc->tx = tx;
 	sc->rx = rx;
-	sc->tx_ctime = dtx.msg_ctime;
-	sc->rx_ctime = drx.msg_ctime;
 	sc->uid = dtx.msg_perm.cuid;
 	sc->pid = pid;
 	sc->start = start;

@@ -73,12 +73,14 @@
 
 /* ---- a connection's queues ---- */
 
-/* Remove queue id if it is still the one the client created. */
-static void sysv_rmid(int id, uid_t cuid, time_t ctime)
+/* Remove queue id if it is still the client's.  (An id names one queue
+ * until it is removed; the same id comes back only after its slot was
+ * used some 65536 times, so a queue of the same user at the same id is
+ * not looked for; msg_ctime would not tell either: IPC_SET changes it.) */
+static void sysv_rmid(int id, uid_t cuid)
 {
 	struct msqid_ds ds;
-	if (id >= 0 && msgctl(id, IPC_STAT, &ds) == 0 && ds.msg_perm.cuid == cuid &&
-	    ds.msg_ctime == ctime)
+	if (id >= 0 && msgctl(id, IPC_STAT, &ds) == 0 && ds.msg_perm.cuid == cuid)
 		msgctl(id, IPC_RMID, NULL);
 }
 
@@ -90,8 +92,8 @@ void sysv_conn_free(struct sysv_conn *sc)
 	sysv_thread_unready(sc);
 	if (sc->dead || sc->gone || !sc->eof_sent || sc->wq) {
 		/* nobody to read them, or the end not told: the queues go */
-		sysv_rmid(sc->tx, sc->uid, sc->tx_ctime);
-		sysv_rmid(sc->rx, sc->uid, sc->rx_ctime);
+		sysv_rmid(sc->tx, sc->uid);
+		sysv_rmid(sc->rx, sc->uid);
 	}
 	while (sc->wq) {
 		struct sysv_out *o = sc->wq;
@@ -420,7 +422,7 @@ static void sysv_tick(void *arg)
 		next = sc->next;
 		if (sysv_pid_alive(sc->pid, sc->start)) {
 			/* it read the end and removed its queues: done */
-			if (msgctl(sc->tx, IPC_STAT, &ds) == 0 && ds.msg_ctime == sc->tx_ctime)
+			if (msgctl(sc->tx, IPC_STAT, &ds) == 0 && ds.msg_perm.cuid == sc->uid)
 				continue;
 			sc->gone = 1;
 		} else {

@@ -59,7 +59,6 @@ struct sysv_conn {
 	struct sysv_listener *sl;
 	struct conn *c;          /* NULL for a tail (the connection is gone) */
 	int tx, rx;              /* the client's send queue (read), reply queue (written) */
-	time_t tx_ctime, rx_ctime; /* as created: a queue id reused is not ours */
 	uid_t uid;
 	pid_t pid;
 	unsigned long long start; /* the client's start time, or 0 */
