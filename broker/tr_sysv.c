@@ -181,21 +181,25 @@ static void sysv_read_ready(struct conn *c)
 		}
 		return;
 	}
+	pthread_mutex_unlock(&sc->mu);
 	if (n) {
+		/* the room first, without the lock (it may flush others) */
 		int rc = conn_in_reserve(c, n);
 		if (rc < 0) {
-			pthread_mutex_unlock(&sc->mu);
 			if (rc != -ENOBUFS) /* -ENOBUFS: paused until memory frees */
 				conn_close(c, "out of memory for input");
 			return;
 		}
+		/* the reader may have added some meanwhile: they stay */
+		pthread_mutex_lock(&sc->mu);
 		memcpy(buf_wptr(&c->in), sc->in, n);
-		buf_commit(&c->in, n);
-		sc->in_len = 0;
+		memmove(sc->in, sc->in + n, sc->in_len - n);
+		sc->in_len -= n;
 		if (sc->rd_waiting)
 			pthread_cond_broadcast(&sc->cv);
+		pthread_mutex_unlock(&sc->mu);
+		buf_commit(&c->in, n);
 	}
-	pthread_mutex_unlock(&sc->mu);
 	if (n) {
 		size_t had = buf_len(&c->in);
 		if (stream_frames(c) < 0)
