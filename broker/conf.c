@@ -153,8 +153,8 @@ int conf_add_listen(struct conf *c, const char *u, char *why, size_t whylen)
 
 	if (url_parse(u, &url, err, sizeof err) < 0)
 		return conf_fail(why, whylen, "%s", err);
-	if (url.kind == URL_SYSV || url.kind == URL_SHM)
-		return conf_fail(why, whylen, "%s:// listeners are not supported in this version (unix://, tcp://, tls:// and udp:// only)",
+	if (url.kind == URL_SHM)
+		return conf_fail(why, whylen, "%s:// listeners are not supported in this version (unix://, tcp://, tls://, udp:// and sysv:// only)",
 				 url_scheme(url.kind));
 	if (url.kind != URL_UNIX && url.has_token)
 		return conf_fail(why, whylen, "%s: a listen URL holds no token (use a token line)", u);

@@ -189,6 +189,13 @@ static void handle_hello(struct conn *c, const struct frame *f)
 		conn_error(c, f->id, IPCBUS__ERR_CODE__E_AUTH, 2, "%s", why);
 		return;
 	}
+	if (h->sysv && !(c->listener && c->listener->url.kind == URL_SYSV)) {
+		ipcbus__hello__free_unpacked(h, NULL);
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PROTOCOL, 2,
+			   "HELLO names SysV queues (Hello.sysv) on a %s connection",
+			   c->listener ? c->listener->tr->scheme : "dialed");
+		return;
+	}
 	if (h->has_name) {
 		size_t n = 0;
 		for (size_t i = 0; i < h->name.len && n + 1 < sizeof c->name; i++) {

@@ -21,7 +21,10 @@ BROKER_SRC = \
 	broker/tr_unix.c \
 	broker/tr_tcp.c \
 	broker/tr_tls.c \
-	broker/tr_udp.c
+	broker/tr_udp.c \
+	broker/tr_sysv.c broker/tr_sysv.h \
+	broker/sysv_hello.c \
+	broker/sysv_thread.c
 broker_libipcbusd_la_SOURCES = $(BROKER_SRC)
 broker_libipcbusd_la_CPPFLAGS = $(BROKER_CPPFLAGS)
 broker_libipcbusd_la_LIBADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)

@@ -57,8 +57,8 @@ static ssize_t stream_sendv(struct conn *c, const struct iovec *iov, int n)
 	}
 }
 
-/* Split and handle every complete frame in c->in. */
-static int stream_frames(struct conn *c)
+/* Split and handle every complete frame in c->in (transport.h). */
+int stream_frames(struct conn *c)
 {
 	size_t max = conn_frame_max(c);
 

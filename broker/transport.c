@@ -14,6 +14,7 @@ const struct transport *transport_find(enum url_kind kind)
 	case URL_TCP: return &transport_tcp;
 	case URL_TLS: return &transport_tls;
 	case URL_UDP: return &transport_udp;
-	default: return NULL; /* sysv, shm: not in this version */
+	case URL_SYSV: return &transport_sysv;
+	default: return NULL; /* shm: not in this version */
 	}
 }

@@ -16,7 +16,9 @@
  *     send one frame per datagram in flush();
  *   - SysV queues and shared-memory rings cannot be polled: a thread per
  *     endpoint blocks in msgrcv/semop and hands frames to the loop through a
- *     struct loop_async; read_ready() then drains what the thread queued.
+ *     struct loop_async; read_ready() then drains what the thread queued
+ *     (tr_sysv.c: a reader per client queue, and a writer that waits in
+ *     msgsnd when a client's queue is full, instead of EPOLLOUT).
  */
 #ifndef IPCBUS_TRANSPORT_H
 #define IPCBUS_TRANSPORT_H
@@ -153,6 +155,7 @@ extern const struct transport transport_unix;
 extern const struct transport transport_tcp;
 extern const struct transport transport_tls;
 extern const struct transport transport_udp;
+extern const struct transport transport_sysv;
 
 /* tr_tcp.c, for tr_tls.c: a TCP listener for u (l->tr set by the caller),
  * and the set-up of an accepted TCP connection. */
@@ -163,6 +166,12 @@ int tcp_adopt(struct conn *c);
 
 /* Stream code shared by unix and tcp (tr_stream.c). */
 extern const struct conn_ops stream_conn_ops;
+/* Split and handle every complete frame in c->in, as a byte stream
+ * carries them (also what SysV messages carry, tr_sysv.c): a frame over
+ * the frame limit or a malformed prefix is a fatal ERR; for a partial
+ * frame whose length is known, room for all of it is reserved (max-memory
+ * may pause reading).  0, or -1 when c was closed or paused. */
+int stream_frames(struct conn *c);
 /* Accept what is pending on l (a listening stream socket) and hand each
  * socket to broker_accept(); pauses the listener on EMFILE/ENFILE. */
 void stream_accept(void *arg, uint32_t events);

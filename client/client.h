@@ -5,7 +5,8 @@
  *            frames through the transport, the frame switch, reconnect
  *            with backoff, blocking waits, the options
  *   tr.h     the transports' ops table; tr.c finds one by URL kind;
- *            tr_stream.c (shared by) tr_unix.c, tr_tcp.c, tr_tls.c; tr_udp.c
+ *            tr_stream.c (shared by) tr_unix.c, tr_tcp.c, tr_tls.c; tr_udp.c;
+ *            tr_sysv.c
  *   dgram.c  what a datagram transport (udp) needs of the session: the
  *            cookie handshake and HELLO resent, SUB/UNSUB/flush PINGs
  *            resent until answered, the lease kept by PINGs
@@ -119,6 +120,7 @@ struct ipcbus {
 
 	int64_t reconnect_at;   /* CONN_WAIT */
 	int64_t hello_deadline; /* CONN_OPENING, CONN_HELLO */
+	int64_t tick_at;        /* the transport's tick (tr_ops.tick), 0: none */
 	int backoff_ms;
 	uint64_t rng;
 

@@ -307,6 +307,8 @@ void conn_hello(struct ipcbus *c)
 	}
 	if (c->dgram)
 		dgram_hello(c, &h);
+	if (c->tr.ops->hello)
+		c->tr.ops->hello(&c->tr, &h);
 	c->state = CONN_HELLO;
 	int rc = frame_append_hello(&c->out, c->next_id++, &h);
 	if (rc < 0)
@@ -444,6 +446,7 @@ static int conn_open(struct ipcbus *c)
 	c->frame_max = CONN_FRAME_DEFAULT;
 	c->out.rpos = c->out.wpos = 0;
 	c->hello_deadline = conn_now() + c->opts.connect_timeout_ms;
+	c->tick_at = c->tr.ops->tick ? conn_now() + c->tr.ops->tick_ms : 0;
 	if (c->dgram)
 		dgram_open(c);
 	if (rc == 0)
@@ -778,6 +781,23 @@ static void conn_read(struct ipcbus *c)
 
 /* --- driving --- */
 
+/* The transport's periodic check (tr_ops.tick) while a connection is up. */
+static void conn_tick(struct ipcbus *c)
+{
+	char err[sizeof c->last_error];
+
+	c->tick_at = 0;
+	if (c->state != CONN_HELLO && c->state != CONN_READY)
+		return;
+	err[0] = 0;
+	int rc = c->tr.ops->tick(&c->tr, err, sizeof err);
+	if (rc < 0) {
+		conn_drop(c, rc, err[0] ? err : NULL, 0);
+		return;
+	}
+	c->tick_at = conn_now() + c->tr.ops->tick_ms;
+}
+
 /* A write failed (pending_err): drop the connection.  When the broker
  * closed it (EPIPE, ECONNRESET), it usually said why first -- a full broker
  * refuses a new connection with ERR E_MAX_CONNECTIONS before it even reads
@@ -824,6 +844,8 @@ static int conn_work(struct ipcbus *c, int may_read)
 			  0);
 	if (may_read && (c->state == CONN_HELLO || c->state == CONN_READY))
 		conn_read(c);
+	if (c->tick_at && conn_now() >= c->tick_at)
+		conn_tick(c);
 	if (c->dgram)
 		dgram_tick(c);
 	req_expire(c);
@@ -1129,6 +1151,9 @@ int ipcbus_timeout(const ipcbus *c)
 		t = c->reconnect_at;
 	else if (c->state == CONN_OPENING || c->state == CONN_HELLO)
 		t = c->hello_deadline;
+	if (c->tick_at && (c->state == CONN_HELLO || c->state == CONN_READY) &&
+	    (t < 0 || c->tick_at < t))
+		t = c->tick_at;
 	if (c->dgram) {
 		/* resends, keepalive, the broker's silence */
 		int64_t g = dgram_deadline(c);

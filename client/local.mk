@@ -16,6 +16,7 @@ client_libipcbus_la_SOURCES = \
 	client/tr_tcp.c \
 	client/tr_tls.c \
 	client/tr_udp.c \
+	client/tr_sysv.c \
 	client/dgram.c
 # 1:0:0: ipcbus_opts begins with a size field (libipcbus.3, OPTIONS)
 client_libipcbus_la_LIBADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)

@@ -13,6 +13,7 @@ static const struct tr_ops *const tr_all[] = {
 	&tr_tcp_ops,
 	&tr_tls_ops,
 	&tr_udp_ops,
+	&tr_sysv_ops,
 };
 
 const struct tr_ops *tr_find(enum url_kind kind)
@@ -25,5 +26,5 @@ const struct tr_ops *tr_find(enum url_kind kind)
 
 const char *tr_schemes(void)
 {
-	return "unix://, tcp://, tls://, udp://";
+	return "unix://, tcp://, tls://, udp://, sysv://";
 }

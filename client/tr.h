@@ -13,6 +13,9 @@
  *   tr_udp.c     udp://host:port         a connected UDP socket, one frame per
  *                                        datagram (TR_DGRAM); the session rules
  *                                        of datagrams are dgram.c's
+ *   tr_sysv.c    sysv://KEY              two private SysV queues and a helper
+ *                                        thread that blocks in msgrcv/msgsnd
+ *                                        and wakes an eventfd (t->fd)
  *
  * The session keeps one epoll set (ipcbus_fd()) and puts the transport's
  * t->fd in it, watched for what the transport asks: want_read while frames
@@ -23,7 +26,7 @@
  * transport maps SSL_ERROR_WANT_READ/WANT_WRITE onto them, so a read may
  * wait for writability and a write for readability; its handshake is more
  * calls of connected().  A transport with no descriptor of its own (SysV
- * queues, later) gives an eventfd that its helper thread signals.
+ * queues) gives an eventfd that its helper thread signals.
  *
  * Errors are -errno or an IPCBUS_E* code; ops that take err/errlen put a
  * text there for the program ("127.0.0.1:4222: Connection refused"), left
@@ -38,6 +41,7 @@
 #include <sys/types.h>
 
 #include "buf.h"
+#include "ipcbus.pb-c.h"
 #include "url.h"
 
 enum {
@@ -143,6 +147,20 @@ struct tr_ops {
 	/* Optional.  Free priv at ipcbus_close(), after close(). */
 	void (*fini)(struct tr *t);
 
+	/* Optional (NULL: nothing).  Put what this transport's HELLO carries
+	 * into h (sysv: its queues and the proof, Hello.sysv), pointing to
+	 * storage of the transport's own, valid until close().  Called once
+	 * per connection, before the HELLO is encoded and written. */
+	void (*hello)(struct tr *t, Ipcbus__Hello *h);
+
+	/* Optional (NULL: none).  A check every tick_ms while a connection
+	 * is open (HELLO sent or welcomed), for a medium with no end of its
+	 * own to report: a SysV broker that died leaves its queues silent.
+	 * 0, or a negative code with err: the session drops the connection
+	 * (and reconnects, as after any loss). */
+	int (*tick)(struct tr *t, char *err, size_t errlen);
+	int tick_ms;
+
 	/* Optional (NULL: 0).  Frames dropped so far, over every connection
 	 * of this struct tr: datagrams too big to send or to receive (or, in
 	 * a test, dropped on purpose).  The session reports each new count
@@ -164,6 +182,6 @@ void tr_stream_close(struct tr *t);
  * EPOLLOUT. */
 void tr_stream_ready(struct tr *t);
 
-extern const struct tr_ops tr_unix_ops, tr_tcp_ops, tr_tls_ops, tr_udp_ops;
+extern const struct tr_ops tr_unix_ops, tr_tcp_ops, tr_tls_ops, tr_udp_ops, tr_sysv_ops;
 
 #endif

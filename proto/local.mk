@@ -10,7 +10,8 @@ PROTO_SRC = \
 	proto/hash.c proto/hash.h \
 	proto/proto.h \
 	proto/tls.c proto/tls.h \
-	proto/net.c proto/net.h
+	proto/net.c proto/net.h \
+	proto/sysv.c proto/sysv.h
 proto_libipcbusproto_la_SOURCES = $(PROTO_SRC)
 nodist_proto_libipcbusproto_la_SOURCES = proto/ipcbus.pb-c.c proto/ipcbus.pb-c.h
 proto_libipcbusproto_la_CPPFLAGS = $(AM_CPPFLAGS) $(OPENSSL_CFLAGS)

@@ -241,6 +241,30 @@ static int url_unix(const char *s, const char *rest, struct url *u, char *err, s
 	return 0;
 }
 
+/* sysv://KEY[?mode=0600]: the mode is the broker's queue's (listen). */
+static int url_sysv(const char *s, const char *rest, struct url *u, char *err, size_t errlen)
+{
+	const char *q = strchr(rest, '?');
+	size_t n = q ? (size_t)(q - rest) : strlen(rest);
+
+	if (n >= sizeof u->keyspec)
+		return url_fail(err, errlen, s, "KEY too long");
+	memcpy(u->keyspec, rest, n);
+	u->keyspec[n] = 0;
+	if (q) {
+		const char *opt = q + 1;
+		char *end;
+		if (strncmp(opt, "mode=", 5) != 0 || !opt[5])
+			return url_fail(err, errlen, s, "unknown option (mode=)");
+		unsigned long m = strtoul(opt + 5, &end, 8);
+		if (*end || m > 0777)
+			return url_fail(err, errlen, s, "mode must be octal, e.g. 0620");
+		u->mode = (unsigned)m;
+		u->has_mode = 1;
+	}
+	return url_parse_key(u->keyspec, &u->key, err, errlen);
+}
+
 int url_parse(const char *s, struct url *u, char *err, size_t errlen)
 {
 	static const struct {
@@ -267,6 +291,7 @@ int url_parse(const char *s, struct url *u, char *err, size_t errlen)
 		case URL_TLS:
 			return url_tls(s, rest, u, err, errlen);
 		case URL_SYSV:
+			return url_sysv(s, rest, u, err, errlen);
 		case URL_SHM:
 			if (strlen(rest) >= sizeof u->keyspec)
 				return url_fail(err, errlen, s, "KEY too long");

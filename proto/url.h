@@ -4,7 +4,7 @@
  *   unix:///abs/path.sock[?mode=0660&group=NAME]
  *   tcp://[TOKEN@]host:port     udp://[TOKEN@]host:port   ([::1] for IPv6)
  *   tls://[TOKEN@]host:port[?ca=FILE&cert=FILE&key=FILE]
- *   sysv://KEY                  shm://KEY
+ *   sysv://KEY[?mode=0600]      shm://KEY   (mode: the broker's queue, listen only)
  * KEY: 0x1234, a decimal number, /path (ftok(path, 1)) or /path:ID.
  * The token and the tls option values are percent-decoded (%26 for '&');
  * a tls option may be given once; cert= and key= go together.
@@ -30,7 +30,7 @@ struct url {
 	int has_token;
 	long key;      /* sysv, shm: the key (from ftok for paths) */
 	char keyspec[256]; /* sysv, shm: the KEY as written */
-	unsigned mode; /* unix listen: ?mode= (has_mode) */
+	unsigned mode; /* unix and sysv listen: ?mode= (has_mode) */
 	int has_mode;
 	char group[64]; /* unix listen: ?group= */
 	/* tls: ?ca=, ?cert=, ?key= ("" when not given; the transport then

@@ -7,7 +7,7 @@ tests_bench_socketpair_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS)
 tests_bench_router_bench_SOURCES = tests/bench/router_bench.c
 tests_bench_router_bench_CPPFLAGS = $(BROKER_CPPFLAGS)
 tests_bench_router_bench_LDADD = broker/libipcbusd.la
-EXTRA_DIST += tests/bench/README.md tests/bench/run.sh \
+EXTRA_DIST += tests/bench/README.md tests/bench/run.sh tests/bench/sysv.sh \
 	tests/bench/peerbench/be_ipcbus.c tests/bench/peerbench/ipcbus.sh
 
 noinst_PROGRAMS += tests/bench/flood_bench
@@ -17,3 +17,7 @@ tests_bench_flood_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS) -lpth
 noinst_PROGRAMS += tests/bench/hose_bench
 tests_bench_hose_bench_SOURCES = tests/bench/hose_bench.c
 tests_bench_hose_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS) -lpthread
+
+noinst_PROGRAMS += tests/bench/msgq_bench
+tests_bench_msgq_bench_SOURCES = tests/bench/msgq_bench.c
+tests_bench_msgq_bench_LDADD = -lpthread

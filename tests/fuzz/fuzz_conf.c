@@ -109,8 +109,8 @@ static void fuzz_good_conf(const struct conf *c)
 	FUZZ_CHECK(c->nlisten <= CONF_MAX_LISTEN);
 	for (size_t i = 0; i < c->nlisten; i++) {
 		struct url u;
-		FUZZ_CHECK(url_parse(c->listen[i], &u, NULL, 0) == 0 && u.kind != URL_SYSV &&
-			   u.kind != URL_SHM && !(u.kind != URL_UNIX && u.has_token));
+		FUZZ_CHECK(url_parse(c->listen[i], &u, NULL, 0) == 0 && u.kind != URL_SHM &&
+			   !(u.kind != URL_UNIX && u.has_token));
 		FUZZ_CHECK(u.kind != URL_TLS || (c->tls_cert && c->tls_key));
 		for (size_t j = 0; j < i; j++)
 			FUZZ_CHECK(strcmp(c->listen[i], c->listen[j]) != 0);

@@ -8,7 +8,7 @@
  *  - an accepted URL starts with its scheme's "NAME://" and its fields keep
  *    their documented bounds: an absolute unix path, a mode within 0777, a
  *    host and a port 1-65535 for tcp/udp, a nonzero key and the KEY as
- *    written for sysv/shm;
+ *    written for sysv/shm (sysv: and ?mode= within 0777);
  *  - a refused one has a reason, and the reason is cut to the room given
  *    (exactly sized buffers, so AddressSanitizer sees any write past them),
  *    including no room at all.
@@ -76,10 +76,16 @@ static void fuzz_accepted(const char *s, const struct url *u)
 		FUZZ_CHECK(strstr(rest, u->host) != NULL);
 		break;
 	case URL_SYSV:
-	case URL_SHM:
+	case URL_SHM: {
 		FUZZ_CHECK(u->key != 0 && u->key != -1);
-		FUZZ_CHECK(strcmp(u->keyspec, rest) == 0);
+		/* sysv: the KEY, then ?mode= (octal, at most 0777) */
+		const char *q = u->kind == URL_SYSV ? strchr(rest, '?') : NULL;
+		size_t klen = q ? (size_t)(q - rest) : strlen(rest);
+		FUZZ_CHECK(strlen(u->keyspec) == klen && strncmp(u->keyspec, rest, klen) == 0);
+		FUZZ_CHECK(!q || (u->has_mode && u->mode <= 0777 && strncmp(q, "?mode=", 6) == 0));
+		FUZZ_CHECK(q || !u->has_mode);
 		break;
+	}
 	}
 }
 

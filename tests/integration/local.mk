@@ -93,3 +93,9 @@ tests_integration_test_bridge_SOURCES = tests/integration/test_bridge.c \
 	tests/integration/bridges.c tests/integration/bridges.h
 tests_integration_test_bridge_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_bridge_LDADD = $(INTEG_LDADD)
+
+# sysv://: a raw SysV client of its own, the library and the CLI.
+INTEG_CLIENT_TESTS += tests/integration/test_sysv
+tests_integration_test_sysv_SOURCES = tests/integration/test_sysv.c
+tests_integration_test_sysv_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_sysv_LDADD = $(INTEG_LIB_LDADD)

@@ -72,6 +72,9 @@ static const struct conform_row conform_rows[] = {
 	 "tls:// is not in this build yet"},
 	{"udp", "udp://127.0.0.1:@PORT@", NULL, CONFORM_UDP_LINES, CONFORM_UDP_PENDING,
 	 "udp:// is not in this build yet"},
+	/* the key: ftok() of the broker's own folder, so every broker has its
+	 * own; a byte stream in messages, not spoken by the raw client */
+	{"sysv", "sysv://@DIR@:115", NULL, NULL, CONFORM_STREAM, NULL},
 };
 
 #define CONFORM_NROWS HARNESS_NELEM(conform_rows)

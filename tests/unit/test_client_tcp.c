@@ -588,7 +588,7 @@ static void test_opts_size(void)
 
 static void test_unsupported(void)
 {
-	static const char *const urls[] = {"sysv://0x1234", "shm://0x1234"};
+	static const char *const urls[] = {"shm://0x1234"};
 	char *secret = "tls://s3cret@127.0.0.1"; /* no port: refused */
 	ipcbus_opts o = opts_default();
 	ipcbus *c;
@@ -726,10 +726,10 @@ static void test_cli(void)
 	fb_stop(&b);
 
 	/* not there yet: a clear error, exit 1, the token not shown */
-	char *sub[] = {(char *)cli, "sub", "-u", "sysv://0x1234", "a.b", NULL};
+	char *sub[] = {(char *)cli, "sub", "-u", "shm://0x1234", "a.b", NULL};
 	CU_ASSERT_EQUAL_FATAL(cli_start(&r, sub, NULL), 0);
 	CU_ASSERT_EQUAL(cli_wait(&r, err, sizeof err), 1);
-	CU_ASSERT(strstr(err, "sysv:// is not supported by this client yet") != NULL);
+	CU_ASSERT(strstr(err, "shm:// is not supported by this client yet") != NULL);
 	/* a bad URL with a token: refused, the token not shown */
 	char *sub2[] = {(char *)cli, "sub", "-u", "tls://s3cret@127.0.0.1", "a.b", NULL};
 	CU_ASSERT_EQUAL_FATAL(cli_start(&r, sub2, NULL), 0);

@@ -262,7 +262,7 @@ static void test_unsupported(void)
 	};
 	for (size_t i = 0; i < UNIT_NELEM(lines); i++)
 		CU_ASSERT(refused(lines[i], "not supported"));
-	CU_ASSERT(refused("listen sysv://0x1234", "not supported"));
+	CU_ASSERT(refused("listen shm://0x1234", "not supported"));
 	CU_ASSERT(refused("listen tcp://secret@127.0.0.1:4222", "no token"));
 	CU_ASSERT(refused("no-such-directive 1", "unknown directive"));
 	CU_ASSERT(refused("Max-Payload 1k", "unknown directive")); /* case matters */

@@ -210,6 +210,18 @@ static void test_keys(void)
 	CU_ASSERT_EQUAL(key, (long)ftok(tmpfile_path, 255));
 	CU_ASSERT_EQUAL(url_parse_key("0x10", &key, NULL, 0), 0);
 	CU_ASSERT_EQUAL(key, 16);
+
+	/* the broker's queue's mode */
+	CU_ASSERT_FATAL(url_ok("sysv://0x1234?mode=0620", &u));
+	CU_ASSERT_EQUAL(u.key, 0x1234);
+	CU_ASSERT_STRING_EQUAL(u.keyspec, "0x1234");
+	CU_ASSERT(u.has_mode && u.mode == 0620);
+	CU_ASSERT_FATAL(url_ok("sysv://0x1234", &u));
+	CU_ASSERT_FALSE(u.has_mode);
+	snprintf(s, sizeof s, "sysv://%s:9?mode=600", tmpfile_path);
+	CU_ASSERT_FATAL(url_ok(s, &u));
+	CU_ASSERT_EQUAL(u.key, (long)ftok(tmpfile_path, 9));
+	CU_ASSERT(u.has_mode && u.mode == 0600);
 }
 
 static void test_errors(void)
@@ -234,6 +246,8 @@ static void test_errors(void)
 		"sysv://", "sysv://0", "sysv://-1", "sysv://abc", "sysv://0x", "sysv://12ab",
 		"sysv://0x80000000", "sysv://99999999999999999999", "shm://",
 		"sysv:///nonexistent/ipcbus/test/path", "shm:///nonexistent/ipcbus/x:3",
+		"sysv://0x1234?", "sysv://0x1234?mode=", "sysv://0x1234?mode=0999",
+		"sysv://0x1234?mode=01600", "sysv://0x1234?group=x", "sysv://?mode=0600",
 	};
 	struct url u;
 	char err[256];

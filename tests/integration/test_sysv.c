@@ -1,0 +1,1037 @@
+/*
+ * test_sysv.c: sysv://KEY, what the conformance suite's library cases do
+ * not reach (docs/protocol.md, SysV; docs/design.md, SysV queues).
+ *
+ * A raw SysV client here speaks the protocol with msgsnd/msgrcv and no
+ * library: it makes its own two queues and proof, so it can also make the
+ * HELLOs and messages a well-behaved client never sends.
+ *
+ *   raw_session        HELLO through the broker's queue, WELCOME, SUB, PUB and
+ *                      MSG through the private queues; several frames in one
+ *                      message; a frame in many messages; a Unix client on the
+ *                      other side
+ *   forged_hello       HELLOs in another client's name (its queues, no proof or
+ *                      a wrong one), with loose or foreign queues, with a queue
+ *                      already in use: refused, counted, nothing taken from the
+ *                      victim, which goes on working
+ *   other_uid          a process of another uid can neither write to a
+ *                      client's send queue nor read its reply queue (root only)
+ *   bad_messages       a message of another type, an unfinished frame (the
+ *                      HELLO deadline: ping-interval here), a prefix over the
+ *                      frame limit: fatal ERRs, then the end of the stream
+ *   dead_client        a library client killed: noticed within the tick, its
+ *                      subscription gone, its queues removed while publishing
+ *                      goes on (its reply queue does not fill)
+ *   closed_then_killed a client the broker closed (told why and the end) keeps
+ *                      its queues; killed before it removed them, the broker
+ *                      removes them
+ *   fork_child_close   a forked child closing its copy of a connection leaves
+ *                      the parent's queues and thread alone
+ *   big_messages       1 MiB payloads both ways, whole, between a sysv library
+ *                      client and a Unix one (128 messages each)
+ *   stale_queue        a killed broker's queue is recognised and reclaimed; a
+ *                      queue that is no broker's, or a live broker's, is an
+ *                      error; ?mode= gives the queue's mode; TERM removes it
+ *   broker_dies        a killed broker is noticed by the library (its pid gone)
+ *                      and the client comes back to the next broker
+ *   other_user_broker  a broker running as nobody with ?mode=0622: clients of
+ *                      root and of uid 1 give it their queues (still 0600)
+ *   cli_sub            `ipcbus sub -u sysv://KEY` prints what a Unix client
+ *                      publishes
+ *
+ * Every key is chosen free for this run and whatever is at it is removed at
+ * cleanup, after the broker stopped; queues a case makes are removed too.
+ */
+#include <config.h>
+
+#include <errno.h>
+#include <fcntl.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "ipcbus.h"
+#include "sysv.h"
+
+#define T 5000
+
+/* ---- keys and queues a case makes ---- */
+
+static void key_cleanup(void *arg)
+{
+	key_t key = (key_t)(intptr_t)arg;
+	int id = msgget(key, 0);
+	if (id >= 0)
+		msgctl(id, IPC_RMID, NULL);
+}
+
+/* A key with no queue at it, whose queue (if any) goes at cleanup (after
+ * the brokers, which are stopped in the reverse order of their making). */
+static key_t free_key(void)
+{
+	for (int i = 0; i < 1000; i++) {
+		uint32_t r;
+		if (getrandom(&r, sizeof r, 0) != (ssize_t)sizeof r)
+			r = (uint32_t)getpid() * 2654435761u + (uint32_t)i;
+		key_t k = (key_t)(0x51000000u | (r & 0x00ffffffu));
+		if (msgget(k, 0) < 0 && errno == ENOENT) {
+			harness_defer(key_cleanup, (void *)(intptr_t)k);
+			return k;
+		}
+	}
+	CU_FAIL("no free SysV key");
+	return 0;
+}
+
+static void queue_cleanup(void *arg)
+{
+	msgctl((int)(intptr_t)arg, IPC_RMID, NULL);
+}
+
+/* A private queue of mode `mode`, removed at cleanup. */
+static int new_queue(int mode)
+{
+	int id = msgget(IPC_PRIVATE, IPC_CREAT | mode);
+	CU_ASSERT(id >= 0);
+	if (id >= 0)
+		harness_defer(queue_cleanup, (void *)(intptr_t)id);
+	return id;
+}
+
+static int queue_exists(int id)
+{
+	struct msqid_ds ds;
+	return msgctl(id, IPC_STAT, &ds) == 0;
+}
+
+/* A broker listening on sysv://KEY (and the default Unix socket). */
+static struct harness_broker *sysv_broker(key_t key, const char *more)
+{
+	char lines[512];
+	snprintf(lines, sizeof lines, "listen sysv://0x%x\n%s", (unsigned)key, more ? more : "");
+	return harness_broker_up(lines);
+}
+
+/* The same with debug logging (each refusal is logged, not one a second). */
+static struct harness_broker *sysv_broker_v(key_t key)
+{
+	static const char *const v[] = {"-v", NULL};
+	char lines[128];
+	snprintf(lines, sizeof lines, "listen sysv://0x%x\n", (unsigned)key);
+	struct harness_broker *b = harness_broker_new(lines);
+	if (b && harness_broker_start(b, v) < 0) {
+		CU_FAIL("the broker did not start");
+		return NULL;
+	}
+	return b;
+}
+
+static void sysv_url(char *out, size_t n, key_t key)
+{
+	snprintf(out, n, "sysv://0x%x", (unsigned)key);
+}
+
+/* ---- the raw SysV client ---- */
+
+struct rq {
+	int shq, tx, rx;
+	long proof;
+	struct buf in;
+	struct frame f;        /* the frame last read (a view into body) */
+	uint8_t *body;
+	size_t body_cap;
+	int err_code, err_fatal;
+	char err_text[512];
+	int eof;               /* SYSV_MT_EOF came, or the queue was removed */
+	uint64_t next_id;
+};
+
+static void rq_free(void *arg)
+{
+	struct rq *r = arg;
+	msgctl(r->tx, IPC_RMID, NULL);
+	msgctl(r->rx, IPC_RMID, NULL);
+	buf_fini(&r->in);
+	free(r->body);
+	free(r);
+}
+
+/* Queues and the proof in the send queue; no HELLO yet. */
+static struct rq *rq_new(key_t key)
+{
+	struct rq *r = calloc(1, sizeof *r);
+	if (!r)
+		return NULL;
+	r->shq = msgget(key, 0);
+	r->tx = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+	r->rx = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+	buf_init(&r->in, 64u << 20);
+	r->next_id = 1;
+	uint64_t p = 0;
+	getrandom(&p, sizeof p, 0);
+	r->proof = (long)((p & 0x7fffffffffffffffULL) | 1);
+	harness_defer(rq_free, r);
+	struct sysv_msg m = {.mtype = r->proof};
+	if (r->shq < 0 || r->tx < 0 || r->rx < 0 || msgsnd(r->tx, &m, 0, IPC_NOWAIT) < 0)
+		return NULL;
+	return r;
+}
+
+/* Send a HELLO to the broker's queue naming tx, rx and proof. */
+static int rq_hello_as(int shq, int tx, int rx, long proof, const char *name)
+{
+	Ipcbus__Hello h = IPCBUS__HELLO__INIT;
+	Ipcbus__Sysv s = IPCBUS__SYSV__INIT;
+	struct buf b;
+
+	h.version = 1;
+	h.has_pid = 1;
+	h.pid = (uint32_t)getpid();
+	h.has_name = 1;
+	h.name.data = (uint8_t *)(uintptr_t)name;
+	h.name.len = strlen(name);
+	s.send_queue = tx;
+	s.reply_queue = rx;
+	s.proof = (uint64_t)proof;
+	h.sysv = &s;
+	buf_init(&b, 1 << 16);
+	int rc = frame_append_hello(&b, 1, &h);
+	if (rc == 0) {
+		struct {
+			long mtype;
+			uint8_t text[4096];
+		} m = {.mtype = SYSV_MT_HELLO};
+		memcpy(m.text, buf_rptr(&b), buf_len(&b));
+		rc = msgsnd(shq, &m, buf_len(&b), IPC_NOWAIT) < 0 ? -errno : 0;
+	}
+	buf_fini(&b);
+	return rc;
+}
+
+/* One message of bytes into the send queue. */
+static int rq_send(struct rq *r, long mtype, const void *p, size_t n)
+{
+	struct sysv_msg *m = malloc(sizeof *m + n + 1);
+	if (!m)
+		return -ENOMEM;
+	m->mtype = mtype;
+	memcpy(m->mtext, p, n);
+	int rc = msgsnd(r->tx, m, n, IPC_NOWAIT) < 0 ? -errno : 0;
+	free(m);
+	return rc;
+}
+
+/* Frames, each with its prefix, into one message. */
+static int rq_frames(struct rq *r, const struct frame *f, size_t nf)
+{
+	struct buf b;
+	int rc = 0;
+	buf_init(&b, 1 << 20);
+	for (size_t i = 0; i < nf && rc == 0; i++)
+		rc = frame_append(&b, &f[i], NULL, 0);
+	if (rc == 0)
+		rc = rq_send(r, SYSV_MT_DATA, buf_rptr(&b), buf_len(&b));
+	buf_fini(&b);
+	return rc;
+}
+
+static struct frame_bytes fb(const char *s)
+{
+	return (struct frame_bytes){.p = (const uint8_t *)s, .len = strlen(s), .set = 1};
+}
+
+/* The next frame into r->f: 1, 0 on timeout, -1 at the end of the
+ * stream, -2 for bytes that do not decode. */
+static int rq_read(struct rq *r, int timeout_ms)
+{
+	uint64_t deadline = harness_now() + (uint64_t)timeout_ms;
+	struct {
+		long mtype;
+		uint8_t text[65536];
+	} m;
+
+	for (;;) {
+		const uint8_t *body;
+		size_t len, need;
+		long k = frame_split(buf_rptr(&r->in), buf_len(&r->in), 64u << 20, &body, &len, &need);
+		if (k < 0)
+			return -2;
+		if (k > 0) {
+			if (len > r->body_cap) {
+				free(r->body);
+				r->body = malloc(len);
+				r->body_cap = r->body ? len : 0;
+				if (!r->body)
+					return -2;
+			}
+			memcpy(r->body, body, len);
+			buf_consume(&r->in, (size_t)k);
+			if (frame_decode(r->body, len, &r->f) < 0)
+				return -2;
+			if (r->f.type == IPCBUS__FRAME_TYPE__ERR) {
+				Ipcbus__Error *e = frame_unpack_error(&r->f);
+				r->err_code = e ? (int)e->code : -1;
+				r->err_fatal = e && e->has_fatal && e->fatal;
+				snprintf(r->err_text, sizeof r->err_text, "%.*s",
+					 e && e->has_text ? (int)e->text.len : 0,
+					 e && e->has_text ? (const char *)e->text.data : "");
+				if (e)
+					ipcbus__error__free_unpacked(e, NULL);
+			}
+			return 1;
+		}
+		if (r->eof)
+			return -1;
+		ssize_t n = msgrcv(r->rx, &m, sizeof m.text, 0, IPC_NOWAIT);
+		if (n >= 0) {
+			if (m.mtype == SYSV_MT_EOF)
+				r->eof = 1;
+			else if (m.mtype == SYSV_MT_DATA && buf_append(&r->in, m.text, (size_t)n) < 0)
+				return -2;
+			continue;
+		}
+		if (errno == EIDRM || errno == EINVAL) {
+			r->eof = 1;
+			continue;
+		}
+		if (harness_now() >= deadline)
+			return 0;
+		harness_sleep(1);
+	}
+}
+
+/* Read until a frame of type `type` (others dropped): 1 or 0/-1/-2. */
+static int rq_expect(struct rq *r, int type, int timeout_ms)
+{
+	uint64_t deadline = harness_now() + (uint64_t)timeout_ms;
+	for (;;) {
+		uint64_t now = harness_now();
+		int rc = rq_read(r, now < deadline ? (int)(deadline - now) : 0);
+		if (rc != 1)
+			return rc;
+		if (r->f.type == type)
+			return 1;
+		if (r->f.type == IPCBUS__FRAME_TYPE__PING) {
+			struct frame pong = {.type = IPCBUS__FRAME_TYPE__PONG, .has_id = r->f.has_id,
+					     .id = r->f.id};
+			rq_frames(r, &pong, 1);
+		}
+	}
+}
+
+/* A round trip: PING, its PONG.  1 when it came. */
+static int rq_ping(struct rq *r)
+{
+	struct frame p = {.type = IPCBUS__FRAME_TYPE__PING, .has_id = 1, .id = ++r->next_id};
+	if (rq_frames(r, &p, 1) < 0)
+		return 0;
+	for (;;) {
+		if (rq_expect(r, IPCBUS__FRAME_TYPE__PONG, T) != 1)
+			return 0;
+		if (r->f.id == p.id)
+			return 1;
+	}
+}
+
+/* A raw client that is welcomed. */
+static struct rq *rq_open(key_t key, const char *name)
+{
+	struct rq *r = rq_new(key);
+	if (!r || rq_hello_as(r->shq, r->tx, r->rx, r->proof, name) < 0) {
+		CU_FAIL("raw sysv client: no HELLO");
+		return NULL;
+	}
+	if (rq_expect(r, IPCBUS__FRAME_TYPE__WELCOME, T) != 1) {
+		CU_FAIL("raw sysv client: no WELCOME");
+		return NULL;
+	}
+	return r;
+}
+
+/* ---- library helpers ---- */
+
+static void lib_close(void *arg)
+{
+	ipcbus_close(arg);
+}
+
+static ipcbus *lib_open(const char *url, const char *name)
+{
+	ipcbus_opts o = IPCBUS_OPTS_INIT;
+	ipcbus *c = NULL;
+	o.name = name;
+	o.reconnect_min_ms = 20;
+	o.reconnect_max_ms = 200;
+	int rc = ipcbus_connect(&c, url, &o);
+	if (rc < 0) {
+		fprintf(stderr, "connect %s: %s\n", url, ipcbus_strerror(rc));
+		CU_FAIL("ipcbus_connect");
+		return NULL;
+	}
+	harness_defer(lib_close, c);
+	return c;
+}
+
+struct got {
+	size_t n, bytes;
+	int whole;
+	char last[64];
+};
+
+static void got_cb(void *arg, const ipcbus_msg *m)
+{
+	struct got *g = arg;
+	g->n++;
+	g->bytes += m->len;
+	snprintf(g->last, sizeof g->last, "%.*s", (int)(m->len < 60 ? m->len : 60),
+		 (const char *)m->data);
+	if (m->len == 1 << 20) {
+		const uint8_t *p = m->data;
+		int ok = 1;
+		for (size_t i = 0; i < m->len && ok; i++)
+			ok = p[i] == (uint8_t)(i * 7 + (i >> 13));
+		g->whole += ok;
+	}
+}
+
+/* Dispatch c until g has n messages (or T ms). */
+static int pump_until(ipcbus *c, struct got *g, size_t n)
+{
+	uint64_t deadline = harness_now() + T;
+	while (g->n < n && harness_now() < deadline)
+		if (ipcbus_wait(c, 50) < 0)
+			return -1;
+	return g->n >= n ? 0 : -1;
+}
+
+/* ---- the cases ---- */
+
+static void test_raw_session(void)
+{
+	key_t key = free_key();
+	struct harness_broker *b = sysv_broker(key, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	struct rq *r = rq_open(key, "raw-sysv");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	struct harness_raw *u = harness_raw_open(b, "raw-unix");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+
+	/* SUB, and a PING in the same message: both answered */
+	struct frame two[2] = {
+		{.type = IPCBUS__FRAME_TYPE__SUB, .has_id = 1, .id = 10, .has_sid = 1, .sid = 7,
+		 .channel = fb("sv.a")},
+		{.type = IPCBUS__FRAME_TYPE__PING, .has_id = 1, .id = 11},
+	};
+	CU_ASSERT_EQUAL(rq_frames(r, two, 2), 0);
+	CU_ASSERT_EQUAL(rq_expect(r, IPCBUS__FRAME_TYPE__PONG, T), 1);
+	CU_ASSERT_EQUAL(r->f.id, 11);
+	CU_ASSERT_EQUAL(harness_raw_pub(u, 0, "sv.a", NULL, "from unix", 9), 0);
+	CU_ASSERT_EQUAL(rq_expect(r, IPCBUS__FRAME_TYPE__MSG, T), 1);
+	CU_ASSERT_EQUAL(r->f.sid, 7);
+	CU_ASSERT(r->f.payload.len == 9 && memcmp(r->f.payload.p, "from unix", 9) == 0);
+
+	/* a PUB cut into 1-byte messages, then 50 PUBs in one message */
+	CU_ASSERT_EQUAL(harness_raw_sub(u, 1, 3, "sv.b", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(u, T, NULL, NULL), 1);
+	struct frame pub = {.type = IPCBUS__FRAME_TYPE__PUB, .channel = fb("sv.b"),
+			    .payload = fb("in pieces")};
+	struct buf b1;
+	buf_init(&b1, 4096);
+	CU_ASSERT_EQUAL(frame_append(&b1, &pub, NULL, 0), 0);
+	for (size_t i = 0; i < buf_len(&b1); i++)
+		CU_ASSERT_EQUAL(rq_send(r, SYSV_MT_DATA, buf_rptr(&b1) + i, 1), 0);
+	buf_fini(&b1);
+	CU_ASSERT_EQUAL(harness_raw_read(u, T), 1);
+	CU_ASSERT(harness_raw_is_msg(u, 3, "in pieces"));
+	struct frame many[50];
+	for (int i = 0; i < 50; i++)
+		many[i] = (struct frame){.type = IPCBUS__FRAME_TYPE__PUB, .channel = fb("sv.b"),
+					 .payload = fb("batched")};
+	CU_ASSERT_EQUAL(rq_frames(r, many, 50), 0);
+	int n = 0;
+	while (n < 50 && harness_raw_read(u, T) == 1)
+		n += harness_raw_is_msg(u, 3, "batched");
+	CU_ASSERT_EQUAL(n, 50);
+	CU_ASSERT_EQUAL(rq_ping(r), 1);
+	/* its identity is its queues' creator */
+	CU_ASSERT_EQUAL(harness_broker_log_has(b, "error"), 0);
+}
+
+static void test_forged_hello(void)
+{
+	key_t key = free_key();
+	struct harness_broker *b = sysv_broker_v(key);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	struct rq *victim = rq_open(key, "victim");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(victim);
+	int shq = victim->shq;
+
+	/* 1. a forger that saw a client's new queues and races its HELLO:
+	 * without the proof (a guess) nothing opens and nothing is taken, so
+	 * the client's own HELLO still works */
+	struct rq *late = rq_new(key);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(late);
+	CU_ASSERT_EQUAL(rq_hello_as(shq, late->tx, late->rx, 12345, "forger"), 0);
+	CU_ASSERT_EQUAL(harness_broker_wait_log(b, "no proof", T), 0);
+	CU_ASSERT_EQUAL(rq_hello_as(shq, late->tx, late->rx, late->proof, "late"), 0);
+	CU_ASSERT_EQUAL(rq_expect(late, IPCBUS__FRAME_TYPE__WELCOME, T), 1);
+	/* a live connection's queues, with its (spent) proof or any: refused */
+	CU_ASSERT_EQUAL(rq_hello_as(shq, victim->tx, victim->rx, victim->proof, "forger"), 0);
+	if (harness_broker_wait_log(b, "another connection's", T) < 0) {
+		char *log = harness_read_file(b->log, NULL);
+		fprintf(stderr, "%s\n", log ? log : "");
+		free(log);
+		CU_FAIL("a HELLO naming a live connection's queues");
+	}
+	CU_ASSERT_EQUAL(rq_ping(late), 1);
+	/* the victim goes on as if nothing happened */
+	struct frame sub = {.type = IPCBUS__FRAME_TYPE__SUB, .has_id = 1, .id = 2, .has_sid = 1,
+			    .sid = 1, .channel = fb("sv.victim")};
+	CU_ASSERT_EQUAL(rq_frames(victim, &sub, 1), 0);
+	CU_ASSERT_EQUAL(rq_ping(victim), 1);
+	struct harness_raw *u = harness_raw_open(b, "publisher");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+	CU_ASSERT_EQUAL(harness_raw_pub(u, 0, "sv.victim", NULL, "still mine", 10), 0);
+	CU_ASSERT_EQUAL(rq_expect(victim, IPCBUS__FRAME_TYPE__MSG, T), 1);
+	CU_ASSERT(victim->f.payload.len == 10);
+
+	/* 2. queues others may use: refused, even with the proof */
+	struct rq *loose = rq_new(key);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(loose);
+	int open_rx = new_queue(0622);
+	CU_ASSERT_EQUAL(rq_hello_as(shq, loose->tx, open_rx, loose->proof, "loose"), 0);
+	CU_ASSERT_EQUAL(harness_broker_wait_log(b, "others could read or write it", T), 0);
+	CU_ASSERT_FALSE(harness_broker_log_has(b, "loose"));
+	/* the proof was not taken: the queue is refused before */
+	struct sysv_msg got;
+	CU_ASSERT(msgrcv(loose->tx, &got, 0, loose->proof, IPC_NOWAIT) == 0);
+
+	/* 3. one queue that does not exist, the broker's own queue */
+	struct rq *odd = rq_new(key);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(odd);
+	CU_ASSERT_EQUAL(rq_hello_as(shq, odd->tx, 0x7ffffff0, odd->proof, "odd"), 0);
+	CU_ASSERT_EQUAL(rq_hello_as(shq, odd->tx, shq, odd->proof, "odd"), 0);
+	CU_ASSERT_EQUAL(rq_hello_as(shq, odd->tx, odd->tx, odd->proof, "odd"), 0);
+	/* 4. bytes that are no HELLO at all */
+	struct {
+		long mtype;
+		char text[8];
+	} junk = {SYSV_MT_HELLO, "garbage"};
+	CU_ASSERT_EQUAL(msgsnd(shq, &junk, 7, IPC_NOWAIT), 0);
+	CU_ASSERT_EQUAL(rq_ping(victim), 1);
+	CU_ASSERT_EQUAL(harness_broker_stop(b), 0);
+	CU_ASSERT(harness_broker_log_has(b, "HELLOs refused"));
+	/* the victim's queues are its own: the broker left them */
+	CU_ASSERT(queue_exists(victim->tx) && queue_exists(victim->rx));
+}
+
+/* In a child of another uid: 0 when neither queue can be used. */
+static int try_as_nobody(int tx, int rx)
+{
+	pid_t pid = harness_fork(10);
+	if (pid == 0) {
+		struct {
+			long mtype;
+			char text[16];
+		} m = {SYSV_MT_DATA, "forged"};
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(3);
+		int bad = 0;
+		bad |= msgsnd(tx, &m, 6, IPC_NOWAIT) == 0 || errno != EACCES;
+		bad |= msgrcv(rx, &m, sizeof m.text, 0, IPC_NOWAIT) >= 0 || errno != EACCES;
+		struct msqid_ds ds;
+		bad |= msgctl(rx, IPC_STAT, &ds) == 0;
+		_exit(bad ? 1 : 0);
+	}
+	return harness_wait_pid(pid, T);
+}
+
+static void test_other_uid(void)
+{
+	if (geteuid() != 0) {
+		fprintf(stderr, "  (not root: no other uid to try; skipped)\n");
+		return;
+	}
+	key_t key = free_key();
+	char url[64];
+	sysv_url(url, sizeof url, key);
+	struct harness_broker *b = sysv_broker(key, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	struct rq *r = rq_open(key, "raw");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL(try_as_nobody(r->tx, r->rx), 0);
+	CU_ASSERT_EQUAL(rq_ping(r), 1);
+	/* and nobody may write to the broker's queue (mode 0600): no HELLO */
+	pid_t pid = harness_fork(10);
+	if (pid == 0) {
+		struct {
+			long mtype;
+			char text[8];
+		} m = {SYSV_MT_HELLO, "x"};
+		if (setgid(65534) < 0 || setuid(65534) < 0)
+			_exit(3);
+		_exit(msgsnd(r->shq, &m, 1, IPC_NOWAIT) < 0 && errno == EACCES ? 0 : 1);
+	}
+	CU_ASSERT_EQUAL(harness_wait_pid(pid, T), 0);
+}
+
+static void test_bad_messages(void)
+{
+	key_t key = free_key();
+	struct harness_broker *b = sysv_broker(key, "ping-interval 400\n");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+
+	/* a message type frames do not use */
+	struct rq *r = rq_open(key, "typo");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(r);
+	CU_ASSERT_EQUAL(rq_send(r, 9, "x", 1), 0);
+	CU_ASSERT_EQUAL(rq_expect(r, IPCBUS__FRAME_TYPE__ERR, T), 1);
+	CU_ASSERT_EQUAL(r->err_code, IPCBUS__ERR_CODE__E_PROTOCOL);
+	CU_ASSERT(r->err_fatal);
+	CU_ASSERT_PTR_NOT_NULL(strstr(r->err_text, "type 9"));
+	CU_ASSERT_EQUAL(rq_read(r, T), -1); /* then the end */
+
+	/* a frame begun and never finished: bounded in time */
+	struct rq *u = rq_open(key, "unfinished");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+	uint8_t part[12] = {0xe8, 0x07}; /* 1000 bytes announced, 10 come */
+	uint64_t t0 = harness_now();
+	CU_ASSERT_EQUAL(rq_send(u, SYSV_MT_DATA, part, sizeof part), 0);
+	/* its PINGs not answered: a PONG would be the rest of the frame */
+	int rc;
+	while ((rc = rq_read(u, 4000)) == 1 && u->f.type == IPCBUS__FRAME_TYPE__PING)
+		;
+	CU_ASSERT_EQUAL(rc, 1);
+	CU_ASSERT_EQUAL(u->f.type, IPCBUS__FRAME_TYPE__ERR);
+	uint64_t dt = harness_now() - t0;
+	fprintf(stderr, "  (an unfinished frame refused after %llu ms: %s)\n",
+		(unsigned long long)dt, u->err_text);
+	CU_ASSERT(dt >= 350 && dt < 800); /* 400 ms, checked every 200 */
+	CU_ASSERT_PTR_NOT_NULL(strstr(u->err_text, "not finished"));
+	CU_ASSERT(u->err_fatal);
+
+	/* a prefix over the frame limit: refused before anything is held */
+	struct rq *h = rq_open(key, "huge");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(h);
+	uint8_t huge[] = {0x80, 0x80, 0x80, 0x80, 0x02}; /* 512 MiB */
+	CU_ASSERT_EQUAL(rq_send(h, SYSV_MT_DATA, huge, sizeof huge), 0);
+	CU_ASSERT_EQUAL(rq_expect(h, IPCBUS__FRAME_TYPE__ERR, T), 1);
+	CU_ASSERT_EQUAL(h->err_code, IPCBUS__ERR_CODE__E_FRAME_TOO_BIG);
+
+	/* the broker and the others go on */
+	struct harness_raw *x = harness_raw_open(b, "bystander");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(x);
+	CU_ASSERT_EQUAL(harness_raw_barrier(x, T, NULL, NULL), 1);
+}
+
+/* The ids of the private queues (key 0) on the system, from
+ * /proc/sysvipc/msg (msg_lrpid would name a reading thread, not the
+ * process: the ids new since a moment are the queues made meanwhile). */
+static int private_queues(int *ids, int max)
+{
+	FILE *f = fopen("/proc/sysvipc/msg", "re");
+	char line[512];
+	int n = 0;
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof line, f) && n < max) {
+		long long key;
+		int id;
+		if (sscanf(line, "%lld %d", &key, &id) == 2 && key == 0)
+			ids[n++] = id;
+	}
+	fclose(f);
+	return n;
+}
+
+/* The ids in now[] that are not in before[]. */
+static int new_ids(const int *before, int nb, const int *now, int nn, int *out, int max)
+{
+	int k = 0;
+	for (int i = 0; i < nn && k < max; i++) {
+		int seen = 0;
+		for (int j = 0; j < nb; j++)
+			seen |= before[j] == now[i];
+		if (!seen)
+			out[k++] = now[i];
+	}
+	return k;
+}
+
+static void test_dead_client(void)
+{
+	key_t key = free_key();
+	char url[64];
+	sysv_url(url, sizeof url, key);
+	struct harness_broker *b = sysv_broker(key, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	static int before[4096], now[4096];
+	int nb = private_queues(before, 4096);
+	int ready[2];
+	CU_ASSERT_EQUAL_FATAL(pipe2(ready, O_CLOEXEC), 0);
+	pid_t pid = harness_fork(20);
+	if (pid == 0) {
+		ipcbus *c = NULL;
+		ipcbus_opts o = IPCBUS_OPTS_INIT;
+		if (ipcbus_connect(&c, url, &o) < 0 ||
+		    ipcbus_subscribe(c, "sv.doomed", NULL, NULL, NULL, NULL) < 0 ||
+		    ipcbus_flush(c, T) < 0)
+			_exit(1);
+		if (write(ready[1], "k", 1) != 1)
+			_exit(1);
+		pause(); /* never dispatches again */
+		_exit(0);
+	}
+	close(ready[1]);
+	char k;
+	CU_ASSERT_EQUAL_FATAL(read(ready[0], &k, 1), 1);
+	close(ready[0]);
+	int ids[8];
+	int nq = new_ids(before, nb, now, private_queues(now, 4096), ids, 8);
+	CU_ASSERT_EQUAL(nq, 2); /* its send and reply queues */
+	struct harness_raw *u = harness_raw_open(b, "publisher");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+	CU_ASSERT_EQUAL(harness_raw_wait_interest(u, "sv.doomed", T), 0);
+	kill(pid, SIGKILL);
+	CU_ASSERT(harness_wait_pid(pid, T) >= 0);
+	uint64_t t0 = harness_now();
+	/* publishing goes on meanwhile: its queue must not stay full */
+	static char payload[4096];
+	int gone = 0;
+	while (!gone && harness_now() - t0 < 4000) {
+		for (int i = 0; i < 16; i++)
+			harness_raw_pub(u, 0, "sv.doomed", NULL, payload, sizeof payload);
+		CU_ASSERT_EQUAL(harness_raw_barrier(u, T, NULL, NULL), 1);
+		gone = 1;
+		for (int i = 0; i < nq; i++)
+			gone &= !queue_exists(ids[i]);
+		if (!gone)
+			harness_sleep(20);
+	}
+	uint64_t dt = harness_now() - t0;
+	fprintf(stderr, "  (its queues were removed %llu ms after the kill)\n",
+		(unsigned long long)dt);
+	CU_ASSERT(gone);
+	CU_ASSERT(dt < 3000);
+	CU_ASSERT(harness_broker_log_has(b, "is gone"));
+	/* and its subscription: no responders */
+	CU_ASSERT_EQUAL(harness_raw_pub(u, 99, "sv.doomed", "_INBOX.t.x", "q", 1), 0);
+	CU_ASSERT_EQUAL(harness_raw_expect_err(u, IPCBUS__ERR_CODE__E_NO_RESPONDERS, 99, T), 1);
+}
+
+static void fill_big(uint8_t *p, size_t n)
+{
+	for (size_t i = 0; i < n; i++)
+		p[i] = (uint8_t)(i * 7 + (i >> 13));
+}
+
+/* A client the broker closed, killed before it removed its queues: the
+ * broker still watches it (a tail), and removes them. */
+static void test_closed_then_killed(void)
+{
+	key_t key = free_key();
+	struct harness_broker *b = sysv_broker(key, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	int fds[2];
+	CU_ASSERT_EQUAL_FATAL(pipe2(fds, O_CLOEXEC), 0);
+	pid_t pid = harness_fork(20);
+	if (pid == 0) {
+		struct rq *r = rq_open(key, "closed");
+		int ids[2] = {-1, -1};
+		if (r && rq_send(r, 9, "x", 1) == 0 && rq_expect(r, IPCBUS__FRAME_TYPE__ERR, T) == 1 &&
+		    rq_read(r, T) == -1) {
+			ids[0] = r->tx;
+			ids[1] = r->rx;
+		}
+		if (write(fds[1], ids, sizeof ids) != (ssize_t)sizeof ids)
+			_exit(1);
+		pause(); /* its queues are left as they are */
+		_exit(0);
+	}
+	close(fds[1]);
+	int ids[2];
+	CU_ASSERT_EQUAL_FATAL(read(fds[0], ids, sizeof ids), (ssize_t)sizeof ids);
+	close(fds[0]);
+	CU_ASSERT_FATAL(ids[0] >= 0 && ids[1] >= 0);
+	/* closed, told (ERR, the end), alive: its queues are its own */
+	CU_ASSERT(queue_exists(ids[0]) && queue_exists(ids[1]));
+	kill(pid, SIGKILL);
+	CU_ASSERT(harness_wait_pid(pid, T) >= 0);
+	uint64_t t0 = harness_now();
+	while ((queue_exists(ids[0]) || queue_exists(ids[1])) && harness_now() - t0 < 3000)
+		harness_sleep(20);
+	fprintf(stderr, "  (its queues were removed %llu ms after the kill)\n",
+		(unsigned long long)(harness_now() - t0));
+	CU_ASSERT_FALSE(queue_exists(ids[0]));
+	CU_ASSERT_FALSE(queue_exists(ids[1]));
+}
+
+/* A forked child that closes its copy of the connection: the parent's
+ * connection (its queues, its thread) goes on. */
+static void test_fork_child_close(void)
+{
+	key_t key = free_key();
+	char url[64];
+	sysv_url(url, sizeof url, key);
+	struct harness_broker *b = sysv_broker(key, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	ipcbus *c = lib_open(url, "parent");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	pid_t pid = harness_fork(10);
+	if (pid == 0) {
+		ipcbus_close(c);
+		_exit(0);
+	}
+	CU_ASSERT_EQUAL(harness_wait_pid(pid, T), 0);
+	CU_ASSERT_EQUAL(ipcbus_flush(c, T), 0);
+	CU_ASSERT(ipcbus_connected(c));
+}
+
+static void test_big_messages(void)
+{
+	key_t key = free_key();
+	char url[64];
+	sysv_url(url, sizeof url, key);
+	struct harness_broker *b = sysv_broker(key, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	ipcbus *s = lib_open(url, "big-sysv");
+	ipcbus *u = lib_open(b->url, "big-unix");
+	CU_ASSERT_FATAL(s && u);
+	CU_ASSERT_EQUAL(ipcbus_max_payload(s), 1 << 20);
+	struct got gs = {0}, gu = {0};
+	CU_ASSERT_EQUAL(ipcbus_subscribe(s, "sv.big", NULL, got_cb, &gs, NULL), 0);
+	CU_ASSERT_EQUAL(ipcbus_subscribe(u, "sv.big", NULL, got_cb, &gu, NULL), 0);
+	CU_ASSERT_EQUAL(ipcbus_flush(s, T), 0);
+	CU_ASSERT_EQUAL(ipcbus_flush(u, T), 0);
+	uint8_t *big = malloc(1 << 20);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(big);
+	fill_big(big, 1 << 20);
+	/* sysv -> both, then unix -> both, three each */
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(ipcbus_publish(s, "sv.big", big, 1 << 20), 0);
+	CU_ASSERT_EQUAL(ipcbus_flush(s, T), 0);
+	for (int i = 0; i < 3; i++)
+		CU_ASSERT_EQUAL(ipcbus_publish(u, "sv.big", big, 1 << 20), 0);
+	CU_ASSERT_EQUAL(ipcbus_flush(u, T), 0);
+	CU_ASSERT_EQUAL(pump_until(s, &gs, 6), 0);
+	CU_ASSERT_EQUAL(pump_until(u, &gu, 6), 0);
+	fprintf(stderr, "  (sysv got %zu of 6 whole, unix %zu of 6)\n", (size_t)gs.whole,
+		(size_t)gu.whole);
+	CU_ASSERT_EQUAL(gs.whole, 6);
+	CU_ASSERT_EQUAL(gu.whole, 6);
+	free(big);
+	/* one byte over is refused before it is sent */
+	uint8_t *over = calloc(1, (1 << 20) + 1);
+	CU_ASSERT_EQUAL(ipcbus_publish(s, "sv.big", over, (1 << 20) + 1), IPCBUS_ETOOBIG);
+	free(over);
+}
+
+static void test_stale_queue(void)
+{
+	key_t key = free_key();
+	char lines[128];
+	snprintf(lines, sizeof lines, "listen sysv://0x%x?mode=0620\n", (unsigned)key);
+	struct harness_broker *b = harness_broker_up(lines);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	int id = msgget(key, 0);
+	struct msqid_ds ds;
+	CU_ASSERT_FATAL(id >= 0 && msgctl(id, IPC_STAT, &ds) == 0);
+	CU_ASSERT_EQUAL(ds.msg_perm.mode & 0777, 0620);
+
+	/* a second broker on the key: in use */
+	struct harness_broker *b2 = harness_broker_new(lines);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b2);
+	CU_ASSERT(harness_broker_start(b2, NULL) < 0);
+	CU_ASSERT(harness_broker_log_has(b2, "in use by ipcbusd pid"));
+
+	/* killed: its queue stays, the next broker takes the key back */
+	harness_broker_kill(b);
+	CU_ASSERT(msgget(key, 0) == id);
+	CU_ASSERT_EQUAL_FATAL(harness_broker_restart(b), 0);
+	CU_ASSERT(harness_broker_log_has(b, "removed the queue of a broker that is gone"));
+	int id2 = msgget(key, 0);
+	CU_ASSERT(id2 >= 0 && id2 != id);
+	char url[64];
+	sysv_url(url, sizeof url, key);
+	ipcbus *c = lib_open(url, "after-restart");
+	CU_ASSERT_PTR_NOT_NULL(c);
+	if (c)
+		CU_ASSERT_EQUAL(ipcbus_flush(c, T), 0);
+
+	/* TERM: the queue goes */
+	CU_ASSERT_EQUAL(harness_broker_stop(b), 0);
+	CU_ASSERT(msgget(key, 0) < 0 && errno == ENOENT);
+
+	/* a queue that is no broker's (a legacy program's): not touched */
+	int foreign = msgget(key, IPC_CREAT | IPC_EXCL | 0600);
+	CU_ASSERT_FATAL(foreign >= 0);
+	struct {
+		long mtype;
+		char text[8];
+	} m = {5, "legacy"};
+	CU_ASSERT_EQUAL(msgsnd(foreign, &m, 6, IPC_NOWAIT), 0);
+	CU_ASSERT(harness_broker_start(b, NULL) < 0);
+	CU_ASSERT(harness_broker_log_has(b, "is not a broker's"));
+	CU_ASSERT(msgctl(foreign, IPC_STAT, &ds) == 0 && ds.msg_qnum == 1);
+}
+
+static void test_broker_dies(void)
+{
+	key_t key = free_key();
+	char url[64];
+	sysv_url(url, sizeof url, key);
+	struct harness_broker *b = sysv_broker(key, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	ipcbus *c = lib_open(url, "survivor");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	struct got g = {0};
+	CU_ASSERT_EQUAL(ipcbus_subscribe(c, "sv.again", NULL, got_cb, &g, NULL), 0);
+	CU_ASSERT_EQUAL(ipcbus_flush(c, T), 0);
+	harness_broker_kill(b);
+	uint64_t t0 = harness_now();
+	while (ipcbus_connected(c) && harness_now() - t0 < 4000)
+		ipcbus_wait(c, 50);
+	uint64_t dt = harness_now() - t0;
+	fprintf(stderr, "  (the broker's death noticed after %llu ms)\n", (unsigned long long)dt);
+	CU_ASSERT_FALSE(ipcbus_connected(c));
+	CU_ASSERT(dt < 3000);
+	CU_ASSERT_EQUAL_FATAL(harness_broker_restart(b), 0);
+	t0 = harness_now();
+	while (!ipcbus_connected(c) && harness_now() - t0 < T)
+		ipcbus_wait(c, 50);
+	CU_ASSERT(ipcbus_connected(c));
+	struct harness_raw *u = harness_raw_open(b, "publisher");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+	CU_ASSERT_EQUAL(harness_raw_wait_interest(u, "sv.again", T), 0);
+	CU_ASSERT_EQUAL(harness_raw_pub(u, 0, "sv.again", NULL, "back", 4), 0);
+	CU_ASSERT_EQUAL(pump_until(c, &g, 2), 0); /* the probe, then "back" */
+	CU_ASSERT_STRING_EQUAL(g.last, "back");
+}
+
+/* A broker of another user (nobody) that is not root, with ?mode=0622:
+ * clients of two other users (root, uid 1) give their queues to it. */
+static void test_other_user_broker(void)
+{
+	char setpriv[256];
+	if (geteuid() != 0 || harness_which("setpriv", setpriv, sizeof setpriv) < 0) {
+		fprintf(stderr, "  (not root, or no setpriv: skipped)\n");
+		return;
+	}
+	key_t key = free_key();
+	const char *dir = harness_tmpdir();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	CU_ASSERT_EQUAL_FATAL(chmod(dir, 0777), 0);
+	char sock[128], listen[64], url[64];
+	snprintf(sock, sizeof sock, "unix://%s/s.sock", dir);
+	snprintf(listen, sizeof listen, "sysv://0x%x?mode=0622", (unsigned)key);
+	sysv_url(url, sizeof url, key);
+	char *argv[] = {setpriv, "--reuid=65534", "--regid=65534", "--clear-groups",
+			(char *)harness_ipcbusd(), "-l", sock, "-l", listen, NULL};
+	struct harness_proc *p = harness_proc_start(argv, NULL, 0);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	/* ready once its queue is there and it read its own message */
+	struct msqid_ds ds;
+	int id = -1;
+	uint64_t t0 = harness_now();
+	while (harness_now() - t0 < T) {
+		id = msgget(key, 0);
+		if (id >= 0 && msgctl(id, IPC_STAT, &ds) == 0 && ds.msg_lrpid > 0)
+			break;
+		harness_sleep(10);
+	}
+	CU_ASSERT_FATAL(id >= 0 && ds.msg_perm.uid == 65534 && (ds.msg_perm.mode & 0777) == 0622);
+
+	static int before[4096], now[4096];
+	int nb = private_queues(before, 4096);
+	ipcbus *c = lib_open(url, "root-client");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	struct got g = {0};
+	CU_ASSERT_EQUAL(ipcbus_subscribe(c, "sv.users", NULL, got_cb, &g, NULL), 0);
+	CU_ASSERT_EQUAL(ipcbus_flush(c, T), 0);
+	int ids[8];
+	int nq = new_ids(before, nb, now, private_queues(now, 4096), ids, 8);
+	CU_ASSERT_EQUAL(nq, 2);
+	for (int i = 0; i < nq; i++) {
+		/* given to the broker's user, still owner-only */
+		CU_ASSERT(msgctl(ids[i], IPC_STAT, &ds) == 0 && ds.msg_perm.uid == 65534 &&
+			  ds.msg_perm.cuid == 0 && (ds.msg_perm.mode & 0777) == 0600);
+	}
+	pid_t pid = harness_fork(10);
+	if (pid == 0) {
+		ipcbus *q = NULL;
+		ipcbus_opts o = IPCBUS_OPTS_INIT;
+		if (setgid(1) < 0 || setuid(1) < 0)
+			_exit(3);
+		if (ipcbus_connect(&q, url, &o) < 0 ||
+		    ipcbus_publish(q, "sv.users", "from uid 1", 10) < 0 || ipcbus_flush(q, T) < 0)
+			_exit(1);
+		ipcbus_close(q);
+		_exit(0);
+	}
+	CU_ASSERT_EQUAL(harness_wait_pid(pid, T), 0);
+	CU_ASSERT_EQUAL(pump_until(c, &g, 1), 0);
+	CU_ASSERT_STRING_EQUAL(g.last, "from uid 1");
+	harness_proc_signal(p, SIGTERM);
+	CU_ASSERT_EQUAL(harness_proc_wait(p, T), 0);
+	CU_ASSERT(msgget(key, 0) < 0 && errno == ENOENT);
+}
+
+static void test_cli_sub(void)
+{
+	key_t key = free_key();
+	char url[64];
+	sysv_url(url, sizeof url, key);
+	struct harness_broker *b = sysv_broker(key, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(b);
+	struct harness_proc *p = harness_cli_start(NULL, 0, "sub", "-u", url, "-c", "2", "sv.cli",
+						   NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	struct harness_raw *u = harness_raw_open(b, "publisher");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(u);
+	CU_ASSERT_EQUAL(harness_raw_wait_interest(u, "sv.cli", T), 0);
+	CU_ASSERT_EQUAL(harness_raw_pub(u, 0, "sv.cli", NULL, "hello sysv", 10), 0);
+	CU_ASSERT_EQUAL(harness_proc_wait(p, T), 0);
+	CU_ASSERT_PTR_NOT_NULL(strstr(p->out, "probe\nhello sysv\n"));
+	/* `ipcbus pub` over sysv, read by the Unix side */
+	CU_ASSERT_EQUAL(harness_raw_sub(u, 1, 5, "sv.back", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(u, T, NULL, NULL), 1);
+	struct harness_proc *q = harness_cli(T, NULL, 0, "pub", "-u", url, "sv.back", "over sysv",
+					     NULL);
+	CU_ASSERT_EQUAL(q->status, 0);
+	CU_ASSERT_EQUAL(harness_raw_read(u, T), 1);
+	CU_ASSERT(harness_raw_is_msg(u, 5, "over sysv"));
+	/* nothing there: a clear error */
+	char none[64];
+	sysv_url(none, sizeof none, free_key());
+	struct harness_proc *e = harness_cli(T, NULL, 0, "sub", "-u", none, "x", NULL);
+	CU_ASSERT_EQUAL(e->status, 1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(e->err, "no broker's queue there"));
+}
+
+static const struct harness_case cases[] = {
+	{"raw_session", test_raw_session},
+	{"forged_hello", test_forged_hello},
+	{"other_uid", test_other_uid},
+	{"bad_messages", test_bad_messages},
+	{"dead_client", test_dead_client},
+	{"closed_then_killed", test_closed_then_killed},
+	{"fork_child_close", test_fork_child_close},
+	{"big_messages", test_big_messages},
+	{"stale_queue", test_stale_queue},
+	{"broker_dies", test_broker_dies},
+	{"other_user_broker", test_other_user_broker},
+	{"cli_sub", test_cli_sub},
+};
+
+int main(int argc, char **argv)
+{
+	return harness_main("sysv", cases, HARNESS_NELEM(cases), 1, 120, argc, argv);
+}
