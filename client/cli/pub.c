@@ -138,7 +138,7 @@ int cmd_pub(int argc, char **argv)
 		case 'u':
 			url = optarg;
 			break;
-		case 'H':
+		case 'H': {
 			int hr = cli_parse_header(optarg, &h[nh]);
 			if (hr < 0) {
 				cli_header_err("pub", hr, optarg);
@@ -146,6 +146,7 @@ int cmd_pub(int argc, char **argv)
 			}
 			nh++;
 			break;
+		}
 		case 'h':
 			pub_usage(stdout);
 			ret = CLI_OK;
