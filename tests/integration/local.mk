@@ -93,3 +93,12 @@ tests_integration_test_bridge_SOURCES = tests/integration/test_bridge.c \
 	tests/integration/bridges.c tests/integration/bridges.h
 tests_integration_test_bridge_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_bridge_LDADD = $(INTEG_LDADD)
+
+# raw bridges to SysV queues (sysv-in, sysv-out): plain msgsnd/msgrcv on
+# one side, raw protocol clients on the other; bridges.c for the bridged
+# case.
+INTEG_BROKER_TESTS += tests/integration/test_rawq
+tests_integration_test_rawq_SOURCES = tests/integration/test_rawq.c \
+	tests/integration/bridges.c tests/integration/bridges.h
+tests_integration_test_rawq_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_rawq_LDADD = $(INTEG_LDADD)
