@@ -17,3 +17,10 @@ tests_bench_flood_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS) -lpth
 noinst_PROGRAMS += tests/bench/hose_bench
 tests_bench_hose_bench_SOURCES = tests/bench/hose_bench.c
 tests_bench_hose_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS) -lpthread
+
+# SysV message queues: raw msgsnd/msgrcv between two processes (stream,
+# ping-pong) and the broker's raw bridges (sysv-in, sysv-out) in one run.
+noinst_PROGRAMS += tests/bench/msgq_bench
+tests_bench_msgq_bench_SOURCES = tests/bench/msgq_bench.c
+tests_bench_msgq_bench_CPPFLAGS = $(CLIENT_CPPFLAGS)
+tests_bench_msgq_bench_LDADD = client/libipcbus.la
