@@ -13,10 +13,13 @@
  * struct loop_async) and publishes each message.  The thread never logs:
  * it leaves what happened (the queue vanished and was made again, an
  * error) in the shared state, and the loop logs it.  Stopping: the flag is
- * set, then pthread_cancel(), which only msgrcv() can act on (cancellation
- * is enabled around that call alone, and glibc since 2.34 does not act on
- * a cancel once the call has taken a message); a message taken as the stop
- * came is put back in the queue.
+ * set, then the thread is sent RAWQ_WAKE, the one signal it does not block
+ * (its handler does nothing; msgrcv is never restarted after a handler, so
+ * it returns EINTR), again every few milliseconds until the thread has
+ * ended, since one sent just before the thread enters msgrcv is lost.  A
+ * message taken as the stop came is put back in the queue.  (Not
+ * pthread_cancel: a forced unwind leaves AddressSanitizer's stack poisoning
+ * behind, and the thread's own stack is no place for surprises.)
  *
  * sysv-out.  A subscription whose deliver op msgsnd()s with IPC_NOWAIT.
  * When the queue is full the message waits in a backlog (bounded in
@@ -61,6 +64,9 @@
 #define RAWQ_RETRY_MAX_MS 16
 /* At most one line of drops per bridge in this time. */
 #define RAWQ_LOG_MS 10000
+/* The signal that ends a receiver's msgrcv at stop: sent to that thread
+ * alone, blocked in every other thread. */
+#define RAWQ_WAKE (SIGRTMIN + 4)
 /* A receiver that cannot read or make its queue tries again after this. */
 #define RAWQ_BACKOFF_MS 1000
 
@@ -123,6 +129,7 @@ struct rawq {
 	uint64_t t_remade;
 	uint64_t t_oversize;         /* over max-payload, dropped by the thread */
 	uint64_t t_errors;
+	uint64_t t_nomem;            /* taken, but no memory to hand them over */
 	int t_err;                   /* the last error (errno) not logged yet, 0 */
 	int t_dead;                  /* the thread gave up (it says why in t_err) */
 	uint64_t t_lost;             /* taken at the stop and not put back */
@@ -290,8 +297,7 @@ static void rawq_hand(struct rawq *r, int qid, size_t n)
 		if (rc == 0)
 			break;
 		if (rc == -ENOMEM) {
-			r->t_errors++;
-			r->t_err = ENOMEM;
+			r->t_nomem++; /* taken and lost: a drop */
 			loop_async_send(&r->async);
 			return;
 		}
@@ -309,16 +315,16 @@ static void rawq_hand(struct rawq *r, int qid, size_t n)
 }
 
 /* E2BIG: msgmax was raised while the broker runs.  Grow the buffer
- * (doubling, up to RAWQ_RX_MAX) so the message is received whole: 0, or -1
- * when it cannot be (mu held). */
+ * (doubling, up to RAWQ_RX_MAX) so the message is received whole: 0,
+ * -E2BIG when it is at RAWQ_RX_MAX already, -ENOMEM (mu held). */
 static int rawq_grow(struct rawq *r)
 {
 	if (r->rxcap >= RAWQ_RX_MAX)
-		return -1;
+		return -E2BIG;
 	size_t cap = r->rxcap * 2 > RAWQ_RX_MAX ? RAWQ_RX_MAX : r->rxcap * 2;
 	long *rx = malloc(sizeof(long) + cap);
 	if (!rx)
-		return -1;
+		return -ENOMEM;
 	free(r->rx);
 	r->rx = rx;
 	r->rxcap = cap;
@@ -331,18 +337,14 @@ static int rawq_grow(struct rawq *r)
 static void *rawq_thread(void *arg)
 {
 	struct rawq *r = arg;
-	int old;
 
-	pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 	pthread_mutex_lock(&r->mu);
 	while (!r->stop) {
 		int qid = r->t_msqid;
 		pthread_mutex_unlock(&r->mu);
-		/* the only place a stop's cancel may act (nothing held) */
-		pthread_setcancelstate(PTHREAD_CANCEL_ENABLE, &old);
+		/* RAWQ_WAKE ends the wait with EINTR */
 		ssize_t n = msgrcv(qid, r->rx, r->rxcap, r->cfg->mtype, 0);
 		int e = errno;
-		pthread_setcancelstate(PTHREAD_CANCEL_DISABLE, &old);
 		pthread_mutex_lock(&r->mu);
 		if (n >= 0) {
 			rawq_hand(r, qid, (size_t)n);
@@ -351,13 +353,19 @@ static void *rawq_thread(void *arg)
 		switch (e) {
 		case EINTR:
 			continue;
-		case E2BIG:
-			if (rawq_grow(r) == 0)
+		case E2BIG: {
+			int rc = rawq_grow(r);
+			if (rc == 0)
 				continue;
+			if (rc == -ENOMEM) {
+				e = ENOMEM;
+				break; /* try again later */
+			}
 			r->t_err = E2BIG;
 			r->t_dead = 1;
 			loop_async_send(&r->async);
 			goto out;
+		}
 		case EIDRM:
 		case EINVAL: {
 			/* the queue was removed: make it again */
@@ -414,7 +422,7 @@ static void rawq_in_ready(void *arg)
 {
 	struct rawq *r = arg;
 	struct broker *b = r->b;
-	uint64_t oversize, errors, remade;
+	uint64_t oversize, errors, remade, nomem;
 	int err, dead, msqid;
 
 	pthread_mutex_lock(&r->mu);
@@ -425,7 +433,8 @@ static void rawq_in_ready(void *arg)
 	oversize = r->t_oversize;
 	errors = r->t_errors;
 	remade = r->t_remade;
-	r->t_oversize = r->t_errors = r->t_remade = 0;
+	nomem = r->t_nomem;
+	r->t_oversize = r->t_errors = r->t_remade = r->t_nomem = 0;
 	err = r->t_err;
 	r->t_err = 0;
 	dead = r->t_dead;
@@ -455,9 +464,12 @@ static void rawq_in_ready(void *arg)
 			 (unsigned long long)r->errors, RAWQ_BACKOFF_MS);
 	}
 	rawq_drop(r, RAWQ_OVERSIZE, oversize);
+	rawq_drop(r, RAWQ_ERROR, nomem);
 
-	uint8_t *p = buf_rptr(&r->take);
 	size_t left = buf_len(&r->take);
+	if (!left)
+		return;
+	uint8_t *p = buf_rptr(&r->take);
 	while (left >= sizeof(struct rawq_rec)) {
 		struct rawq_rec rec;
 		memcpy(&rec, p, sizeof rec);
@@ -498,8 +510,10 @@ static int rawq_in_start(struct rawq *r)
 	if ((rc = loop_async_init(b->loop, &r->async, rawq_in_ready, r)) < 0)
 		return rc;
 	r->async_on = 1;
-	/* the thread takes no signal: they go to the loop's signalfd */
+	/* the thread takes no signal (they go to the loop's signalfd) but
+	 * RAWQ_WAKE, which only rawq_in_stop sends it */
 	sigfillset(&all);
+	sigdelset(&all, RAWQ_WAKE);
 	pthread_sigmask(SIG_SETMASK, &all, &old);
 	pthread_attr_init(&attr);
 	pthread_attr_setstacksize(&attr, 256 << 10);
@@ -521,8 +535,18 @@ static void rawq_in_stop(struct rawq *r)
 	r->stop = 1;
 	pthread_cond_broadcast(&r->cv);
 	pthread_mutex_unlock(&r->mu);
-	pthread_cancel(r->thread);
-	pthread_join(r->thread, NULL);
+	for (;;) {
+		struct timespec ts;
+		pthread_kill(r->thread, RAWQ_WAKE);
+		clock_gettime(CLOCK_REALTIME, &ts);
+		ts.tv_nsec += 2000000L;
+		if (ts.tv_nsec >= 1000000000L) {
+			ts.tv_sec++;
+			ts.tv_nsec -= 1000000000L;
+		}
+		if (pthread_timedjoin_np(r->thread, NULL, &ts) == 0)
+			break;
+	}
 	r->started = -1;
 	rawq_in_ready(r);
 	if (r->t_lost)
@@ -776,6 +800,11 @@ static int rawq_setup(struct rawq *r)
 	return rc;
 }
 
+static void rawq_wake(int sig)
+{
+	(void)sig;
+}
+
 int rawq_init(struct broker *b)
 {
 	const struct conf *cfg = &b->cfg;
@@ -788,6 +817,17 @@ int rawq_init(struct broker *b)
 		return -ENOMEM;
 	}
 	b->rawq = set;
+	/* the receivers' wake-up: a handler that does nothing (so the
+	 * signal interrupts msgrcv), blocked here in the loop's thread */
+	struct sigaction sa = {.sa_handler = rawq_wake};
+	sigfillset(&sa.sa_mask);
+	sigset_t wake;
+	sigemptyset(&wake);
+	sigaddset(&wake, RAWQ_WAKE);
+	if (sigaction(RAWQ_WAKE, &sa, NULL) < 0 || pthread_sigmask(SIG_BLOCK, &wake, NULL) != 0) {
+		log_error(&b->log, "raw bridges: signal %d: %s", RAWQ_WAKE, strerror(errno));
+		return -errno;
+	}
 	sysv_limits_read(&set->lim);
 	log_info(&b->log, "SysV limits%s: msgmax %ld, msgmnb %ld, msgmni %ld",
 		 set->lim.guessed ? " (some unreadable in /proc/sys/kernel: Linux defaults)" : "",
@@ -847,7 +887,7 @@ void rawq_fini(struct broker *b)
 	/* the queues go once nobody uses them */
 	for (size_t i = 0; i < set->n; i++) {
 		struct rawq *r = &set->q[i];
-		if (r->cfg->remove && r->owned && r->msqid >= 0) {
+		if (r->cfg->remove && (r->owned || r->created) && r->msqid >= 0) {
 			if (msgctl(r->msqid, IPC_RMID, NULL) == 0)
 				log_info(&b->log, "%s: msqid %d removed", r->name, r->msqid);
 			else if (errno != EINVAL && errno != EIDRM)
