@@ -24,6 +24,7 @@
 #include "interest.h"
 #include "conn.h"
 #include "proto.h"
+#include "rawq.h"
 #include "router.h"
 #include "transport.h"
 
@@ -324,6 +325,7 @@ static void broker_stop(struct broker *b, int sig)
 	log_info(&b->log, "%s: stopping (draining for at most %llu ms)", strsignal(sig),
 		 (unsigned long long)b->cfg.drain_timeout);
 	broker_close_listeners(b);
+	rawq_stop(b);
 	/* read no more; what is queued goes out until the drain deadline */
 	for (struct conn *c = b->conns; c; c = c->next)
 		conn_watch(c);
@@ -365,6 +367,7 @@ static void broker_status(struct broker *b)
 		 (unsigned long long)s->slow_consumers, (unsigned long long)s->no_responders,
 		 (unsigned long long)s->errors, (unsigned long long)s->refused);
 	bridge_status(b);
+	rawq_status(b);
 }
 
 static void broker_signal(void *arg, uint32_t events)
@@ -554,6 +557,8 @@ int broker_init(struct broker *b, struct conf *cfg)
 	}
 	if ((rc = bridge_init(b)) < 0)
 		return rc;
+	if ((rc = rawq_init(b)) < 0)
+		return rc;
 	if ((rc = broker_pidfile(b)) < 0)
 		return rc;
 	log_info(&b->log, "ready (ipcbusd %s, protocol %d, pid %d)", PACKAGE_VERSION,
@@ -605,6 +610,7 @@ void broker_fini(struct broker *b)
 		}
 		/* connections name their listeners until they are gone */
 		broker_free_listeners(b);
+		rawq_fini(b);
 		bridge_fini(b);
 		loop_timer_cancel(b->loop, &b->linger);
 		loop_timer_cancel(b->loop, &b->resume);

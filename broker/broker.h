@@ -19,6 +19,7 @@ struct listener;
 struct router;
 struct interest;
 struct bridge;
+struct rawq_set;
 struct conn_ops;
 
 struct broker_stats {
@@ -41,6 +42,7 @@ struct broker {
 	struct router *router;
 	struct interest *interest; /* what bridges announce (interest.c) */
 	struct bridge *bridge;     /* links to peer brokers (bridge.c) */
+	struct rawq_set *rawq;     /* raw bridges to SysV queues (rawq.c) */
 	uint64_t route_stamp;      /* messages routed (route.c) */
 	int routing;               /* inside route_publish(): subscriptions
 				    * must not be freed (bridge.c defers) */

@@ -21,7 +21,7 @@
 #include "proto.h"
 #include "url.h"
 
-#define CONF_MAX_WORDS 8
+#define CONF_MAX_WORDS 12
 
 void conf_init(struct conf *c)
 {
@@ -63,6 +63,10 @@ void conf_fini(struct conf *c)
 	}
 	for (size_t i = 0; i < c->nbridge_allow; i++)
 		free(c->bridge_allow[i]);
+	for (size_t i = 0; i < c->nsysv; i++) {
+		free(c->sysv[i].key_text);
+		free(c->sysv[i].channel);
+	}
 	conf_init(c);
 }
 
@@ -195,7 +199,7 @@ static const struct conf_num conf_nums[] = {
 };
 
 static const char *const conf_unsupported[] = {
-	"sysv-in", "sysv-out", "shm-in", "shm-out",
+	"shm-in", "shm-out",
 	"fifo-in", "fifo-out", "allow",
 };
 
@@ -313,6 +317,128 @@ static int conf_bridge_allow(struct conf *c, char **w, int n, char *why, size_t 
 	return 0;
 }
 
+/* The options after a raw bridge's fixed words: mode=OCTAL, keep or
+ * remove, qbytes=SIZE; and for sysv-out wait=MS and backlog=SIZE. */
+static int conf_sysv_options(struct conf_sysv *s, const char *name, char **w, int n, char *why,
+			     size_t whylen)
+{
+	int kept = 0, mode = 0, wait = 0, backlog = 0, qbytes = 0;
+
+	for (int i = 0; i < n; i++) {
+		const char *o = w[i];
+		const char *v = strchr(o, '=');
+		char *end;
+		if (strcmp(o, "keep") == 0 || strcmp(o, "remove") == 0) {
+			if (kept++)
+				return conf_fail(why, whylen, "%s: keep or remove, once", name);
+			s->remove = o[0] == 'r';
+		} else if (strncmp(o, "mode=", 5) == 0) {
+			errno = 0;
+			unsigned long m = strtoul(v + 1, &end, 8);
+			if (mode++ || errno || end == v + 1 || *end || v[1] == '-' || m > 0777 ||
+			    (m & 0600) != 0600)
+				return conf_fail(why, whylen, "%s: mode=OCTAL, at most 0777, with the owner's read and write (0600)", name);
+			s->mode = (unsigned)m;
+		} else if (strncmp(o, "qbytes=", 7) == 0) {
+			if (qbytes++ || conf_parse_size(v + 1, &s->qbytes) < 0 ||
+			    s->qbytes > 0x7fffffffULL)
+				return conf_fail(why, whylen, "%s: qbytes=SIZE (0 to 2G-1; 0 leaves the queue's)", name);
+		} else if (s->out && strncmp(o, "wait=", 5) == 0) {
+			if (wait++ || conf_parse_size(v + 1, &s->wait_ms) < 0 || s->wait_ms > 3600000)
+				return conf_fail(why, whylen, "%s: wait=MS (0 to 3600000)", name);
+		} else if (s->out && strncmp(o, "backlog=", 8) == 0) {
+			if (backlog++ || conf_parse_size(v + 1, &s->backlog) < 0 ||
+			    s->backlog > (1ULL << 30))
+				return conf_fail(why, whylen, "%s: backlog=SIZE (0 to 1G)", name);
+		} else {
+			return conf_fail(why, whylen, "%s: unknown option '%s' (%s)", name, o,
+					 s->out ? "mode=, keep, remove, qbytes=, wait=, backlog="
+						: "mode=, keep, remove, qbytes=");
+		}
+	}
+	return 0;
+}
+
+/* An MTYPE: a decimal number from min to LONG_MAX. */
+static int conf_mtype(const char *s, long min, long *out)
+{
+	char *end;
+	errno = 0;
+	long v = strtol(s, &end, 10);
+	if (errno || end == s || *end || v < min)
+		return -1;
+	*out = v;
+	return 0;
+}
+
+/* sysv-in KEY MTYPE CHANNEL [OPTION]...
+ * sysv-out PATTERN KEY MTYPE [OPTION]... */
+static int conf_sysv(struct conf *c, char **w, int n, char *why, size_t whylen)
+{
+	int out = strcmp(w[0], "sysv-out") == 0;
+	struct conf_sysv s = {.out = out, .mode = 0600, .wait_ms = 1000, .backlog = 1 << 20,
+			      .qbytes = 1 << 20};
+	char err[300];
+
+	if (n < 4)
+		return conf_fail(why, whylen, out ? "sysv-out takes PATTERN KEY MTYPE [OPTION]..."
+						  : "sysv-in takes KEY MTYPE CHANNEL [OPTION]...");
+	const char *key = out ? w[2] : w[1];
+	const char *mtype = out ? w[3] : w[2];
+	const char *chan = out ? w[1] : w[3];
+	if (url_parse_key(key, &s.key, err, sizeof err) < 0)
+		return conf_fail(why, whylen, "%s: %s", w[0], err);
+	if (conf_mtype(mtype, out ? 1 : 0, &s.mtype) < 0)
+		return conf_fail(why, whylen, out ? "sysv-out: MTYPE '%s' must be a number from 1 (msgsnd's mtype)"
+						  : "sysv-in: MTYPE '%s' must be 0 (any type) or a number from 1",
+				 mtype);
+	size_t clen = strlen(chan);
+	if (out) {
+		if (chan_valid_pattern(chan, clen) < 0)
+			return conf_fail(why, whylen, "sysv-out: invalid pattern '%s'", chan);
+		if (chan_is_inbox_wildcard(chan, clen))
+			return conf_fail(why, whylen, "sysv-out: pattern '%s' would take every client's replies", chan);
+	} else {
+		if (chan_valid_name(chan, clen) < 0)
+			return conf_fail(why, whylen, "sysv-in: invalid channel name '%s' (a name, not a pattern)", chan);
+		if (chan_is_system(chan, clen) || chan_is_inbox(chan, clen))
+			return conf_fail(why, whylen, "sysv-in: '%s' is reserved (the broker's $ channels and reply inboxes)", chan);
+	}
+	if (conf_sysv_options(&s, w[0], w + 4, n - 4, why, whylen) < 0)
+		return -1;
+	for (size_t i = 0; i < c->nsysv; i++) {
+		const struct conf_sysv *o = &c->sysv[i];
+		if (o->key != s.key)
+			continue;
+		if (o->mode != s.mode || o->remove != s.remove || o->qbytes != s.qbytes)
+			return conf_fail(why, whylen, "%s %s: the lines on one queue (key %s) must agree on mode=, keep or remove and qbytes=",
+					 w[0], key, o->key_text);
+		/* a receiver shares its queue with nobody who takes the same
+		 * type: another receiver would steal half of its messages, and
+		 * a sysv-out's messages would be read back and published again */
+		if ((o->out && s.out) ||
+		    (o->mtype && s.mtype && o->mtype != s.mtype))
+			continue;
+		if (!o->out && !s.out)
+			return conf_fail(why, whylen, "sysv-in %s mtype %ld: another sysv-in on the same queue (key %s) takes that type",
+					 key, s.mtype, o->key_text);
+		const struct conf_sysv *sender = o->out ? o : &s;
+		return conf_fail(why, whylen, "sysv-in and sysv-out on one queue (key %s) with mtype %ld: the broker would read back what it sends",
+				 key, sender->mtype);
+	}
+	if (c->nsysv == CONF_MAX_SYSV)
+		return conf_fail(why, whylen, "more than %d sysv-in and sysv-out lines", CONF_MAX_SYSV);
+	s.key_text = strdup(key);
+	s.channel = strdup(chan);
+	if (!s.key_text || !s.channel) {
+		free(s.key_text);
+		free(s.channel);
+		return conf_fail(why, whylen, "out of memory");
+	}
+	c->sysv[c->nsysv++] = s;
+	return 0;
+}
+
 /* Mark a single-valued directive seen (bit i); -1 when it was already. */
 static int conf_once(struct conf *c, unsigned bit, const char *name, char *why, size_t whylen)
 {
@@ -407,6 +533,8 @@ int conf_line(struct conf *c, char *line, char *why, size_t whylen)
 	}
 	if (strcmp(w[0], "bridge-allow") == 0)
 		return conf_bridge_allow(c, w, n, why, whylen);
+	if (strcmp(w[0], "sysv-in") == 0 || strcmp(w[0], "sysv-out") == 0)
+		return conf_sysv(c, w, n, why, whylen);
 	static const char *const files[] = {"tls-cert", "tls-key", "tls-ca"};
 	for (unsigned i = 0; i < 3; i++) {
 		char **dst[] = {&c->tls_cert, &c->tls_key, &c->tls_ca};

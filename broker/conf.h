@@ -14,6 +14,7 @@
 #define CONF_MAX_BRIDGES 32
 #define CONF_MAX_BRIDGE_PATTERNS 64
 #define CONF_MAX_BRIDGE_ALLOW 64
+#define CONF_MAX_SYSV 64
 /* A token's secret: at least this long, so guessing is hopeless. */
 #define CONF_TOKEN_MIN 16
 
@@ -54,6 +55,21 @@ struct conf {
 	 * authenticated (token:NAME, token, cert:CN) */
 	char *bridge_allow[CONF_MAX_BRIDGE_ALLOW];
 	size_t nbridge_allow;
+	/* `sysv-in KEY MTYPE CHANNEL [OPTION]...` and `sysv-out PATTERN KEY
+	 * MTYPE [OPTION]...`: raw bridges to SysV queues (rawq.c) */
+	struct conf_sysv {
+		int out;           /* sysv-out; else sysv-in */
+		char *key_text;    /* KEY as written, for the log */
+		long key;          /* parsed (ftok done) */
+		long mtype;        /* in: 0 (any type) or the type; out: >= 1 */
+		char *channel;     /* in: the channel; out: the pattern */
+		unsigned mode;     /* of a queue the broker creates: 0600 */
+		int remove;        /* remove the queue at stop (default: keep) */
+		uint64_t wait_ms;  /* out: longest wait for room in the queue (1000) */
+		uint64_t backlog;  /* out: bytes that may wait for room (1M) */
+		uint64_t qbytes;   /* raise msg_qbytes to this (1M); 0: leave it */
+	} sysv[CONF_MAX_SYSV];
+	size_t nsysv;
 	int has_secrets;           /* a token or tls-key line: the file must not
 				    * be readable by others */
 	/* which single-valued directives the file set (to refuse repeats) */

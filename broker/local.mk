@@ -7,6 +7,8 @@ BROKER_SRC = \
 	broker/bridge.c broker/bridge.h \
 	broker/interest.c broker/interest.h \
 	broker/route.c broker/route.h \
+	broker/rawq.c broker/rawq.h \
+	broker/sysv_limits.c broker/sysv_limits.h \
 	broker/seen.c broker/seen.h \
 	broker/broker.c broker/broker.h \
 	broker/conf.c broker/conf.h \

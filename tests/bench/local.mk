@@ -21,3 +21,9 @@ tests_bench_hose_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS) -lpthr
 noinst_PROGRAMS += tests/bench/msgq_bench
 tests_bench_msgq_bench_SOURCES = tests/bench/msgq_bench.c
 tests_bench_msgq_bench_LDADD = -lpthread
+# SysV message queues: raw msgsnd/msgrcv between two processes (stream,
+# ping-pong) and the broker's raw bridges (sysv-in, sysv-out) in one run.
+noinst_PROGRAMS += tests/bench/rawq_bench
+tests_bench_rawq_bench_SOURCES = tests/bench/rawq_bench.c
+tests_bench_rawq_bench_CPPFLAGS = $(CLIENT_CPPFLAGS)
+tests_bench_rawq_bench_LDADD = client/libipcbus.la

@@ -12,7 +12,9 @@
  *    one directive per line, a NUL byte refusing its line;
  *  - a configuration read without errors holds only values in range: limits
  *    within their bounds, max-memory >= max-pending, distinct unix://
- *    listen URLs that parse, absolute pidfile and log paths;
+ *    listen URLs that parse, absolute pidfile and log paths, raw bridges
+ *    (sysv-in, sysv-out) with valid keys, types, channels and options and
+ *    no two lines sharing a queue's messages;
  *  - a reason is cut to the room given (conf_line() with an exactly sized
  *    small buffer, so AddressSanitizer sees a write past it).
  * Built only with ./configure --enable-fuzzer (CC=clang).
@@ -85,6 +87,14 @@ static void fuzz_same_conf(const struct conf *a, const struct conf *b)
 		for (size_t j = 0; j < a->bridges[i].npatterns && j < b->bridges[i].npatterns; j++)
 			FUZZ_CHECK(strcmp(a->bridges[i].patterns[j], b->bridges[i].patterns[j]) == 0);
 	}
+	FUZZ_CHECK(a->nsysv == b->nsysv);
+	for (size_t i = 0; i < a->nsysv && i < b->nsysv; i++) {
+		const struct conf_sysv *x = &a->sysv[i], *y = &b->sysv[i];
+		FUZZ_CHECK(x->out == y->out && x->key == y->key && x->mtype == y->mtype &&
+			   x->mode == y->mode && x->remove == y->remove && x->wait_ms == y->wait_ms &&
+			   x->backlog == y->backlog && x->qbytes == y->qbytes);
+		FUZZ_CHECK(strcmp(x->key_text, y->key_text) == 0 && strcmp(x->channel, y->channel) == 0);
+	}
 	FUZZ_CHECK(a->nbridge_allow == b->nbridge_allow);
 	for (size_t i = 0; i < a->nbridge_allow && i < b->nbridge_allow; i++)
 		FUZZ_CHECK(strcmp(a->bridge_allow[i], b->bridge_allow[i]) == 0);
@@ -127,6 +137,30 @@ static void fuzz_good_conf(const struct conf *c)
 		FUZZ_CHECK(!u.has_token || c->has_secrets);
 		for (size_t j = 0; j < br->npatterns; j++)
 			FUZZ_CHECK(chan_valid_pattern(br->patterns[j], strlen(br->patterns[j])) == 0);
+	}
+	/* raw bridges: valid keys, types, channels and options, and no two
+	 * lines that would share a queue's messages */
+	FUZZ_CHECK(c->nsysv <= CONF_MAX_SYSV);
+	for (size_t i = 0; i < c->nsysv; i++) {
+		const struct conf_sysv *s = &c->sysv[i];
+		size_t n = strlen(s->channel);
+		FUZZ_CHECK(s->key > 0 && s->mtype >= (s->out ? 1 : 0));
+		FUZZ_CHECK(s->out ? chan_valid_pattern(s->channel, n) == 0 &&
+					    !chan_is_inbox_wildcard(s->channel, n)
+				  : chan_valid_name(s->channel, n) == 0 &&
+					    !chan_is_system(s->channel, n) && !chan_is_inbox(s->channel, n));
+		FUZZ_CHECK(s->mode <= 0777 && (s->mode & 0600) == 0600);
+		FUZZ_CHECK(s->wait_ms <= 3600000 && s->backlog <= 1ULL << 30 &&
+			   s->qbytes <= 0x7fffffffULL);
+		for (size_t j = 0; j < i; j++) {
+			const struct conf_sysv *o = &c->sysv[j];
+			if (o->key != s->key)
+				continue;
+			FUZZ_CHECK(o->mode == s->mode && o->remove == s->remove &&
+				   o->qbytes == s->qbytes);
+			FUZZ_CHECK((o->out && s->out) ||
+				   (o->mtype && s->mtype && o->mtype != s->mtype));
+		}
 	}
 	FUZZ_CHECK(!c->pidfile || c->pidfile[0] == '/');
 	FUZZ_CHECK(!c->log || c->log[0] == '/' || strcmp(c->log, "stderr") == 0 ||

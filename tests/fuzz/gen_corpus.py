@@ -83,6 +83,17 @@ write("corpus-conf", "many-listen",
 write("corpus-conf", "overflow", "max-payload 18014398509481984k\nmax-memory 99999999999999999999\n"
       "log /%s/x\n" % ("d" * 4100))
 write("corpus-conf", "nul", b"max-payload 1k\nlisten unix:///a\x00b\n\r\n")
+write("corpus-conf", "sysv-lines", """\
+sysv-in 0x1234 1 legacy.in
+sysv-in 0x1234 2 legacy.two mode=0600 keep qbytes=1M
+sysv-out legacy.> 0x1235 7 mode=0640 remove wait=50 backlog=64k qbytes=0
+sysv-out x 0x1235 7 mode=0640 remove wait=1 qbytes=0
+sysv-in 0x1235 7 back
+sysv-in 0x1235 0 any remove mode=0640 qbytes=0
+sysv-in 4660 1 dup
+sysv-out a 0x1236 0
+sysv-in /tmp:2 0 path.key
+""")
 
 # ---- fuzz_broker: frame sequences over fake connections ----
 # op byte = (action << 2) | slot; actions as enum fuzz_op in fuzz_broker.c.

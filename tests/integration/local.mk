@@ -99,3 +99,11 @@ INTEG_CLIENT_TESTS += tests/integration/test_sysv
 tests_integration_test_sysv_SOURCES = tests/integration/test_sysv.c
 tests_integration_test_sysv_CFLAGS = $(INTEG_CFLAGS)
 tests_integration_test_sysv_LDADD = $(INTEG_LIB_LDADD)
+# raw bridges to SysV queues (sysv-in, sysv-out): plain msgsnd/msgrcv on
+# one side, raw protocol clients on the other; bridges.c for the bridged
+# case.
+INTEG_BROKER_TESTS += tests/integration/test_rawq
+tests_integration_test_rawq_SOURCES = tests/integration/test_rawq.c \
+	tests/integration/bridges.c tests/integration/bridges.h
+tests_integration_test_rawq_CFLAGS = $(INTEG_CFLAGS)
+tests_integration_test_rawq_LDADD = $(INTEG_LDADD)

@@ -218,7 +218,7 @@ static void test_arity_and_values(void)
 	CU_ASSERT(refused("log somewhere", "stderr, syslog"));
 	CU_ASSERT(refused("listen notaurl", NULL));
 	CU_ASSERT(refused("listen unix://relative.sock", NULL));
-	CU_ASSERT(refused("a b c d e f g h i", "too many"));
+	CU_ASSERT(refused("a b c d e f g h i j k l m", "too many"));
 }
 
 static void test_repeats(void)
@@ -256,7 +256,6 @@ static void test_repeats(void)
 static void test_unsupported(void)
 {
 	static const char *const lines[] = {
-		"sysv-in 0x1234 1 a.b", "sysv-out a.> 0x1234 1",
 		"shm-in 0x10 a", "shm-out a.> 0x10", "fifo-in /tmp/f a", "fifo-out a.> /tmp/f",
 		"allow alice pub a.>",
 	};
@@ -266,6 +265,96 @@ static void test_unsupported(void)
 	CU_ASSERT(refused("listen tcp://secret@127.0.0.1:4222", "no token"));
 	CU_ASSERT(refused("no-such-directive 1", "unknown directive"));
 	CU_ASSERT(refused("Max-Payload 1k", "unknown directive")); /* case matters */
+}
+
+/* sysv-in and sysv-out: the fixed words, the options and their defaults,
+ * and the pairs of lines that would share a queue's messages. */
+static void test_sysv(void)
+{
+	struct conf c;
+	char why[512];
+
+	conf_init(&c);
+	CU_ASSERT_EQUAL(line(&c, "sysv-in 0x1234 1 legacy.in", why, sizeof why), 0);
+	CU_ASSERT_EQUAL(line(&c, "sysv-out legacy.> 0x1235 7 mode=0640 remove wait=50 backlog=64k qbytes=0",
+			     why, sizeof why), 0);
+	CU_ASSERT_EQUAL(line(&c, "sysv-in /tmp:3 0 any.type", why, sizeof why), 0);
+	CU_ASSERT_EQUAL_FATAL(c.nsysv, 3);
+	const struct conf_sysv *in = &c.sysv[0], *out = &c.sysv[1];
+	CU_ASSERT_FALSE(in->out);
+	CU_ASSERT_EQUAL(in->key, 0x1234);
+	CU_ASSERT_EQUAL(in->mtype, 1);
+	CU_ASSERT_STRING_EQUAL(in->channel, "legacy.in");
+	CU_ASSERT_STRING_EQUAL(in->key_text, "0x1234");
+	CU_ASSERT_EQUAL(in->mode, 0600);       /* owner-only unless configured */
+	CU_ASSERT_FALSE(in->remove);           /* kept by default */
+	CU_ASSERT_EQUAL(in->qbytes, 1 << 20);
+	CU_ASSERT(out->out);
+	CU_ASSERT_EQUAL(out->key, 0x1235);
+	CU_ASSERT_EQUAL(out->mtype, 7);
+	CU_ASSERT_STRING_EQUAL(out->channel, "legacy.>");
+	CU_ASSERT_EQUAL(out->mode, 0640);
+	CU_ASSERT(out->remove);
+	CU_ASSERT_EQUAL(out->wait_ms, 50);
+	CU_ASSERT_EQUAL(out->backlog, 64 << 10);
+	CU_ASSERT_EQUAL(out->qbytes, 0);
+	CU_ASSERT_EQUAL(c.sysv[2].mtype, 0);
+	/* the defaults of sysv-out */
+	CU_ASSERT_EQUAL(line(&c, "sysv-out x 0x1236 1", why, sizeof why), 0);
+	CU_ASSERT_EQUAL(c.sysv[3].wait_ms, 1000);
+	CU_ASSERT_EQUAL(c.sysv[3].backlog, 1 << 20);
+	/* two sysv-out lines on one queue and type are fine (two patterns) */
+	CU_ASSERT_EQUAL(line(&c, "sysv-out y 0x1236 1", why, sizeof why), 0);
+	/* the same queue written another way is the same queue */
+	CU_ASSERT_EQUAL(line(&c, "sysv-in 4660 1 b", why, sizeof why), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "another sysv-in"));
+	/* a receiver of any type shares with nobody */
+	CU_ASSERT_EQUAL(line(&c, "sysv-in 0x1234 0 b", why, sizeof why), -1);
+	/* another type on the same queue is fine */
+	CU_ASSERT_EQUAL(line(&c, "sysv-in 0x1234 2 b", why, sizeof why), 0);
+	/* what sysv-out sends, a sysv-in on its queue would read back */
+	CU_ASSERT_EQUAL(line(&c, "sysv-out z 0x1234 1", why, sizeof why), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "read back"));
+	CU_ASSERT_EQUAL(line(&c, "sysv-in 0x1236 1 back", why, sizeof why), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "read back"));
+	CU_ASSERT_EQUAL(line(&c, "sysv-out z 0x1234 3", why, sizeof why), 0);
+	/* lines on one queue agree on how it is made and kept */
+	CU_ASSERT_EQUAL(line(&c, "sysv-out z 0x1234 4 remove", why, sizeof why), -1);
+	CU_ASSERT_PTR_NOT_NULL(strstr(why, "must agree"));
+	CU_ASSERT_EQUAL(c.nsysv, 7);
+	conf_fini(&c);
+
+	static const struct {
+		const char *line, *want;
+	} bad[] = {
+		{"sysv-in 0x1234 1", "KEY MTYPE CHANNEL"},
+		{"sysv-out a.>", "PATTERN KEY MTYPE"},
+		{"sysv-in 0 1 a", "KEY"},
+		{"sysv-in zz 1 a", "KEY"},
+		{"sysv-in /nonexistent/ipcbus/x 1 a", "ftok"},
+		{"sysv-in 0x1234 -1 a", "MTYPE"},
+		{"sysv-in 0x1234 1x a", "MTYPE"},
+		{"sysv-out a 0x1234 0", "MTYPE"},
+		{"sysv-in 0x1234 1 a.*", "invalid channel"},
+		{"sysv-in 0x1234 1 $SYS.x", "reserved"},
+		{"sysv-in 0x1234 1 _INBOX.x", "reserved"},
+		{"sysv-out a..b 0x1234 1", "invalid pattern"},
+		{"sysv-out _INBOX.> 0x1234 1", "replies"},
+		{"sysv-in 0x1234 1 a mode=0400", "mode="},
+		{"sysv-in 0x1234 1 a mode=01600", "mode="},
+		{"sysv-in 0x1234 1 a mode=9", "mode="},
+		{"sysv-in 0x1234 1 a keep remove", "once"},
+		{"sysv-in 0x1234 1 a wait=10", "unknown option"},
+		{"sysv-in 0x1234 1 a backlog=1k", "unknown option"},
+		{"sysv-out a 0x1234 1 wait=1h", "wait="},
+		{"sysv-out a 0x1234 1 wait=3600001", "wait="},
+		{"sysv-out a 0x1234 1 backlog=2G", "backlog="},
+		{"sysv-out a 0x1234 1 qbytes=2G", "qbytes="},
+		{"sysv-out a 0x1234 1 mode=0600 mode=0600", "mode="},
+		{"sysv-out a 0x1234 1 frobnicate", "unknown option"},
+	};
+	for (size_t i = 0; i < UNIT_NELEM(bad); i++)
+		CU_ASSERT(refused(bad[i].line, bad[i].want));
 }
 
 /* conf_load on text written to a temporary file; the errors it printed in
@@ -495,6 +584,7 @@ int main(void)
 		{"arity_and_values", test_arity_and_values},
 		{"repeats", test_repeats},
 		{"unsupported", test_unsupported},
+		{"sysv", test_sysv},
 		{"load", test_load},
 		{"tokens", test_tokens},
 		{"bridges", test_bridges},
