@@ -696,7 +696,7 @@ static int rawq_backlog_add(struct rawq *r, const uint8_t *p, size_t n)
 	return 0;
 }
 
-static void rawq_deliver(struct sub *s, struct message *m)
+static int rawq_deliver(struct sub *s, struct message *m)
 {
 	struct rawq *r = s->owner;
 	struct broker *b = r->b;
@@ -705,23 +705,24 @@ static void rawq_deliver(struct sub *s, struct message *m)
 
 	if (n > r->maxmsg) {
 		rawq_drop(r, RAWQ_OVERSIZE, 1);
-		return;
+		return 1; /* ours, counted as dropped */
 	}
 	if (buf_len(&r->backlog) && r->flush_turn != b->turn) {
 		r->flush_turn = b->turn; /* one try per turn while it waits */
 		rawq_flush(r);
 	}
 	if (!buf_len(&r->backlog) && rawq_send(r, p, n) != -EAGAIN)
-		return;
+		return 1;
 	if (r->cfg->wait_ms == 0 || rawq_backlog_add(r, p, n) < 0) {
 		rawq_drop(r, RAWQ_FULL, 1);
-		return;
+		return 1;
 	}
 	if (!r->retry.armed)
 		rawq_arm(r);
+	return 1;
 }
 
-static const struct sub_ops rawq_sub_ops = {rawq_deliver};
+static const struct sub_ops rawq_sub_ops = {rawq_deliver, NULL};
 
 static int rawq_out_start(struct rawq *r)
 {

@@ -11,38 +11,6 @@
 
 #include "sysv_limits.h"
 
-/* One number from /proc/sys/kernel/NAME: 0, or -1 (left as it was). */
-static int sysv_limits_one(const char *name, long *out)
-{
-	char path[64];
-	long v;
-
-	snprintf(path, sizeof path, "/proc/sys/kernel/%s", name);
-	FILE *f = fopen(path, "re");
-	if (!f)
-		return -1;
-	int ok = fscanf(f, "%ld", &v) == 1 && v > 0;
-	fclose(f);
-	if (!ok)
-		return -1;
-	*out = v;
-	return 0;
-}
-
-void sysv_limits_read(struct sysv_limits *l)
-{
-	l->msgmax = 8192;
-	l->msgmnb = 16384;
-	l->msgmni = 32000;
-	l->guessed = 0;
-	if (sysv_limits_one("msgmax", &l->msgmax) < 0)
-		l->guessed = 1;
-	if (sysv_limits_one("msgmnb", &l->msgmnb) < 0)
-		l->guessed = 1;
-	if (sysv_limits_one("msgmni", &l->msgmni) < 0)
-		l->guessed = 1;
-}
-
 int sysv_qbytes(int msqid, unsigned long *qbytes)
 {
 	struct msqid_ds ds;

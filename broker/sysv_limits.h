@@ -5,22 +5,16 @@
  * msgmax (the largest message), msgmnb (the default msg_qbytes of a new
  * queue, and the most a process without CAP_SYS_RESOURCE may set) and
  * msgmni (how many queues the system holds) are read from
- * /proc/sys/kernel.  Small and self-contained on purpose: nothing here
- * knows the broker.
+ * /proc/sys/kernel (proto/sysv.c).  Nothing here knows the broker.
  */
 #ifndef IPCBUS_SYSV_LIMITS_H
 #define IPCBUS_SYSV_LIMITS_H
 
 #include <stddef.h>
 
-struct sysv_limits {
-	long msgmax, msgmnb, msgmni;
-	int guessed; /* a file could not be read: Linux's defaults stand in */
-};
-
-/* Read the three limits.  A file that cannot be read leaves Linux's
- * default for it (8192, 16384, 32000) and sets guessed. */
-void sysv_limits_read(struct sysv_limits *l);
+/* The limits themselves: struct sysv_limits and sysv_limits_read() in
+ * proto/sysv.h, shared with the sysv:// transport. */
+#include "sysv.h"
 
 /* msg_qbytes of queue msqid: 0 and *qbytes, or -errno (IPC_STAT). */
 int sysv_qbytes(int msqid, unsigned long *qbytes);

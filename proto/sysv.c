@@ -51,9 +51,16 @@ static long sysv_read_long(const char *path, long dflt)
 
 void sysv_limits_read(struct sysv_limits *l)
 {
-	l->msgmax = sysv_read_long("/proc/sys/kernel/msgmax", 8192);
-	l->msgmnb = sysv_read_long("/proc/sys/kernel/msgmnb", 16384);
-	l->msgmni = sysv_read_long("/proc/sys/kernel/msgmni", 32000);
+	l->msgmax = sysv_read_long("/proc/sys/kernel/msgmax", -1);
+	l->msgmnb = sysv_read_long("/proc/sys/kernel/msgmnb", -1);
+	l->msgmni = sysv_read_long("/proc/sys/kernel/msgmni", -1);
+	l->guessed = l->msgmax < 0 || l->msgmnb < 0 || l->msgmni < 0;
+	if (l->msgmax < 0)
+		l->msgmax = 8192;
+	if (l->msgmnb < 0)
+		l->msgmnb = 16384;
+	if (l->msgmni < 0)
+		l->msgmni = 32000;
 }
 
 int sysv_proc_msq(int msqid, struct sysv_msq *out)

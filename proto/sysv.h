@@ -42,6 +42,7 @@ struct sysv_limits {
 	long msgmax; /* the largest message (mtext bytes) */
 	long msgmnb; /* a new queue's msg_qbytes */
 	long msgmni; /* queue ids on the system */
+	int guessed; /* a file could not be read: Linux's default stands in */
 };
 
 void sysv_limits_read(struct sysv_limits *l);
