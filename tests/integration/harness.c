@@ -1036,6 +1036,8 @@ static int harness_raw_take(struct harness_raw *r)
 {
 	const uint8_t *body;
 	size_t len, need;
+	if (buf_len(&r->in) == 0)
+		return 0; /* nothing read yet: no buffer to point into */
 	long n = frame_split(buf_rptr(&r->in), buf_len(&r->in), 256u << 20, &body, &len, &need);
 
 	if (n < 0)
