@@ -249,10 +249,13 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f)
 	return has_type ? 0 : PROTO_EPROTO;
 }
 
-int frame_header_next(const struct frame *f, size_t *pos, struct frame_header *h)
+/* The next length-delimited field numbered `want` of a decoded frame from
+ * *pos: 1 with its bytes, or 0 at the end.  The frame was validated by
+ * frame_decode(): no error checks needed, but stay safe should a caller
+ * pass something else. */
+static int frame_next_len(const struct frame *f, size_t *pos, uint32_t want, const uint8_t **p,
+			  size_t *len)
 {
-	/* the frame was validated by frame_decode(): no error checks needed,
-	 * but stay safe should a caller pass something else */
 	while (*pos < f->body_len) {
 		uint32_t field;
 		int wt;
@@ -260,40 +263,45 @@ int frame_header_next(const struct frame *f, size_t *pos, struct frame_header *h
 		const uint8_t *b = NULL;
 		if (frame_field(f->body, f->body_len, pos, &field, &wt, &v, &b) < 0)
 			return 0;
-		if (field == FRAME_F_HEADERS && wt == WT_LEN) {
-			/* *h is written only for a header returned: callers
-			 * may pass the slot past their last one */
-			struct frame_header t;
-			int rc = frame_header_parse(b, (size_t)v, &t);
-			if (rc < 0)
-				return 0;
-			if (rc == 0) {
-				*h = t;
-				return 1;
-			}
-			/* incomplete (nheaders_incomplete): not a header */
+		if (field == want && wt == WT_LEN) {
+			*p = b;
+			*len = (size_t)v;
+			return 1;
 		}
+	}
+	return 0;
+}
+
+int frame_header_next(const struct frame *f, size_t *pos, struct frame_header *h)
+{
+	const uint8_t *b;
+	size_t len;
+
+	while (frame_next_len(f, pos, FRAME_F_HEADERS, &b, &len)) {
+		/* *h is written only for a header returned: callers may pass
+		 * the slot past their last one */
+		struct frame_header t;
+		int rc = frame_header_parse(b, len, &t);
+		if (rc < 0)
+			return 0;
+		if (rc == 0) {
+			*h = t;
+			return 1;
+		}
+		/* incomplete (nheaders_incomplete): not a header */
 	}
 	return 0;
 }
 
 int frame_group_next(const struct frame *f, size_t *pos, struct frame_bytes *g)
 {
-	while (*pos < f->body_len) {
-		uint32_t field;
-		int wt;
-		uint64_t v = 0;
-		const uint8_t *b = NULL;
-		if (frame_field(f->body, f->body_len, pos, &field, &wt, &v, &b) < 0)
-			return 0;
-		if (field == FRAME_F_GROUPS && wt == WT_LEN) {
-			g->p = b;
-			g->len = (size_t)v;
-			g->set = 1;
-			return 1;
-		}
-	}
-	return 0;
+	const uint8_t *b;
+	size_t len;
+
+	if (!frame_next_len(f, pos, FRAME_F_GROUPS, &b, &len))
+		return 0;
+	*g = (struct frame_bytes){b, len, 1};
+	return 1;
 }
 
 int frame_header_key_check(const uint8_t *key, size_t len)
