@@ -126,6 +126,7 @@ struct fuzz_slot {
 	int stall;
 	size_t wmax, rchunk;
 	int welcomed; /* a WELCOME was written */
+	int link;     /* it said WELCOME bridge: a bridge link (the fuzzer's HELLO had `bridge`) */
 	int ended;    /* an ERR that closes was written */
 	int frames;   /* frames written */
 };
@@ -288,11 +289,35 @@ static void fuzz_client_frame(struct fuzz_slot *s, const uint8_t *body, size_t l
 		Ipcbus__Welcome *w = frame_unpack_welcome(&f);
 		FUZZ_CHECK(w && w->version == IPCBUS_PROTOCOL_VERSION);
 		FUZZ_CHECK(w->max_payload == fuzz_cur->b.cfg.max_payload);
+		s->link = w->has_bridge && w->bridge;
 		ipcbus__welcome__free_unpacked(w, NULL);
 		s->welcomed = 1;
 		break;
 	}
+	case IPCBUS__FRAME_TYPE__BRIDGE: {
+		/* the spanning tree, to a bridge link only */
+		FUZZ_CHECK(s->welcomed && s->link);
+		Ipcbus__Bridge *m = frame_unpack_bridge(&f);
+		FUZZ_CHECK(m && m->has_root && m->root.len > 0 && m->dist < 32);
+		ipcbus__bridge__free_unpacked(m, NULL);
+		break;
+	}
+	case IPCBUS__FRAME_TYPE__SUB:
+	case IPCBUS__FRAME_TYPE__UNSUB:
+		/* interest, to a bridge link only */
+		FUZZ_CHECK(s->welcomed && s->link && f.has_sid && f.sid);
+		FUZZ_CHECK(f.type == IPCBUS__FRAME_TYPE__UNSUB ||
+			   chan_valid_pattern((const char *)f.channel.p, f.channel.len) == 0);
+		break;
 	case IPCBUS__FRAME_TYPE__MSG:
+		if (s->link) {
+			/* a forwarded message: no sid, an origin and a number */
+			FUZZ_CHECK(s->welcomed && !f.has_sid && f.origin.len > 0 && f.seq > 0 &&
+				   f.hops < 32 && f.channel.set);
+			FUZZ_CHECK(chan_valid_name((const char *)f.channel.p, f.channel.len) == 0);
+			FUZZ_CHECK(!chan_is_system((const char *)f.channel.p, f.channel.len));
+			break;
+		}
 		FUZZ_CHECK(s->welcomed && f.has_sid && f.channel.set);
 		FUZZ_CHECK(chan_valid_name((const char *)f.channel.p, f.channel.len) == 0);
 		/* clients may not publish on $SYS, and the broker itself does not
