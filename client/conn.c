@@ -90,6 +90,7 @@
 #define CONN_KEEP (1024 * 1024)         /* buffer memory kept when idle */
 #define CONN_FRAME_DEFAULT (1024 * 1024 + 64 * 1024 + 1024)
 #define CONN_TOKEN_MAX 1024             /* bytes of a token from a file */
+#define CONN_FRAME_MS 10000             /* a frame begun, silent this long: see conn_tick */
 /* a partial frame, or a nested read's unhandled bytes, plus one read */
 #define CONN_IN_MAX(frame_max) ((frame_max) + 2 * CONN_READ_CHUNK + FRAME_VARINT_MAX)
 
@@ -775,7 +776,7 @@ static void conn_read(struct ipcbus *c)
 			break;
 		c->in_more = 1;
 	}
-	if (heard && c->dgram)
+	if (heard)
 		c->last_rx = conn_now();
 }
 
@@ -789,6 +790,21 @@ static void conn_tick(struct ipcbus *c)
 	c->tick_at = 0;
 	if (c->state != CONN_HELLO && c->state != CONN_READY)
 		return;
+	/* A medium that needs a tick reports no stall of its own (a SysV
+	 * queue has no end and no timeout): a frame the broker began and
+	 * left unfinished would hold its bytes and the connection for ever.
+	 * Nothing more of it for as long as the broker gives a client to
+	 * finish one (its HELLO deadline: 10 s, or the ping-interval when
+	 * shorter) ends the connection. */
+	int64_t limit = CONN_FRAME_MS;
+	if (c->ping_interval_ms && c->ping_interval_ms < limit)
+		limit = c->ping_interval_ms;
+	if (c->in_need && buf_len(&c->in) && conn_now() - c->last_rx > limit) {
+		snprintf(err, sizeof err, "the broker left a frame unfinished (%zu of %zu bytes) for %lld ms",
+			 buf_len(&c->in), c->in_need, (long long)limit);
+		conn_drop(c, IPCBUS_EPROTO, err, 0);
+		return;
+	}
 	err[0] = 0;
 	int rc = c->tr.ops->tick(&c->tr, err, sizeof err);
 	if (rc < 0) {

@@ -38,6 +38,8 @@
  *                      root and of uid 1 give it their queues (still 0600)
  *   cli_sub            `ipcbus sub -u sysv://KEY` prints what a Unix client
  *                      publishes
+ *   unfinished_frame   a "broker" that sends part of a frame and no more: the
+ *                      library drops the connection after its ping-interval
  *
  * Every key is chosen free for this run and whatever is at it is removed at
  * cleanup, after the broker stopped; queues a case makes are removed too.
@@ -984,6 +986,82 @@ static void test_other_user_broker(void)
 	CU_ASSERT(msgget(key, 0) < 0 && errno == ENOENT);
 }
 
+/* A broker (played by a child here) that welcomes the library with a
+ * ping-interval of 1 s, sends a tenth of a frame and nothing more: the
+ * library does not wait for the rest for ever (the bound a broker gives
+ * its clients, the HELLO deadline: here the ping-interval). */
+static void fake_broker(int shq)
+{
+	struct {
+		long mtype;
+		uint8_t text[SYSV_HELLO_MAX];
+	} m;
+	struct buf b;
+	const uint8_t *body;
+	size_t len, need;
+	struct frame f;
+
+	ssize_t n = msgrcv(shq, &m, sizeof m.text, SYSV_MT_HELLO, 0);
+	if (n <= 0 || frame_split(m.text, (size_t)n, sizeof m.text, &body, &len, &need) <= 0 ||
+	    frame_decode(body, len, &f) < 0)
+		_exit(2);
+	Ipcbus__Hello *h = frame_unpack_hello(&f);
+	if (!h || !h->sysv)
+		_exit(3);
+	int tx = (int)h->sysv->send_queue, rx = (int)h->sysv->reply_queue;
+	if (msgrcv(tx, &m, 0, (long)h->sysv->proof, IPC_NOWAIT) < 0) /* we read tx: its lrpid */
+		_exit(4);
+	Ipcbus__Welcome w = IPCBUS__WELCOME__INIT;
+	w.version = IPCBUS_PROTOCOL_VERSION;
+	w.has_max_payload = 1;
+	w.max_payload = 1 << 20;
+	w.has_max_header_bytes = 1;
+	w.max_header_bytes = 65536;
+	w.has_ping_interval_ms = 1;
+	w.ping_interval_ms = 1000;
+	buf_init(&b, 1 << 16);
+	static uint8_t big[3000];
+	struct frame msg = {.type = IPCBUS__FRAME_TYPE__MSG, .has_sid = 1, .sid = 1,
+			    .channel = fb("sv.cut"),
+			    .payload = {.p = big, .len = sizeof big, .set = 1}};
+	if (frame_append_welcome(&b, 1, &w) < 0)
+		_exit(5);
+	size_t cut = buf_len(&b) + 100; /* the WELCOME and 100 bytes of the MSG */
+	if (frame_append(&b, &msg, NULL, 0) < 0)
+		_exit(5);
+	m.mtype = SYSV_MT_DATA;
+	memcpy(m.text, buf_rptr(&b), cut);
+	if (msgsnd(rx, &m, cut, 0) < 0)
+		_exit(6);
+	for (;;)
+		pause();
+}
+
+static void test_unfinished_frame(void)
+{
+	key_t key = free_key();
+	char url[64];
+	sysv_url(url, sizeof url, key);
+	int shq = msgget(key, IPC_CREAT | IPC_EXCL | 0600);
+	CU_ASSERT_FATAL(shq >= 0);
+	pid_t pid = harness_fork(30);
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0)
+		fake_broker(shq);
+	ipcbus *c = lib_open(url, "patient");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
+	uint64_t t0 = harness_now();
+	while (ipcbus_connected(c) && harness_now() - t0 < 6000)
+		ipcbus_wait(c, 50);
+	uint64_t dt = harness_now() - t0;
+	fprintf(stderr, "  (dropped after %llu ms: %s)\n", (unsigned long long)dt,
+		ipcbus_last_error(c));
+	CU_ASSERT_FALSE(ipcbus_connected(c));
+	CU_ASSERT(dt >= 900 && dt < 4000);
+	CU_ASSERT_PTR_NOT_NULL(strstr(ipcbus_last_error(c), "unfinished"));
+	CU_ASSERT_EQUAL(harness_wait_pid(pid, 0), -1); /* the "broker" still ran */
+}
+
 static void test_cli_sub(void)
 {
 	key_t key = free_key();
@@ -1029,6 +1107,7 @@ static const struct harness_case cases[] = {
 	{"broker_dies", test_broker_dies},
 	{"other_user_broker", test_other_user_broker},
 	{"cli_sub", test_cli_sub},
+	{"unfinished_frame", test_unfinished_frame},
 };
 
 int main(int argc, char **argv)
