@@ -8,7 +8,6 @@ BROKER_SRC = \
 	broker/interest.c broker/interest.h \
 	broker/route.c broker/route.h \
 	broker/rawq.c broker/rawq.h \
-	broker/sysv_limits.c broker/sysv_limits.h \
 	broker/seen.c broker/seen.h \
 	broker/broker.c broker/broker.h \
 	broker/conf.c broker/conf.h \

@@ -52,7 +52,7 @@
 #include "rawq.h"
 #include "route.h"
 #include "router.h"
-#include "sysv_limits.h"
+#include "sysv.h"
 
 /* What a receiver may hold before the loop takes it (at least one largest
  * message and its record header). */

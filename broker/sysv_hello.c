@@ -85,24 +85,16 @@ static int sysv_hello_in_use(const struct sysv_listener *sl, int id)
 	return 0;
 }
 
-/* Raise a client's queue where permitted (CAP_SYS_RESOURCE above msgmnb);
- * what it holds then is logged once per listener. */
+/* Raise a client's queue to what the listener chose at start (see
+ * sysv_qbytes_choose): what it holds then. */
 static size_t sysv_hello_qbytes(struct sysv_listener *sl, int id, struct msqid_ds *ds)
 {
-	struct broker *b = sl->l.b;
+	unsigned long got;
+	int refused;
 
-	if (ds->msg_qbytes < SYSV_QBYTES_WANT) {
-		struct msqid_ds want = *ds;
-		want.msg_qbytes = SYSV_QBYTES_WANT;
-		if (msgctl(id, IPC_SET, &want) == 0)
-			ds->msg_qbytes = SYSV_QBYTES_WANT;
-		else if (!sl->qbytes_logged)
-			log_info(&b->log,
-				 "sysv://%s: a client's queue holds %lu bytes (msg_qbytes cannot be raised to %d: %s)",
-				 sl->l.url.keyspec, (unsigned long)ds->msg_qbytes, SYSV_QBYTES_WANT,
-				 strerror(errno));
-		sl->qbytes_logged = 1;
-	}
+	if (sl->qbytes > ds->msg_qbytes &&
+	    sysv_raise_qbytes(id, sl->qbytes, sl->lim.msgmnb, &got, &refused) == 0)
+		ds->msg_qbytes = got;
 	return ds->msg_qbytes;
 }
 

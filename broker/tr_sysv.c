@@ -540,6 +540,43 @@ static int sysv_reclaim(struct sysv_listener *sl, char *err, size_t errlen)
 	return 0;
 }
 
+/* What a client's queues are raised to: ?qbytes= (SYSV_QBYTES_WANT by
+ * default; 0 leaves them at msgmnb).  Above msgmnb that takes
+ * CAP_SYS_RESOURCE, which containers often drop: the broker's own queue
+ * (HELLOs only) is raised first to find out, so a refusal costs one
+ * syscall at start, not two at every HELLO.  what says the choice for the
+ * log. */
+static void sysv_qbytes_choose(struct sysv_listener *sl, char *what, size_t n)
+{
+	const struct url *u = &sl->l.url;
+	unsigned long want = u->has_qbytes ? u->qbytes : SYSV_QBYTES_WANT, got = 0;
+	int refused = 0;
+
+	sl->qbytes = 0;
+	if (want == 0) {
+		snprintf(what, n, "left at msgmnb (%ld bytes: qbytes=0)", sl->lim.msgmnb);
+		return;
+	}
+	if (want <= (unsigned long)sl->lim.msgmnb) {
+		snprintf(what, n, "hold msgmnb (%ld bytes; qbytes=%lu is not more)", sl->lim.msgmnb,
+			 want);
+		return;
+	}
+	int rc = sysv_raise_qbytes(sl->qid, want, sl->lim.msgmnb, &got, &refused);
+	if (rc == 0 && !refused) {
+		sl->qbytes = want;
+		snprintf(what, n, "raised to %lu bytes", want);
+	} else if (refused) {
+		snprintf(what, n,
+			 "hold msgmnb (%ld bytes): raising them to %lu takes CAP_SYS_RESOURCE, which "
+			 "this broker lacks",
+			 sl->lim.msgmnb, want);
+	} else {
+		snprintf(what, n, "hold msgmnb (%ld bytes): msg_qbytes: %s", sl->lim.msgmnb,
+			 strerror(-rc));
+	}
+}
+
 static int sysv_listen(struct broker *b, const struct url *u, struct listener **out, char *err,
 		       size_t errlen)
 {
@@ -614,13 +651,11 @@ static int sysv_listen(struct broker *b, const struct url *u, struct listener **
 	}
 	sl->th_started = 1;
 	l->fd = sl->async.watch.fd; /* what the broker knows of it: open */
-	struct msqid_ds ds;
-	if (msgctl(sl->qid, IPC_STAT, &ds) < 0)
-		ds.msg_qbytes = 0;
+	char chose[160];
+	sysv_qbytes_choose(sl, chose, sizeof chose);
 	log_info(&b->log,
-		 "sysv://%s: queue %d (mode %04o); msgmax %ld, msgmnb %ld, msgmni %ld; it holds %lu bytes",
-		 u->keyspec, sl->qid, mode, sl->lim.msgmax, sl->lim.msgmnb, sl->lim.msgmni,
-		 (unsigned long)ds.msg_qbytes);
+		 "sysv://%s: queue %d (mode %04o); msgmax %ld, msgmnb %ld, msgmni %ld; clients' queues %s",
+		 u->keyspec, sl->qid, mode, sl->lim.msgmax, sl->lim.msgmnb, sl->lim.msgmni, chose);
 	if (mode & 0044)
 		log_warn(&b->log,
 			 "sysv://%s: mode %04o lets others read the broker's queue: they could take "

@@ -39,7 +39,8 @@ struct conn;
  * remove them once they read the end, within a tick): past this many, the
  * oldest's queues are removed by the broker. */
 #define SYSV_TAILS_MAX 1024
-/* What a client's queues are raised to where that is permitted. */
+/* What a client's queues are raised to where that is permitted, unless
+ * the URL's ?qbytes= says otherwise. */
 #define SYSV_QBYTES_WANT (256 << 10)
 /* The signal that interrupts a thread's msgrcv or msgsnd. */
 #define SYSV_SIG (SIGRTMIN + 2)
@@ -100,8 +101,8 @@ struct sysv_listener {
 	struct listener l;
 	int qid;                 /* the broker's queue, -1 after unlisten */
 	struct sysv_limits lim;
-	size_t qbytes;           /* what a client's queue holds, as found */
-	int qbytes_logged;
+	unsigned long qbytes;    /* what a client's queues are raised to (0: left
+				  * as they are): ?qbytes=, as far as permitted */
 	struct loop_async async;
 	int async_ok;
 	struct loop_timer tick;

@@ -55,7 +55,8 @@
 
 /* What the helper thread holds of the reply stream. */
 #define TR_SYSV_IN (256 << 10)
-/* What our queues are raised to where that is permitted. */
+/* What our queues are raised to where that is permitted, unless the URL's
+ * ?qbytes= says otherwise (0: as they are made, msgmnb). */
 #define TR_SYSV_QBYTES (256 << 10)
 #define TR_SYSV_STACK (128 << 10)
 #define TR_SYSV_TICK_MS 1000
@@ -260,7 +261,7 @@ static void tr_sysv_free(struct tr *t)
 
 /* A new queue of ours: owner-only, raised where permitted, given to the
  * broker's uid when that is another user but root.  The id, or -errno. */
-static int tr_sysv_queue(uid_t broker_uid)
+static int tr_sysv_queue(uid_t broker_uid, unsigned long qbytes)
 {
 	int id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
 	struct msqid_ds ds;
@@ -269,8 +270,8 @@ static int tr_sysv_queue(uid_t broker_uid)
 		return -errno;
 	if (msgctl(id, IPC_STAT, &ds) == 0) {
 		struct msqid_ds want = ds;
-		if (ds.msg_qbytes < TR_SYSV_QBYTES) {
-			want.msg_qbytes = TR_SYSV_QBYTES;
+		if (ds.msg_qbytes < qbytes) {
+			want.msg_qbytes = qbytes;
 			if (msgctl(id, IPC_SET, &want) < 0)
 				want.msg_qbytes = ds.msg_qbytes; /* no CAP_SYS_RESOURCE: as it is */
 		}
@@ -333,10 +334,11 @@ static int tr_sysv_connect(struct tr *t, const struct url *u, char *err, size_t 
 			goto fail;
 		}
 	}
-	rc = tr_sysv_queue(owner);
+	unsigned long qbytes = u->has_qbytes ? u->qbytes : TR_SYSV_QBYTES;
+	rc = tr_sysv_queue(owner, qbytes);
 	if (rc >= 0) {
 		s->rx = rc;
-		rc = tr_sysv_queue(owner);
+		rc = tr_sysv_queue(owner, qbytes);
 		if (rc >= 0)
 			s->tx = rc;
 	}

@@ -10,6 +10,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
 #include <unistd.h>
 
 #include "sysv.h"
@@ -163,5 +165,42 @@ int sysv_mark_parse(const uint8_t *p, size_t n, pid_t *pid, unsigned long long *
 		return -1;
 	*pid = (pid_t)id;
 	*start = st;
+	return 0;
+}
+
+int sysv_qbytes(int msqid, unsigned long *qbytes)
+{
+	struct msqid_ds ds;
+	if (msgctl(msqid, IPC_STAT, &ds) < 0)
+		return -errno;
+	*qbytes = (unsigned long)ds.msg_qbytes;
+	return 0;
+}
+
+int sysv_raise_qbytes(int msqid, unsigned long want, long msgmnb, unsigned long *got,
+		      int *refused)
+{
+	struct msqid_ds ds;
+
+	*refused = 0;
+	if (msgctl(msqid, IPC_STAT, &ds) < 0)
+		return -errno;
+	*got = (unsigned long)ds.msg_qbytes;
+	if (ds.msg_qbytes >= want)
+		return 0;
+	ds.msg_qbytes = want;
+	if (msgctl(msqid, IPC_SET, &ds) == 0) {
+		*got = want;
+		return 0;
+	}
+	if (errno != EPERM)
+		return -errno;
+	*refused = 1;
+	/* without CAP_SYS_RESOURCE: as far as msgmnb, which anyone may */
+	if (msgmnb > 0 && *got < (unsigned long)msgmnb) {
+		ds.msg_qbytes = (unsigned long)msgmnb;
+		if (msgctl(msqid, IPC_SET, &ds) == 0)
+			*got = (unsigned long)msgmnb;
+	}
 	return 0;
 }

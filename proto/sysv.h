@@ -79,4 +79,16 @@ int sysv_mark_format(char *out, size_t n, pid_t pid, unsigned long long start);
 /* Parse a mark: 0 and pid, start; -1 when p is no mark. */
 int sysv_mark_parse(const uint8_t *p, size_t n, pid_t *pid, unsigned long long *start);
 
+/* msg_qbytes of queue msqid: 0 and *qbytes, or -errno (IPC_STAT). */
+int sysv_qbytes(int msqid, unsigned long *qbytes);
+
+/* Raise msg_qbytes of msqid to want when it holds less (never lowered).
+ * Above msgmnb this needs CAP_SYS_RESOURCE: when the kernel says EPERM,
+ * the queue is raised to msgmnb instead if it holds less than that.
+ * *got is what the queue holds afterwards; *refused is set when want was
+ * refused (EPERM).  0, or -errno when IPC_STAT failed (or IPC_SET failed
+ * for another reason than EPERM). */
+int sysv_raise_qbytes(int msqid, unsigned long want, long msgmnb, unsigned long *got,
+		      int *refused);
+
 #endif

@@ -241,7 +241,9 @@ static int url_unix(const char *s, const char *rest, struct url *u, char *err, s
 	return 0;
 }
 
-/* sysv://KEY[?mode=0600]: the mode is the broker's queue's (listen). */
+/* sysv://KEY[?mode=0600][&qbytes=BYTES]: mode is the broker's queue's
+ * (listen); qbytes what each connection's queues are asked to hold
+ * (a decimal number of bytes, or with k or m; 0: leave them at msgmnb). */
 static int url_sysv(const char *s, const char *rest, struct url *u, char *err, size_t errlen)
 {
 	const char *q = strchr(rest, '?');
@@ -251,16 +253,42 @@ static int url_sysv(const char *s, const char *rest, struct url *u, char *err, s
 		return url_fail(err, errlen, s, "KEY too long");
 	memcpy(u->keyspec, rest, n);
 	u->keyspec[n] = 0;
-	if (q) {
+	while (q && *q) {
 		const char *opt = q + 1;
+		const char *next = strchr(opt, '&');
+		size_t on = next ? (size_t)(next - opt) : strlen(opt);
+		char val[32];
 		char *end;
-		if (strncmp(opt, "mode=", 5) != 0 || !opt[5])
-			return url_fail(err, errlen, s, "unknown option (mode=)");
-		unsigned long m = strtoul(opt + 5, &end, 8);
-		if (*end || m > 0777)
-			return url_fail(err, errlen, s, "mode must be octal, e.g. 0620");
-		u->mode = (unsigned)m;
-		u->has_mode = 1;
+		if (on > 5 && strncmp(opt, "mode=", 5) == 0 && on - 5 < sizeof val && !u->has_mode) {
+			memcpy(val, opt + 5, on - 5);
+			val[on - 5] = 0;
+			unsigned long m = strtoul(val, &end, 8);
+			if (*end || m > 0777)
+				return url_fail(err, errlen, s, "mode must be octal, e.g. 0620");
+			u->mode = (unsigned)m;
+			u->has_mode = 1;
+		} else if (on > 7 && strncmp(opt, "qbytes=", 7) == 0 && on - 7 < sizeof val &&
+			   !u->has_qbytes) {
+			memcpy(val, opt + 7, on - 7);
+			val[on - 7] = 0;
+			errno = 0;
+			unsigned long long v = val[0] >= '0' && val[0] <= '9' ? strtoull(val, &end, 10) : 0;
+			unsigned long long mul = 1;
+			if (val[0] < '0' || val[0] > '9' || errno)
+				end = val; /* no number */
+			else if (*end == 'k' || *end == 'K')
+				mul = 1024, end++;
+			else if (*end == 'm' || *end == 'M')
+				mul = 1024 * 1024, end++;
+			if (*end || end == val || v > URL_QBYTES_MAX / mul)
+				return url_fail(err, errlen, s,
+						"qbytes must be a number of bytes (k, m) up to 2G-1, e.g. 262144");
+			u->qbytes = (unsigned long)(v * mul);
+			u->has_qbytes = 1;
+		} else {
+			return url_fail(err, errlen, s, "unknown or repeated option (mode=, qbytes=)");
+		}
+		q = next;
 	}
 	return url_parse_key(u->keyspec, &u->key, err, errlen);
 }

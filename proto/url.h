@@ -4,7 +4,9 @@
  *   unix:///abs/path.sock[?mode=0660&group=NAME]
  *   tcp://[TOKEN@]host:port     udp://[TOKEN@]host:port   ([::1] for IPv6)
  *   tls://[TOKEN@]host:port[?ca=FILE&cert=FILE&key=FILE]
- *   sysv://KEY[?mode=0600]      shm://KEY   (mode: the broker's queue, listen only)
+ *   sysv://KEY[?mode=0600][&qbytes=BYTES]   shm://KEY
+ *                               (mode: the broker's queue, listen only; qbytes:
+ *                               what a connection's queues are asked to hold)
  * KEY: 0x1234, a decimal number, /path (ftok(path, 1)) or /path:ID.
  * The token and the tls option values are percent-decoded (%26 for '&');
  * a tls option may be given once; cert= and key= go together.
@@ -19,6 +21,9 @@
 #include <sys/types.h>
 #include <sys/un.h>
 
+/* The most ?qbytes= may ask (msg_qbytes is an int in the kernel). */
+#define URL_QBYTES_MAX 0x7fffffffULL
+
 enum url_kind { URL_UNIX = 1, URL_TCP, URL_UDP, URL_SYSV, URL_SHM, URL_TLS };
 
 struct url {
@@ -32,6 +37,8 @@ struct url {
 	char keyspec[256]; /* sysv, shm: the KEY as written */
 	unsigned mode; /* unix and sysv listen: ?mode= (has_mode) */
 	int has_mode;
+	unsigned long qbytes; /* sysv: ?qbytes= (has_qbytes), at most URL_QBYTES_MAX */
+	int has_qbytes;
 	char group[64]; /* unix listen: ?group= */
 	/* tls: ?ca=, ?cert=, ?key= ("" when not given; the transport then
 	 * looks at IPCBUS_TLS_CA, IPCBUS_TLS_CERT, IPCBUS_TLS_KEY) */

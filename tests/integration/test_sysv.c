@@ -40,6 +40,13 @@
  *                      publishes
  *   unfinished_frame   a "broker" that sends part of a frame and no more: the
  *                      library drops the connection after its ping-interval
+ *   msgmni             (in an IPC namespace of its own) no queue id left: the
+ *                      broker does not start and says why; a client's connect
+ *                      fails with -ENOSPC and a text, leaving no queue, and
+ *                      the broker serves the next client once there is room
+ *   qbytes             (the same) ?qbytes= of the broker raises its clients'
+ *                      queues where permitted, else they hold msgmnb and the
+ *                      log says why; qbytes=0 leaves them
  *
  * Every key is chosen free for this run and whatever is at it is removed at
  * cleanup, after the broker stopped; queues a case makes are removed too.
@@ -47,6 +54,7 @@
 #include <config.h>
 
 #include <errno.h>
+#include <limits.h>
 #include <fcntl.h>
 #include <signal.h>
 #include <stdio.h>
@@ -54,6 +62,7 @@
 #include <string.h>
 #include <sys/ipc.h>
 #include <sys/msg.h>
+#include <sched.h>
 #include <sys/random.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -1062,6 +1071,308 @@ static void test_unfinished_frame(void)
 	CU_ASSERT_EQUAL(harness_wait_pid(pid, 0), -1); /* the "broker" still ran */
 }
 
+/* ---- in an IPC namespace of our own: the queues there are ours ---- */
+
+/* Write v to /proc/sys/kernel/NAME (of this process's IPC namespace). */
+static int ns_sysctl(const char *name, long v)
+{
+	char path[64], text[32];
+	snprintf(path, sizeof path, "/proc/sys/kernel/%s", name);
+	int fd = open(path, O_WRONLY | O_CLOEXEC);
+	int n = snprintf(text, sizeof text, "%ld\n", v);
+	int ok = fd >= 0 && write(fd, text, (size_t)n) == n;
+	if (fd >= 0)
+		close(fd);
+	return ok ? 0 : -1;
+}
+
+/* The queues of this namespace: their ids in ids (max), the count. */
+static int ns_queues(int *ids, int max)
+{
+	FILE *f = fopen("/proc/sysvipc/msg", "re");
+	char line[512];
+	int n = 0;
+	if (!f)
+		return -1;
+	while (fgets(line, sizeof line, f)) {
+		long long key;
+		int id;
+		if (sscanf(line, "%lld %d", &key, &id) == 2) {
+			if (n < max)
+				ids[n] = id;
+			n++;
+		}
+	}
+	fclose(f);
+	return n;
+}
+
+/* Start ipcbusd with conf in dir (its log in dir/log) and wait until it
+ * listens on dir/s.sock: its pid, or -1 when it exited (its status in
+ * *st) or did not come up in 5 s. */
+static pid_t ns_broker(const char *dir, const char *conf, int *st)
+{
+	char path[256], log[256], sock[256];
+	snprintf(path, sizeof path, "%s/c.conf", dir);
+	snprintf(log, sizeof log, "%s/log", dir);
+	snprintf(sock, sizeof sock, "%s/s.sock", dir);
+	if (harness_write_file(path, conf) < 0)
+		return -1;
+	pid_t pid = fork();
+	if (pid == 0) {
+		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		if (lfd >= 0)
+			dup2(lfd, 2);
+		execl(harness_ipcbusd(), "ipcbusd", "-c", path, (char *)NULL);
+		_exit(99);
+	}
+	for (int i = 0; pid > 0 && i < 500; i++) {
+		if (waitpid(pid, st, WNOHANG) == pid)
+			return -1;
+		if (harness_can_connect(sock) == 0)
+			return pid;
+		harness_sleep(10);
+	}
+	if (pid > 0)
+		kill(pid, SIGKILL), waitpid(pid, st, 0);
+	return -1;
+}
+
+static void ns_broker_stop(pid_t pid)
+{
+	int st;
+	if (pid > 0 && kill(pid, SIGTERM) == 0)
+		waitpid(pid, &st, 0);
+}
+
+/* Run fn in a child in an IPC namespace of its own; what it reports in
+ * dir/report (one "name value" a line) is returned (free it), or NULL
+ * when there is no namespace to be had here (noted, not failed). */
+static char *ns_run(const char *dir, void (*fn)(const char *dir, FILE *report))
+{
+	char path[256];
+	snprintf(path, sizeof path, "%s/report", dir);
+	pid_t pid = harness_fork(30);
+	CU_ASSERT_FATAL(pid >= 0);
+	if (pid == 0) {
+		if (unshare(CLONE_NEWIPC) < 0 || ns_sysctl("msgmni", 32) < 0)
+			_exit(77);
+		FILE *f = fopen(path, "we");
+		if (!f)
+			_exit(99);
+		setvbuf(f, NULL, _IOLBF, 0);
+		fn(dir, f);
+		fclose(f);
+		_exit(0);
+	}
+	int st = harness_wait_pid(pid, 25000);
+	if (st == 77) {
+		fprintf(stderr, "  (no IPC namespace with sysctls of our own here: skipped)\n");
+		return NULL;
+	}
+	CU_ASSERT_EQUAL(st, 0);
+	size_t len;
+	char *out = harness_read_file(path, &len);
+	CU_ASSERT_PTR_NOT_NULL(out);
+	if (out)
+		fprintf(stderr, "\n%s", out);
+	return out;
+}
+
+/* The number after "name " in a report (a line of its own), or LONG_MIN. */
+static long report_num(const char *rep, const char *name)
+{
+	char key[64];
+	snprintf(key, sizeof key, "\n%s ", name);
+	const char *p = rep ? strstr(rep, key) : NULL;
+	return p ? strtol(p + strlen(key), NULL, 10) : LONG_MIN;
+}
+
+struct fail_text {
+	int code;
+	char text[256];
+};
+
+static void fail_text_cb(void *arg, int event, int err, const char *text)
+{
+	struct fail_text *t = arg;
+	if (event == IPCBUS_EV_CONNECT_FAILED) {
+		t->code = err;
+		snprintf(t->text, sizeof t->text, "%s", text ? text : "");
+	}
+}
+
+/* Out of queue ids: at the broker's start, and for a client. */
+static void msgmni_child(const char *dir, FILE *rep)
+{
+	char conf[512], logp[256];
+	int st = 0, ids[8];
+	snprintf(conf, sizeof conf, "listen unix://%s/s.sock\nlisten sysv://0x5a5a\n", dir);
+	snprintf(logp, sizeof logp, "%s/log", dir);
+	fputs("\n", rep);
+
+	/* the broker: no id left for its own queue */
+	int other = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+	ns_sysctl("msgmni", 1);
+	pid_t b = ns_broker(dir, conf, &st);
+	fprintf(rep, "start_refused %d\n", b < 0 && WIFEXITED(st) ? WEXITSTATUS(st) : -1);
+	size_t len;
+	char *log = harness_read_file(logp, &len);
+	fprintf(rep, "start_said %d\n", log && strstr(log, "no SysV queue id left (kernel.msgmni is 1)") != NULL);
+	free(log);
+	ns_broker_stop(b);
+	msgctl(other, IPC_RMID, NULL);
+
+	/* a client: the broker's queue and one more id */
+	ns_sysctl("msgmni", 2);
+	b = ns_broker(dir, conf, &st);
+	fprintf(rep, "broker_up %d\n", b > 0);
+	struct fail_text ft = {0};
+	ipcbus_opts o = IPCBUS_OPTS_INIT;
+	o.name = "no-ids";
+	o.connect_timeout_ms = 2000;
+	o.on_event = fail_text_cb;
+	o.event_arg = &ft;
+	ipcbus *c = NULL;
+	int rc = ipcbus_connect(&c, "sysv://0x5a5a", &o);
+	fprintf(rep, "connect_enospc %d\n", rc == -ENOSPC);
+	fprintf(rep, "connect_said %d\n", strstr(ft.text, "no SysV message queue id left") != NULL);
+	fprintf(rep, "text %s\n", ft.text);
+	fprintf(rep, "queues_after %d\n", ns_queues(ids, 8)); /* the broker's only */
+	/* room again: the broker was not harmed */
+	ns_sysctl("msgmni", 3);
+	rc = ipcbus_connect(&c, "sysv://0x5a5a", &o);
+	fprintf(rep, "connect_again %d\n", rc);
+	if (rc == 0) {
+		fprintf(rep, "publish %d\n", ipcbus_publish(c, "ns.x", "x", 1));
+		fprintf(rep, "flush %d\n", ipcbus_flush(c, 2000));
+		ipcbus_close(c);
+	}
+	ns_broker_stop(b);
+	fprintf(rep, "queues_end %d\n", ns_queues(ids, 8));
+}
+
+static void test_msgmni(void)
+{
+	const char *dir = harness_tmpdir();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	char *rep = ns_run(dir, msgmni_child);
+	if (!rep)
+		return;
+	CU_ASSERT_EQUAL(report_num(rep, "start_refused"), 1);
+	CU_ASSERT_EQUAL(report_num(rep, "start_said"), 1);
+	CU_ASSERT_EQUAL(report_num(rep, "broker_up"), 1);
+	CU_ASSERT_EQUAL(report_num(rep, "connect_enospc"), 1);
+	CU_ASSERT_EQUAL(report_num(rep, "connect_said"), 1);
+	CU_ASSERT_EQUAL(report_num(rep, "queues_after"), 1);
+	CU_ASSERT_EQUAL(report_num(rep, "connect_again"), 0);
+	CU_ASSERT_EQUAL(report_num(rep, "publish"), 0);
+	CU_ASSERT_EQUAL(report_num(rep, "flush"), 0);
+	CU_ASSERT_EQUAL(report_num(rep, "queues_end"), 0);
+	free(rep);
+}
+
+/* msg_qbytes of a new private queue after asking for want: what a process
+ * like ours gets (want without CAP_SYS_RESOURCE above msgmnb: msgmnb). */
+static unsigned long qbytes_allowed(unsigned long want)
+{
+	int id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
+	struct msqid_ds ds;
+	unsigned long got = 0;
+	if (id < 0 || msgctl(id, IPC_STAT, &ds) < 0)
+		return 0;
+	ds.msg_qbytes = want;
+	msgctl(id, IPC_SET, &ds);
+	if (msgctl(id, IPC_STAT, &ds) == 0)
+		got = ds.msg_qbytes;
+	msgctl(id, IPC_RMID, NULL);
+	return got;
+}
+
+/* What a client's two queues hold: both the same, else -1. */
+static long client_qbytes(int broker_q)
+{
+	int ids[8];
+	int n = ns_queues(ids, 8);
+	long q = 0;
+	for (int i = 0; i < n && i < 8; i++) {
+		struct msqid_ds ds;
+		if (ids[i] == broker_q || msgctl(ids[i], IPC_STAT, &ds) < 0)
+			continue;
+		if (q && (long)ds.msg_qbytes != q)
+			return -1;
+		q = (long)ds.msg_qbytes;
+	}
+	return q;
+}
+
+/* ?qbytes= on the broker's listen URL and on a client's: what the
+ * connection's queues hold, and what the broker's log says it chose. */
+static void qbytes_child(const char *dir, FILE *rep)
+{
+	char conf[512], logp[256];
+	int st = 0;
+	snprintf(logp, sizeof logp, "%s/log", dir);
+	ns_sysctl("msgmnb", 12288); /* not the default: "holds msgmnb" is this */
+	fputs("\n", rep);
+	fprintf(rep, "allowed %lu\n", qbytes_allowed(1 << 20));
+
+	/* the broker asks 1 MiB for its clients' queues */
+	snprintf(conf, sizeof conf, "listen unix://%s/s.sock\nlisten sysv://0x5a5b?qbytes=1m\n", dir);
+	pid_t b = ns_broker(dir, conf, &st);
+	size_t len;
+	char *log = harness_read_file(logp, &len);
+	fprintf(rep, "said_refused %d\n",
+		log && strstr(log, "clients' queues hold msgmnb (12288 bytes): raising them to 1048576 takes CAP_SYS_RESOURCE") != NULL);
+	fprintf(rep, "said_raised %d\n", log && strstr(log, "clients' queues raised to 1048576 bytes") != NULL);
+	free(log);
+	ipcbus_opts o = IPCBUS_OPTS_INIT;
+	o.connect_timeout_ms = 2000;
+	ipcbus *c = NULL;
+	int bq = msgget(0x5a5b, 0);
+	/* the client asks nothing: only the broker raises them */
+	int rc = ipcbus_connect(&c, "sysv://0x5a5b?qbytes=0", &o);
+	fprintf(rep, "connect %d\n", rc);
+	fprintf(rep, "client_queues %ld\n", rc == 0 ? client_qbytes(bq) : -2);
+	ipcbus_close(c);
+	ns_broker_stop(b);
+
+	/* qbytes=0: left as they are, and said so */
+	truncate(logp, 0);
+	snprintf(conf, sizeof conf, "listen unix://%s/s.sock\nlisten sysv://0x5a5b?qbytes=0\n", dir);
+	b = ns_broker(dir, conf, &st);
+	log = harness_read_file(logp, &len);
+	fprintf(rep, "said_left %d\n",
+		log && strstr(log, "clients' queues left at msgmnb (12288 bytes: qbytes=0)") != NULL);
+	free(log);
+	rc = ipcbus_connect(&c, "sysv://0x5a5b?qbytes=0", &o);
+	fprintf(rep, "left_queues %ld\n", rc == 0 ? client_qbytes(msgget(0x5a5b, 0)) : -2);
+	ipcbus_close(c);
+	ns_broker_stop(b);
+}
+
+static void test_qbytes(void)
+{
+	const char *dir = harness_tmpdir();
+	CU_ASSERT_PTR_NOT_NULL_FATAL(dir);
+	char *rep = ns_run(dir, qbytes_child);
+	if (!rep)
+		return;
+	long allowed = report_num(rep, "allowed");
+	CU_ASSERT(allowed == 12288 || allowed == 1 << 20);
+	CU_ASSERT_EQUAL(report_num(rep, "connect"), 0);
+	if (allowed == 12288) { /* no CAP_SYS_RESOURCE, as in most containers */
+		CU_ASSERT_EQUAL(report_num(rep, "said_refused"), 1);
+		CU_ASSERT_EQUAL(report_num(rep, "client_queues"), 12288);
+	} else {
+		CU_ASSERT_EQUAL(report_num(rep, "said_raised"), 1);
+		CU_ASSERT_EQUAL(report_num(rep, "client_queues"), 1 << 20);
+	}
+	CU_ASSERT_EQUAL(report_num(rep, "said_left"), 1);
+	CU_ASSERT_EQUAL(report_num(rep, "left_queues"), 12288);
+	free(rep);
+}
+
 static void test_cli_sub(void)
 {
 	key_t key = free_key();
@@ -1108,6 +1419,8 @@ static const struct harness_case cases[] = {
 	{"other_user_broker", test_other_user_broker},
 	{"cli_sub", test_cli_sub},
 	{"unfinished_frame", test_unfinished_frame},
+	{"msgmni", test_msgmni},
+	{"qbytes", test_qbytes},
 };
 
 int main(int argc, char **argv)

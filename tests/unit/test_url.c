@@ -222,6 +222,21 @@ static void test_keys(void)
 	CU_ASSERT_FATAL(url_ok(s, &u));
 	CU_ASSERT_EQUAL(u.key, (long)ftok(tmpfile_path, 9));
 	CU_ASSERT(u.has_mode && u.mode == 0600);
+
+	/* what a connection's queues are asked to hold */
+	CU_ASSERT_FATAL(url_ok("sysv://0x1234?qbytes=262144", &u));
+	CU_ASSERT(u.has_qbytes && u.qbytes == 262144);
+	CU_ASSERT_FALSE(u.has_mode);
+	CU_ASSERT_FATAL(url_ok("sysv://0x1234?mode=0620&qbytes=64k", &u));
+	CU_ASSERT(u.has_mode && u.mode == 0620 && u.has_qbytes && u.qbytes == 65536);
+	CU_ASSERT_FATAL(url_ok("sysv://0x1234?qbytes=2M&mode=0600", &u));
+	CU_ASSERT(u.has_qbytes && u.qbytes == 2u << 20 && u.mode == 0600);
+	CU_ASSERT_FATAL(url_ok("sysv://0x1234?qbytes=0", &u));
+	CU_ASSERT(u.has_qbytes && u.qbytes == 0);
+	CU_ASSERT_FATAL(url_ok("sysv://0x1234?qbytes=2147483647", &u));
+	CU_ASSERT_EQUAL(u.qbytes, 2147483647UL);
+	CU_ASSERT_FATAL(url_ok("sysv://0x1234", &u));
+	CU_ASSERT_FALSE(u.has_qbytes);
 }
 
 static void test_errors(void)
@@ -248,6 +263,11 @@ static void test_errors(void)
 		"sysv:///nonexistent/ipcbus/test/path", "shm:///nonexistent/ipcbus/x:3",
 		"sysv://0x1234?", "sysv://0x1234?mode=", "sysv://0x1234?mode=0999",
 		"sysv://0x1234?mode=01600", "sysv://0x1234?group=x", "sysv://?mode=0600",
+		"sysv://0x1234?qbytes=", "sysv://0x1234?qbytes=-1", "sysv://0x1234?qbytes=1g",
+		"sysv://0x1234?qbytes=2147483648", "sysv://0x1234?qbytes=2048m",
+		"sysv://0x1234?qbytes=12kk", "sysv://0x1234?qbytes= 5", "sysv://0x1234?qbytes=0x10",
+		"sysv://0x1234?qbytes=99999999999999999999999", "sysv://0x1234?mode=0600&mode=0600",
+		"sysv://0x1234?qbytes=1&qbytes=2", "sysv://0x1234?mode=0600&",
 	};
 	struct url u;
 	char err[256];
