@@ -249,6 +249,28 @@ int frame_decode(const uint8_t *body, size_t len, struct frame *f)
 	return has_type ? 0 : PROTO_EPROTO;
 }
 
+int frame_type_of(const uint8_t *body, size_t len)
+{
+	size_t i = 0;
+	int type = 0;
+
+	while (i < len) {
+		uint32_t field;
+		int wt;
+		uint64_t v = 0;
+		const uint8_t *b = NULL;
+		if (frame_field(body, len, &i, &field, &wt, &v, &b) < 0)
+			return 0;
+		if (field == FRAME_F_TYPE) {
+			/* frame_decode() refuses any other wire type */
+			if (wt != WT_VARINT)
+				return 0;
+			type = v <= 1000 ? (int)v : -1; /* as frame_decode() */
+		}
+	}
+	return type;
+}
+
 /* The next length-delimited field numbered `want` of a decoded frame from
  * *pos: 1 with its bytes, or 0 at the end.  The frame was validated by
  * frame_decode(): no error checks needed, but stay safe should a caller

@@ -116,6 +116,14 @@ long frame_split(const uint8_t *p, size_t len, size_t max,
  * here as in protobuf-c.  0 or PROTO_EPROTO. */
 int frame_decode(const uint8_t *body, size_t len, struct frame *f);
 
+/* The type of the frame body[0..len) without decoding it: for a frame
+ * frame_decode() accepts, the f->type it would give (the last `type`
+ * field, as protobuf says; the broker's MSGs have theirs after the sid or
+ * the forwarding fields); 0 when there is none or the fields do not
+ * parse.  Cheap: fields are skipped by their lengths, the payload is not
+ * read (eviction sorts a whole backlog with it, broker/conn.c). */
+int frame_type_of(const uint8_t *body, size_t len);
+
 /* Iterate over the headers of a decoded frame (the complete ones): *pos
  * starts at 0.  Returns 1 and *h, or 0 at the end (*h untouched). */
 int frame_header_next(const struct frame *f, size_t *pos, struct frame_header *h);

@@ -111,12 +111,15 @@ static void check_same(const struct frame *f, const Ipcbus__Frame *m)
 	CU_ASSERT_EQUAL(f->error.set, m->error != NULL);
 }
 
-/* Decode body both ways and compare; returns frame_decode's result. */
+/* Decode body both ways and compare (frame_type_of() too); returns
+ * frame_decode's result. */
 static int decode_both(const uint8_t *body, size_t len, struct frame *f)
 {
 	int rc = frame_decode(body, len, f);
 	Ipcbus__Frame *m = ipcbus__frame__unpack(NULL, len, body);
 	CU_ASSERT_EQUAL(rc == 0, m != NULL);
+	if (rc == 0)
+		CU_ASSERT_EQUAL(frame_type_of(body, len), f->type);
 	if (rc == 0 && m)
 		check_same(f, m);
 	if (m)
@@ -556,10 +559,33 @@ static void test_wire_variants(void)
 	CU_ASSERT_EQUAL(frame_decode(w.b, w.n, &f), 0);
 	CU_ASSERT_EQUAL(f.type, 50);
 	CU_ASSERT_STRING_EQUAL(frame_type_name(50), "UNKNOWN");
+	CU_ASSERT_EQUAL(frame_type_of(w.b, w.n), 50);
 	w.n = 0;
 	w_uint(&w, FRAME_F_TYPE, 1ull << 40);
 	CU_ASSERT_EQUAL(frame_decode(w.b, w.n, &f), 0);
 	CU_ASSERT_EQUAL(f.type, -1);
+	CU_ASSERT_EQUAL(frame_type_of(w.b, w.n), -1);
+}
+
+/* frame_type_of() where there is no type to read: 0. */
+static void test_type_of_none(void)
+{
+	static struct w w;
+
+	CU_ASSERT_EQUAL(frame_type_of(NULL, 0), 0);
+	w.n = 0;
+	w_uint(&w, FRAME_F_SID, 3);
+	w_bytes(&w, FRAME_F_PAYLOAD, "x", 1);
+	CU_ASSERT_EQUAL(frame_type_of(w.b, w.n), 0); /* absent */
+	w.n = 0;
+	w_bytes(&w, FRAME_F_TYPE, "\x06", 1);
+	CU_ASSERT_EQUAL(frame_type_of(w.b, w.n), 0); /* not a varint */
+	w.n = 0;
+	w_uint(&w, FRAME_F_TYPE, IPCBUS__FRAME_TYPE__MSG);
+	w_key(&w, FRAME_F_PAYLOAD, 2);
+	w_raw(&w, "\x05" "ab", 3); /* a length past the end */
+	CU_ASSERT_EQUAL(frame_type_of(w.b, w.n), 0);
+	CU_ASSERT_EQUAL(frame_type_of(w.b, 2), IPCBUS__FRAME_TYPE__MSG);
 }
 
 /* Bytes that are not a valid Frame: both decoders refuse them. */
@@ -1027,6 +1053,7 @@ int main(void)
 		{"empty vs absent", test_empty_vs_absent},
 		{"protobuf-c packs, frame_decode reads", test_pb_to_frame},
 		{"field order, unknown fields, last wins", test_wire_variants},
+		{"frame_type_of without a type", test_type_of_none},
 		{"malformed frames", test_malformed},
 		{"headers without key or value", test_incomplete_headers},
 		{"header keys", test_header_keys},
