@@ -158,14 +158,22 @@ int outq_iov(const struct outq *q, struct iovec *iov, int max)
 	return k;
 }
 
-/* Total size of the frame (prefix included) that starts at p. */
-static size_t outq_frame_len(const uint8_t *p, size_t avail)
+/* Total size of the frame (prefix included) that starts at p; its prefix
+ * takes *prefix bytes. */
+static size_t outq_frame_split(const uint8_t *p, size_t avail, size_t *prefix)
 {
 	uint64_t len = 0;
 	int k = frame_varint_get(p, avail, &len);
 	/* every frame in a chunk is whole and was written by us */
 	assert(k > 0 && (uint64_t)k + len <= avail);
+	*prefix = (size_t)k;
 	return (size_t)k + (size_t)len;
+}
+
+static size_t outq_frame_len(const uint8_t *p, size_t avail)
+{
+	size_t k;
+	return outq_frame_split(p, avail, &k);
 }
 
 const uint8_t *outq_frame(const struct outq *q, size_t *len)
@@ -229,49 +237,111 @@ static size_t outq_count(const struct outq_chunk *c, size_t off)
 	return n;
 }
 
-size_t outq_drop_unsent(struct outq *q)
+/* Move the chunk at *pp to one of the size of what it holds: a standard
+ * chunk left part-empty gives its room back.  When that memory is not
+ * there it stays as it is. */
+static void outq_shrink(struct outq *q, struct outq_chunk **pp)
+{
+	struct outq_chunk *c = *pp;
+	size_t left = c->wpos - c->rpos;
+
+	if (c->cap != OUTQ_CHUNK || left == 0 || left == c->cap)
+		return;
+	struct outq_chunk *s = malloc(outq_chunk_size(left));
+	if (!s)
+		return;
+	memcpy(s->data, c->data + c->rpos, left);
+	s->next = c->next;
+	s->rpos = 0;
+	s->wpos = s->cap = left;
+	if (c == q->head) {
+		/* the frame being written counts as one that starts here */
+		s->frames = outq_count(c, q->next) + (size_t)outq_partial(q);
+		q->next -= c->rpos;
+	} else {
+		s->frames = c->frames;
+	}
+	outq_held(q, outq_chunk_size(left), 0);
+	*pp = s;
+	if (q->tail == c)
+		q->tail = s;
+	outq_chunk_free(q, c);
+}
+
+size_t outq_drop_unsent_if(struct outq *q, outq_keep_fn *keep, void *arg)
 {
 	struct outq_chunk *h = q->head;
 	size_t dropped = 0;
 
 	if (!h)
 		return 0;
-	/* the rest of the list goes whole */
-	struct outq_chunk *c = h->next;
-	while (c) {
-		struct outq_chunk *next = c->next;
-		dropped += c->frames;
-		q->len -= c->wpos - c->rpos;
-		outq_chunk_free(q, c);
-		c = next;
+	/* One pass from the first frame not started (q->next in the head).
+	 * A kept frame is moved to the end of what is kept so far, wpos in
+	 * w, which is never past the frame being looked at: memmove() never
+	 * overwrites a frame not looked at yet.  When it does not fit there,
+	 * w moves on to the chunk it is in, at its start (only the head has
+	 * rpos > 0).  A chunk that w has not reached when its frames are
+	 * done holds nothing kept: it goes, so that while w is behind, the
+	 * chunk being looked at is w->next. */
+	struct outq_chunk *w = h;
+	size_t wpos = q->next;
+	for (struct outq_chunk *r = h, *next; r; r = next) {
+		next = r->next;
+		size_t off = r == h ? q->next : r->rpos, end = r->wpos;
+		if (!keep && r != h) {
+			dropped += r->frames;
+			q->len -= end - off;
+			off = end;
+		}
+		while (off < end) {
+			size_t k, n = outq_frame_split(r->data + off, end - off, &k);
+			r->frames--;
+			if (keep && keep(r->data + off + k, n - k, arg)) {
+				if (w->cap - wpos < n) {
+					w->wpos = wpos;
+					w = r;
+					wpos = r->rpos;
+				}
+				memmove(w->data + wpos, r->data + off, n);
+				wpos += n;
+				w->frames++;
+			} else {
+				dropped++;
+				q->len -= n;
+			}
+			off += n;
+		}
+		if (r != w) {
+			w->next = next;
+			outq_chunk_free(q, r);
+		}
 	}
-	h->next = NULL;
-	q->tail = h;
-	/* in the head, keep the frame being written (up to next) */
-	dropped += outq_count(h, q->next);
-	q->len -= h->wpos - q->next;
-	h->wpos = q->next;
+	w->wpos = wpos;
+	q->tail = w;
 	if (h->rpos == h->wpos) {
-		q->head = q->tail = NULL;
+		/* nothing being written nor kept in the head: the kept
+		 * frames, if any, start at the start of the next chunk */
+		q->head = h->next;
+		if (!q->head)
+			q->tail = NULL;
 		q->next = 0;
 		outq_chunk_free(q, h);
-	} else if (h->cap == OUTQ_CHUNK) {
-		/* what is left is the rest of one frame (at most OUTQ_BIG):
-		 * move it to a chunk of its size and give the big one back */
-		size_t left = h->wpos - h->rpos;
-		struct outq_chunk *s = malloc(outq_chunk_size(left));
-		if (s) {
-			memcpy(s->data, h->data + h->rpos, left);
-			s->next = NULL;
-			s->rpos = 0;
-			s->wpos = s->cap = left;
-			s->frames = 1;
-			outq_held(q, outq_chunk_size(left), 0);
-			q->head = q->tail = s;
-			q->next = left;
-			outq_chunk_free(q, h);
-		}
+	}
+	/* the chunks between the two ends are full but for less than the
+	 * frame that did not fit; the ends may hold little */
+	if (q->head) {
+		outq_shrink(q, &q->head);
+		struct outq_chunk **pp = &q->head;
+		while ((*pp)->next)
+			pp = &(*pp)->next;
+		if (*pp != q->head)
+			outq_shrink(q, pp);
 	}
 	outq_trim(q);
 	return dropped;
+}
+
+size_t outq_drop_unsent(struct outq *q)
+{
+	return outq_drop_unsent_if(q, NULL, NULL);
 }

@@ -83,13 +83,27 @@ void outq_consume(struct outq *q, size_t n);
 /* 1 when the front frame is partly written (some of its bytes went out). */
 int outq_partial(const struct outq *q);
 
-/* Bytes queued that outq_drop_unsent() would drop. */
+/* Bytes queued that have not started to go out (what outq_drop_unsent()
+ * drops). */
 size_t outq_unsent(const struct outq *q);
 
 /* Drop every frame that has not started to go out; a frame partly written
  * stays whole, so the stream stays in step.  The spare chunk goes too.
  * Returns the frames dropped. */
 size_t outq_drop_unsent(struct outq *q);
+
+/* 1 to keep the frame whose body (without its length prefix) is
+ * body[0..len), 0 to drop it. */
+typedef int outq_keep_fn(const uint8_t *body, size_t len, void *arg);
+
+/* outq_drop_unsent(), except that the frames keep(body, len, arg) keeps
+ * stay, in their order: they are moved together into as few chunks as
+ * hold them, and a standard chunk left part-empty at either end of the
+ * queue is replaced by one of the size of what it holds, so what was
+ * dropped is given back.  Every frame not started is looked at (keep NULL
+ * keeps none and looks only at the first chunk).  Returns the frames
+ * dropped. */
+size_t outq_drop_unsent_if(struct outq *q, outq_keep_fn *keep, void *arg);
 
 /* Free the spare chunk (an idle connection holds nothing). */
 void outq_trim(struct outq *q);

@@ -1,8 +1,10 @@
 /*
  * test_outq.c: the output queue of whole frames in chunks: order across
  * chunks, partial writes, dropping what has not started (the frame being
- * written stays whole), frames one at a time for datagrams, big frames in
- * chunks of their own, and the memory count that max-memory relies on.
+ * written stays whole), dropping only the messages (what an eviction
+ * does: the control frames stay, in order), frames one at a time for
+ * datagrams, big frames in chunks of their own, and the memory count that
+ * max-memory relies on.
  */
 #include <config.h>
 
@@ -115,6 +117,229 @@ static void test_drop_keeps_partial_frame(void)
 	CU_ASSERT_EQUAL(acct, 0);
 }
 
+/* A frame as the broker writes them, n bytes in all: a MSG as a
+ * subscriber gets it (the sid in front of the type), or another type;
+ * id is the frame's id, and a payload of tag bytes makes up the size. */
+static size_t mktyped(uint8_t *p, size_t n, int type, uint64_t id, uint8_t tag)
+{
+	uint8_t head[4 + 2 + FRAME_VARINT_MAX], *d = head;
+	if (type == IPCBUS__FRAME_TYPE__MSG) {
+		*d++ = FRAME_F_SID << 3;
+		*d++ = 1;
+	}
+	*d++ = FRAME_F_TYPE << 3;
+	*d++ = (uint8_t)type;
+	*d++ = FRAME_F_ID << 3;
+	d += frame_varint_put(d, id);
+	size_t fixed = (size_t)(d - head) + 1, body = 0, pl = n;
+	while (pl > 0) {
+		body = fixed + frame_varint_len(pl) + pl;
+		if (frame_varint_len(body) + body <= n)
+			break;
+		pl--;
+	}
+	CU_ASSERT_EQUAL_FATAL(frame_varint_len(body) + body, n);
+	size_t k = frame_varint_put(p, body);
+	memcpy(p + k, head, fixed - 1);
+	k += fixed - 1;
+	p[k++] = FRAME_F_PAYLOAD << 3 | 2;
+	k += frame_varint_put(p + k, pl);
+	memset(p + k, tag, pl);
+	return n;
+}
+
+/* What an eviction keeps (broker/conn.c): all but the messages. */
+static int keep_ctl(const uint8_t *body, size_t len, void *arg)
+{
+	(void)arg;
+	return frame_type_of(body, len) != IPCBUS__FRAME_TYPE__MSG;
+}
+
+/* Check that p[0..n) is exactly the whole frames of types[] and ids[]. */
+static void expect_frames(const uint8_t *p, size_t n, const int *types, const uint64_t *ids,
+			  size_t count)
+{
+	size_t i = 0;
+	while (n > 0) {
+		const uint8_t *body;
+		size_t len, need;
+		long k = frame_split(p, n, SIZE_MAX, &body, &len, &need);
+		CU_ASSERT_FATAL(k > 0);
+		struct frame f;
+		CU_ASSERT_EQUAL_FATAL(frame_decode(body, len, &f), 0);
+		CU_ASSERT_FATAL(i < count);
+		CU_ASSERT_EQUAL(f.type, types[i]);
+		CU_ASSERT_EQUAL(f.id, ids[i]);
+		p += k;
+		n -= (size_t)k;
+		i++;
+	}
+	CU_ASSERT_EQUAL(i, count);
+}
+
+/* Eviction drops the messages only: the control frames among them stay,
+ * in order, across several chunks, behind the frame being written; the
+ * count of frames dropped, the bytes queued and the memory held are
+ * exact, and the queue goes on as before. */
+static void test_drop_if_keeps_control(void)
+{
+	enum { N = 2000 };
+	static int types[N];
+	static uint64_t ids[N];
+	struct outq q;
+	size_t acct = 0, kept = 0, kept_bytes = 0, msgs = 0;
+	uint8_t f[3000];
+
+	outq_init(&q, &acct);
+	for (int i = 0; i < N; i++) {
+		int type = IPCBUS__FRAME_TYPE__MSG;
+		size_t n = 300;
+		if (i % 77 == 3) {
+			type = IPCBUS__FRAME_TYPE__ERR;
+			n = 3000; /* the kept frames fill more than a chunk */
+		} else if (i % 50 == 7) {
+			type = IPCBUS__FRAME_TYPE__PONG;
+			n = 20;
+		}
+		mktyped(f, n, type, (uint64_t)i, (uint8_t)i);
+		CU_ASSERT_EQUAL_FATAL(outq_push(&q, f, n), 0);
+		if (i < 2)
+			continue; /* sent, and being written */
+		if (type == IPCBUS__FRAME_TYPE__MSG) {
+			msgs++;
+			continue;
+		}
+		types[kept] = type;
+		ids[kept++] = (uint64_t)i;
+		kept_bytes += n;
+	}
+	CU_ASSERT(q.len > 8 * OUTQ_CHUNK);
+	outq_consume(&q, 450); /* frame 0 out, frame 1 half */
+	CU_ASSERT(outq_partial(&q));
+	CU_ASSERT_EQUAL(outq_drop_unsent_if(&q, keep_ctl, NULL), msgs);
+	CU_ASSERT_EQUAL(q.len, 150 + kept_bytes);
+	CU_ASSERT_EQUAL(outq_unsent(&q), kept_bytes);
+	CU_ASSERT(outq_partial(&q));
+	/* what is kept is packed: at most a kept frame's worth lost per
+	 * chunk (three of them), the ends cut to size */
+	CU_ASSERT_EQUAL(acct, q.held);
+	CU_ASSERT(q.held >= q.len && q.held < q.len + 3 * 3000 + 512);
+	/* the rest of frame 1, then the control frames as they were */
+	CU_ASSERT_EQUAL_FATAL(flatten(&q, flat), q.len);
+	CU_ASSERT_EQUAL(flat[149], 1);
+	expect_frames(flat + 150, kept_bytes, types, ids, kept);
+
+	/* the queue goes on: a new frame at the end, and the frame counts of
+	 * every chunk are right (outq_drop_unsent counts by them) */
+	mktyped(f, 300, IPCBUS__FRAME_TYPE__MSG, 77777, 0xee);
+	outq_push(&q, f, 300);
+	types[kept] = IPCBUS__FRAME_TYPE__MSG;
+	ids[kept] = 77777;
+	CU_ASSERT_EQUAL_FATAL(flatten(&q, flat), q.len);
+	expect_frames(flat + 150, kept_bytes + 300, types, ids, kept + 1);
+	CU_ASSERT_EQUAL(outq_drop_unsent_if(&q, keep_ctl, NULL), 1);
+	CU_ASSERT_EQUAL(q.len, 150 + kept_bytes);
+	CU_ASSERT_EQUAL(outq_drop_unsent(&q), kept);
+	CU_ASSERT_EQUAL(q.len, 150);
+	outq_consume(&q, 150);
+	CU_ASSERT_EQUAL(q.len, 0);
+	CU_ASSERT_EQUAL(q.held, 0);
+	CU_ASSERT_EQUAL(acct, 0);
+	outq_fini(&q);
+}
+
+/* At a frame boundary: chunks left with nothing kept go, what is kept is
+ * read one frame at a time (as a datagram transport does), and a queue of
+ * messages only is emptied to nothing held. */
+static void test_drop_if_boundary(void)
+{
+	struct outq q;
+	size_t acct = 0;
+	uint8_t f[1000];
+
+	outq_init(&q, &acct);
+	mktyped(f, 40, IPCBUS__FRAME_TYPE__WELCOME, 1, 0);
+	outq_push(&q, f, 40);
+	for (int i = 0; i < 300; i++) {
+		mktyped(f, 1000, IPCBUS__FRAME_TYPE__MSG, 100 + (uint64_t)i, (uint8_t)i);
+		outq_push(&q, f, 1000);
+	}
+	mktyped(f, 20, IPCBUS__FRAME_TYPE__PONG, 2, 0);
+	outq_push(&q, f, 20);
+	mktyped(f, 1000, IPCBUS__FRAME_TYPE__MSG, 3, 0);
+	outq_push(&q, f, 1000);
+	mktyped(f, 60, IPCBUS__FRAME_TYPE__ERR, 4, 0);
+	outq_push(&q, f, 60);
+	outq_consume(&q, 40 + 1000); /* WELCOME and one MSG out */
+	CU_ASSERT_FALSE(outq_partial(&q));
+	CU_ASSERT_EQUAL(outq_drop_unsent_if(&q, keep_ctl, NULL), 300);
+	CU_ASSERT_EQUAL(q.len, 80);
+	CU_ASSERT_EQUAL(acct, q.held);
+	CU_ASSERT(q.held < 80 + 256);
+	size_t len;
+	const uint8_t *p = outq_frame(&q, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	expect_frames(p, len, (int[]){IPCBUS__FRAME_TYPE__PONG}, (uint64_t[]){2}, 1);
+	outq_consume(&q, len);
+	p = outq_frame(&q, &len);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(p);
+	expect_frames(p, len, (int[]){IPCBUS__FRAME_TYPE__ERR}, (uint64_t[]){4}, 1);
+	outq_consume(&q, len);
+	CU_ASSERT_PTR_NULL(outq_frame(&q, &len));
+	CU_ASSERT_EQUAL(q.held, 0);
+
+	/* messages only: nothing is left */
+	for (int i = 0; i < 200; i++) {
+		mktyped(f, 1000, IPCBUS__FRAME_TYPE__MSG, (uint64_t)i, 0);
+		outq_push(&q, f, 1000);
+	}
+	CU_ASSERT_EQUAL(outq_drop_unsent_if(&q, keep_ctl, NULL), 200);
+	CU_ASSERT_EQUAL(q.len, 0);
+	CU_ASSERT_EQUAL(q.held, 0);
+	CU_ASSERT_EQUAL(acct, 0);
+	outq_fini(&q);
+}
+
+/* A kept frame bigger than OUTQ_BIG keeps its chunk of its own; a small
+ * one after it cannot go in there and gets a chunk cut to its size. */
+static void test_drop_if_big(void)
+{
+	struct outq q;
+	size_t acct = 0;
+	uint8_t f[300];
+
+	outq_init(&q, &acct);
+	mktyped(f, 100, IPCBUS__FRAME_TYPE__MSG, 1, 0);
+	outq_push(&q, f, 100);
+	mktyped(big, 100000, IPCBUS__FRAME_TYPE__ERR, 2, 0x55);
+	outq_push(&q, big, 100000);
+	for (int i = 0; i < 300; i++) {
+		mktyped(f, 300, IPCBUS__FRAME_TYPE__MSG, 10 + (uint64_t)i, 0);
+		outq_push(&q, f, 300);
+	}
+	mktyped(f, 20, IPCBUS__FRAME_TYPE__PONG, 3, 0);
+	outq_push(&q, f, 20);
+	mktyped(f, 300, IPCBUS__FRAME_TYPE__MSG, 4, 0);
+	outq_push(&q, f, 300);
+	CU_ASSERT_EQUAL(outq_drop_unsent_if(&q, keep_ctl, NULL), 302);
+	CU_ASSERT_EQUAL(q.len, 100020);
+	CU_ASSERT_EQUAL(acct, q.held);
+	CU_ASSERT(q.held < 100020 + 256);
+	CU_ASSERT_EQUAL_FATAL(flatten(&q, flat), 100020);
+	expect_frames(flat, 100020, (int[]){IPCBUS__FRAME_TYPE__ERR, IPCBUS__FRAME_TYPE__PONG},
+		      (uint64_t[]){2, 3}, 2);
+	/* being written, the big one stays, the PONG too */
+	outq_consume(&q, 10);
+	mktyped(f, 300, IPCBUS__FRAME_TYPE__MSG, 5, 0);
+	outq_push(&q, f, 300);
+	CU_ASSERT_EQUAL(outq_drop_unsent_if(&q, keep_ctl, NULL), 1);
+	CU_ASSERT_EQUAL(q.len, 100010);
+	CU_ASSERT_EQUAL(outq_drop_unsent(&q), 1);
+	CU_ASSERT_EQUAL(q.len, 99990);
+	outq_fini(&q);
+	CU_ASSERT_EQUAL(acct, 0);
+}
+
 static void test_datagram_frames(void)
 {
 	struct outq q;
@@ -197,6 +422,9 @@ int main(void)
 	static const struct unit_case cases[] = {
 		{"order and accounting", test_order_and_accounting},
 		{"drop keeps the partial frame", test_drop_keeps_partial_frame},
+		{"eviction keeps the control frames", test_drop_if_keeps_control},
+		{"eviction at a frame boundary", test_drop_if_boundary},
+		{"eviction beside a big frame", test_drop_if_big},
 		{"datagram frames", test_datagram_frames},
 		{"big frames", test_big_frames},
 		{"no copying", test_no_copying},
