@@ -187,8 +187,9 @@ static void conn_pause(struct conn *c)
 /* ---- who pays past max-memory ----
  *
  * broker.stalled lists the connections whose socket was found full with
- * output left, the longest stalled first.  Past max-memory they pay: their
- * unsent backlog is dropped (or they are disconnected), the longest stalled
+ * output left, the longest stalled first.  Past max-memory they pay: the
+ * messages of their unsent backlog are dropped (the other frames stay, see
+ * conn_keep_control), or they are disconnected, the longest stalled
  * first, before a connection that keeps up loses anything.  A stalled
  * connection whose backlog was dropped leaves the list but stays stalled
  * (stall_since) until its socket drains; when it queues again it goes back
@@ -331,21 +332,35 @@ static void conn_push_error(struct conn *c, uint64_t id, int code, int fatal, co
 		c->b->stats.errors++;
 }
 
-/* Drop what c has not started to read; returns the frames dropped. */
-static size_t conn_drop_queued(struct conn *c)
+/* Drop what c has not started to read, but what keep keeps (NULL: all);
+ * returns the frames dropped. */
+static size_t conn_drop_queued(struct conn *c, outq_keep_fn *keep)
 {
 	size_t before = c->out.len;
-	size_t n = outq_drop_unsent(&c->out);
+	size_t n = outq_drop_unsent_if(&c->out, keep, NULL);
 	conn_account(c, before);
 	return n;
 }
 
+/* What an eviction keeps of a backlog: every frame but the messages.  The
+ * others are few and small, and each matters: a WELCOME, PONG or ERR
+ * answers the peer, which may wait for it for ever, and a bridge link's
+ * SUB, UNSUB and BRIDGE are the peer broker's only view of interest and
+ * of the spanning tree here, wrong for good once one is lost. */
+static int conn_keep_control(const uint8_t *body, size_t len, void *arg)
+{
+	(void)arg;
+	return frame_type_of(body, len) != IPCBUS__FRAME_TYPE__MSG;
+}
+
 /* The client does not read what it asked for: tell it (in the rest of the
- * slack, after dropping what it has not started reading) and close. */
+ * slack, after dropping what it has not started reading) and close.  All
+ * of it goes, control frames too: they are what it does not read, and
+ * once closed only the ERR that says why matters. */
 static void conn_overflow(struct conn *c)
 {
 	size_t pending = c->out.len;
-	size_t dropped = conn_drop_queued(c);
+	size_t dropped = conn_drop_queued(c, NULL);
 	conn_push_error(c, 0, IPCBUS__ERR_CODE__E_SLOW_CONSUMER, 1,
 			"not reading the broker's answers; disconnected");
 	c->b->stats.slow_consumers++;
@@ -452,12 +467,14 @@ static void conn_episode_end(struct conn *c)
 
 /* `slow-consumer disconnect`: a consumer that does not keep up will not
  * read a backlog either: what is queued for it is dropped and counted, and
- * the ERR goes out at once. */
+ * the ERR goes out at once.  Control frames go too (an eviction keeps
+ * them): the connection closes behind the ERR, which is all it still
+ * needs to hear, and a bridge link is never disconnected this way. */
 static void conn_disconnect_slow(struct conn *c, const char *why, size_t extra)
 {
 	struct broker *b = c->b;
 	size_t pending = c->out.len;
-	size_t dropped = conn_drop_queued(c) + extra;
+	size_t dropped = conn_drop_queued(c, NULL) + extra;
 	char text[160];
 
 	c->dropped += dropped;
@@ -502,7 +519,9 @@ static int conn_evict(struct conn *v)
 	}
 	if (!v->slow)
 		conn_episode_begin(v, "max-memory reached");
-	size_t dropped = conn_drop_queued(v);
+	/* the messages, which are what holds the memory; v stays open, so
+	 * the rest must reach it */
+	size_t dropped = conn_drop_queued(v, conn_keep_control);
 	v->dropped += dropped;
 	v->episode_drop += dropped;
 	b->stats.dropped += dropped;

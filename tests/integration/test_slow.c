@@ -7,7 +7,8 @@
  * others: a fast subscriber gets every message in order, and a client that
  * only pings gets its PONGs promptly throughout.  With `slow-consumer
  * disconnect` the slow one is disconnected with E_SLOW_CONSUMER; with a
- * small max-memory the bound over all connections holds too.
+ * small max-memory the bound over all connections holds too, and what the
+ * broker evicts to keep it is messages, never the answers among them.
  *
  * The fast subscriber is read by this same process, so the publisher is
  * throttled to keep at most a window of bytes in flight towards it: the
@@ -288,10 +289,82 @@ static void test_max_memory(void)
 	CU_ASSERT(bytes > 0);
 }
 
+/* Past max-memory the backlog of the connection stalled longest is
+ * evicted: its messages, not the answers queued among them.  A subscriber
+ * that does not read asks for a PONG once its socket is full and its
+ * backlog at max-pending; then a big PUB needs the memory that backlog
+ * holds.  When it reads again it gets the PONG, last, and is still
+ * connected: dropping it would leave a client waiting for an answer for
+ * ever (and a bridge link's peer with a wrong view of interest). */
+static void test_evict_keeps_control(void)
+{
+	static uint8_t payload[600000];
+	struct harness_broker *b = harness_broker_up("max-pending 512k\nmax-memory 1M\n");
+	if (!b)
+		return;
+	struct harness_raw *stalled = open_raw(b, "stalled");
+	struct harness_raw *watcher = open_raw(b, "watcher");
+	struct harness_raw *pub = open_raw(b, "publisher");
+	if (!stalled || !watcher || !pub)
+		return;
+	CU_ASSERT_EQUAL(harness_raw_sub(stalled, 1, 1, "fire", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(stalled, 5000, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(harness_raw_sub(watcher, 1, 2, "marker", NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_barrier(watcher, 5000, NULL, NULL), 1);
+
+	/* 2 MiB for "stalled": its socket fills, then its backlog reaches
+	 * max-pending (messages of four to a chunk, so that max-memory is
+	 * not reached yet and the PONG has room) */
+	for (uint64_t i = 0; i < 128; i++) {
+		memcpy(payload, &i, 8);
+		CU_ASSERT_EQUAL_FATAL(harness_raw_pub(pub, 0, "fire", NULL, payload, 16000), 0);
+	}
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(pub, 10000, NULL, NULL), 1);
+	/* PING behind the backlog; the broker reads stalled's frames in
+	 * order, so once the watcher has the marker the PONG is queued */
+	CU_ASSERT_EQUAL(harness_raw_ping(stalled, 4242), 0);
+	CU_ASSERT_EQUAL(harness_raw_pub(stalled, 0, "marker", NULL, "m", 1), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_read(watcher, 5000), 1);
+	CU_ASSERT_FATAL(harness_raw_is_msg(watcher, 2, "m"));
+	size_t held0 = 0, held1 = 0, peak = 0;
+	CU_ASSERT_EQUAL(harness_broker_held(b, &held0, &peak), 0);
+
+	/* a PUB whose input buffer does not fit beside that backlog: the
+	 * broker evicts it */
+	CU_ASSERT_EQUAL(harness_raw_pub(pub, 0, "nowhere", NULL, payload, sizeof payload), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(pub, 10000, NULL, NULL), 1);
+	CU_ASSERT_EQUAL(harness_broker_held(b, &held1, &peak), 0);
+	fprintf(stderr, "  (broker held %zu KiB with the backlog, %zu KiB after the PUB)\n",
+		held0 >> 10, held1 >> 10);
+	CU_ASSERT(held0 > (512u << 10));
+	CU_ASSERT(held1 < (256u << 10));
+
+	/* what reaches "stalled": the messages in its socket, the rest of
+	 * the one the broker had begun, then the PONG */
+	uint64_t msgs = 0, after_pong = 0;
+	int rc, pong = 0;
+	while ((rc = harness_raw_read(stalled, 1000)) == 1) {
+		if (stalled->f.type == IPCBUS__FRAME_TYPE__PONG && stalled->f.id == 4242)
+			pong = 1;
+		else if (pong)
+			after_pong++;
+		else if (stalled->f.type == IPCBUS__FRAME_TYPE__MSG)
+			msgs++;
+	}
+	fprintf(stderr, "  (stalled got %llu of 128 messages, %s)\n", (unsigned long long)msgs,
+		pong ? "then its PONG" : "and no PONG");
+	CU_ASSERT_EQUAL(rc, 0);
+	CU_ASSERT(pong);
+	CU_ASSERT_EQUAL(after_pong, 0);
+	CU_ASSERT(msgs > 0 && msgs < 128);
+	CU_ASSERT_EQUAL(harness_raw_barrier(stalled, 5000, NULL, NULL), 1);
+}
+
 static const struct harness_case cases[] = {
 	{"slow_drop", test_slow_drop},
 	{"slow_disconnect", test_slow_disconnect},
 	{"max_memory", test_max_memory},
+	{"evict_keeps_control", test_evict_keeps_control},
 };
 
 int main(int argc, char **argv)
