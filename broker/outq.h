@@ -39,7 +39,6 @@ struct outq {
 	struct outq_chunk *head, *tail;
 	struct outq_chunk *spare; /* one empty standard chunk, kept */
 	size_t len;               /* bytes queued, not yet consumed */
-	size_t frames;            /* whole frames queued (the one being written included) */
 	size_t held;              /* bytes allocated */
 	size_t *acct;             /* NULL, or a counter that follows held */
 	size_t next;              /* in head: offset of the next frame start */
