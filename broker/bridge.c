@@ -950,21 +950,13 @@ static void link_msg(struct link *l, const struct frame *f)
 		l->dropped++; /* not on the tree (yet, or any more) */
 		return;
 	}
-	if (!f->channel.set || chan_valid_name(ch, f->channel.len) < 0 ||
-	    chan_is_system(ch, f->channel.len) ||
-	    (f->reply_to.len && chan_valid_name((const char *)f->reply_to.p, f->reply_to.len) < 0) ||
-	    f->has_sid || f->nheaders_incomplete || !link_carries(l, ch, f->channel.len) ||
-	    f->payload.len > b->cfg.max_payload || f->header_bytes > b->cfg.max_header_bytes) {
+	/* what a client's PUB could not carry, nor a MSG a client could get */
+	if (f->has_sid ||
+	    route_check(f, b->cfg.max_payload, b->cfg.max_header_bytes, NULL) != ROUTE_OK ||
+	    !link_carries(l, ch, f->channel.len)) {
 		l->refused++;
 		return;
 	}
-	struct frame_header h;
-	size_t pos = 0;
-	while (frame_header_next(f, &pos, &h))
-		if (frame_header_key_check(h.key, h.key_len) != FRAME_KEY_OK) {
-			l->refused++;
-			return;
-		}
 	if (!bridge_id_ok(f->origin.p, f->origin.len) || !f->seq ||
 	    (f->origin.len == self_len && memcmp(f->origin.p, self, self_len) == 0) ||
 	    f->hops >= BRIDGE_MAX_HOPS) {

@@ -232,80 +232,74 @@ static void handle_hello(struct conn *c, const struct frame *f)
 		bridge_welcomed(c);
 }
 
-/* Every header key valid and not reserved, else ERR and -1. */
-static int handle_check_headers(struct conn *c, const struct frame *f)
+/* The ERR for what route_check() found wrong with c's PUB f. */
+static void handle_pub_refused(struct conn *c, const struct frame *f, enum route_check rc,
+			       const struct frame_bytes *key)
 {
-	struct frame_header h;
-	size_t pos = 0;
 	char show[80];
 
-	while (frame_header_next(f, &pos, &h)) {
-		int rc = frame_header_key_check(h.key, h.key_len);
-		if (rc == FRAME_KEY_OK)
-			continue;
-		struct frame_bytes k = {h.key, h.key_len, 1};
-		if (rc == FRAME_KEY_RESERVED)
-			conn_error(c, f->id, IPCBUS__ERR_CODE__E_PERMISSION, 0,
-				   "header key '%s' is reserved: the only ipcbus- keys a client may send are "
-				   "ipcbus-exit-status, ipcbus-signal and ipcbus-error",
-				   handle_show(&k, show, sizeof show));
-		else
-			conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
-				   "invalid header key '%s': 1 or more visible ASCII characters, not ':' or '='",
-				   handle_show(&k, show, sizeof show));
-		return -1;
+	switch (rc) {
+	case ROUTE_OK:
+		break;
+	case ROUTE_BAD_CHANNEL:
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID_CHANNEL, 0,
+			   "invalid channel name '%s'", handle_show(&f->channel, show, sizeof show));
+		break;
+	case ROUTE_SYSTEM_CHANNEL:
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PERMISSION, 0,
+			   "'%s' is reserved for the broker: clients may subscribe, not publish",
+			   handle_show(&f->channel, show, sizeof show));
+		break;
+	case ROUTE_BAD_REPLY:
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID_CHANNEL, 0,
+			   "invalid reply channel '%s'", handle_show(&f->reply_to, show, sizeof show));
+		break;
+	case ROUTE_SYSTEM_REPLY:
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PERMISSION, 0,
+			   "reply channel '%s' is reserved for the broker: no responder could publish there",
+			   handle_show(&f->reply_to, show, sizeof show));
+		break;
+	case ROUTE_PAYLOAD_TOO_BIG:
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PAYLOAD_TOO_BIG, 0,
+			   "payload of %zu bytes is over max-payload (%llu)", f->payload.len,
+			   (unsigned long long)conn_max_payload(c));
+		break;
+	case ROUTE_HEADERS_TOO_BIG:
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_HEADERS_TOO_BIG, 0,
+			   "headers of %zu bytes are over max-header-bytes (%llu)", f->header_bytes,
+			   (unsigned long long)conn_max_header_bytes(c));
+		break;
+	case ROUTE_HEADER_INCOMPLETE:
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
+			   "a header without a key or a value (both are required)");
+		break;
+	case ROUTE_HEADER_KEY_RESERVED:
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PERMISSION, 0,
+			   "header key '%s' is reserved: the only ipcbus- keys a client may send are "
+			   "ipcbus-exit-status, ipcbus-signal and ipcbus-error",
+			   handle_show(key, show, sizeof show));
+		break;
+	case ROUTE_HEADER_KEY_BAD:
+		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
+			   "invalid header key '%s': 1 or more visible ASCII characters, not ':' or '='",
+			   handle_show(key, show, sizeof show));
+		break;
 	}
-	return 0;
 }
 
 static void handle_pub(struct conn *c, const struct frame *f)
 {
 	struct broker *b = c->b;
 	char show[80];
+	struct frame_bytes key = {0};
 
-	if (!f->channel.set || chan_valid_name((const char *)f->channel.p, f->channel.len) < 0) {
-		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID_CHANNEL, 0,
-			   "invalid channel name '%s'", handle_show(&f->channel, show, sizeof show));
-		return;
-	}
-	if (chan_is_system((const char *)f->channel.p, f->channel.len)) {
-		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PERMISSION, 0,
-			   "'%s' is reserved for the broker: clients may subscribe, not publish",
-			   handle_show(&f->channel, show, sizeof show));
+	enum route_check rc = route_check(f, conn_max_payload(c), conn_max_header_bytes(c), &key);
+	if (rc != ROUTE_OK) {
+		handle_pub_refused(c, f, rc, &key);
 		return;
 	}
 	/* an empty reply_to is no reply_to (absent == zero value) */
 	int request = f->reply_to.len > 0;
-	if (request && chan_valid_name((const char *)f->reply_to.p, f->reply_to.len) < 0) {
-		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID_CHANNEL, 0,
-			   "invalid reply channel '%s'", handle_show(&f->reply_to, show, sizeof show));
-		return;
-	}
-	if (request && chan_is_system((const char *)f->reply_to.p, f->reply_to.len)) {
-		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PERMISSION, 0,
-			   "reply channel '%s' is reserved for the broker: no responder could publish there",
-			   handle_show(&f->reply_to, show, sizeof show));
-		return;
-	}
-	if (f->payload.len > conn_max_payload(c)) {
-		conn_error(c, f->id, IPCBUS__ERR_CODE__E_PAYLOAD_TOO_BIG, 0,
-			   "payload of %zu bytes is over max-payload (%llu)", f->payload.len,
-			   (unsigned long long)conn_max_payload(c));
-		return;
-	}
-	if (f->header_bytes > conn_max_header_bytes(c)) {
-		conn_error(c, f->id, IPCBUS__ERR_CODE__E_HEADERS_TOO_BIG, 0,
-			   "headers of %zu bytes are over max-header-bytes (%llu)", f->header_bytes,
-			   (unsigned long long)conn_max_header_bytes(c));
-		return;
-	}
-	if (f->nheaders_incomplete) {
-		conn_error(c, f->id, IPCBUS__ERR_CODE__E_INVALID, 0,
-			   "a header without a key or a value (both are required)");
-		return;
-	}
-	if (f->nheaders && handle_check_headers(c, f) < 0)
-		return;
 	struct frame plain;
 	if (f->reply_to.set && !request) {
 		/* the MSG must not carry the empty reply_to either */

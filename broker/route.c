@@ -8,9 +8,42 @@
 
 #include "bridge.h"
 #include "broker.h"
+#include "chan.h"
 #include "interest.h"
 #include "route.h"
 #include "router.h"
+
+enum route_check route_check(const struct frame *f, uint64_t max_payload,
+			     uint64_t max_header_bytes, struct frame_bytes *key)
+{
+	const char *ch = (const char *)f->channel.p, *rt = (const char *)f->reply_to.p;
+
+	if (!f->channel.set || chan_valid_name(ch, f->channel.len) < 0)
+		return ROUTE_BAD_CHANNEL;
+	if (chan_is_system(ch, f->channel.len))
+		return ROUTE_SYSTEM_CHANNEL;
+	if (f->reply_to.len && chan_valid_name(rt, f->reply_to.len) < 0)
+		return ROUTE_BAD_REPLY;
+	if (f->reply_to.len && chan_is_system(rt, f->reply_to.len))
+		return ROUTE_SYSTEM_REPLY;
+	if (f->payload.len > max_payload)
+		return ROUTE_PAYLOAD_TOO_BIG;
+	if (f->header_bytes > max_header_bytes)
+		return ROUTE_HEADERS_TOO_BIG;
+	if (f->nheaders_incomplete)
+		return ROUTE_HEADER_INCOMPLETE;
+	struct frame_header h;
+	size_t pos = 0;
+	while (frame_header_next(f, &pos, &h)) {
+		int rc = frame_header_key_check(h.key, h.key_len);
+		if (rc == FRAME_KEY_OK)
+			continue;
+		if (key)
+			*key = (struct frame_bytes){h.key, h.key_len, 1};
+		return rc == FRAME_KEY_RESERVED ? ROUTE_HEADER_KEY_RESERVED : ROUTE_HEADER_KEY_BAD;
+	}
+	return ROUTE_OK;
+}
 
 const uint8_t *route_body(struct broker *b, struct message *m, size_t *len)
 {

@@ -53,6 +53,29 @@ struct message {
 	struct route_after *after;
 };
 
+/* What route_check() found wrong with a message to publish, in the order
+ * it checks (docs/protocol.md, Errors): the first that fails. */
+enum route_check {
+	ROUTE_OK = 0,
+	ROUTE_BAD_CHANNEL,       /* missing or invalid channel name */
+	ROUTE_SYSTEM_CHANNEL,    /* a $ channel: the broker's own */
+	ROUTE_BAD_REPLY,         /* an invalid reply_to */
+	ROUTE_SYSTEM_REPLY,      /* a $ reply_to: nobody could answer there */
+	ROUTE_PAYLOAD_TOO_BIG,   /* over max_payload */
+	ROUTE_HEADERS_TOO_BIG,   /* over max_header_bytes */
+	ROUTE_HEADER_INCOMPLETE, /* a header without a key or a value */
+	ROUTE_HEADER_KEY_BAD,    /* an invalid key (*key is it) */
+	ROUTE_HEADER_KEY_RESERVED, /* an ipcbus- key nobody but the broker sends */
+};
+
+/* Check what a message to publish carries, whoever sent it: a client's
+ * PUB (handle.c answers with an ERR) and a peer broker's forwarded MSG
+ * (bridge.c drops it) pass the same rules.  The fields of the frame type
+ * are the caller's to check.  An empty reply_to is no reply_to.  On a bad
+ * header key, *key (when not NULL) is set to it, a view into f. */
+enum route_check route_check(const struct frame *f, uint64_t max_payload,
+			     uint64_t max_header_bytes, struct frame_bytes *key);
+
 /* Route m to every matching subscription.  The number of subscriptions
  * that took it (their deliver op returned 1), or -ENOMEM. */
 long route_publish(struct broker *b, struct message *m);

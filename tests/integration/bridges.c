@@ -343,6 +343,7 @@ static void bridges_status_parse(const struct bridges *net, int i, const char *t
 			const char *next = strstr(state, "link ");
 			const char *end = next && (!eol || next < eol) ? next : eol;
 			const char *d = strstr(state, "dropped ");
+			const char *rf = strstr(state, "refused ");
 			st->links[j]++;
 			if (strncmp(state, "active", 6) == 0)
 				st->active[j]++;
@@ -350,6 +351,8 @@ static void bridges_status_parse(const struct bridges *net, int i, const char *t
 				st->standby[j]++;
 			if (d && (!end || d < end))
 				st->dropped[j] += strtoull(d + 8, NULL, 10);
+			if (rf && (!end || rf < end))
+				st->refused[j] += strtoull(rf + 8, NULL, 10);
 		}
 	}
 }

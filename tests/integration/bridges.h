@@ -76,12 +76,12 @@ int bridges_log_lines(const struct harness_broker *b, const char *a, const char 
 
 /* What broker i's status line (USR1) says of its links: for each broker
  * j, how many links to j's current id it lists ("link PEERID state "),
- * how many of them are active and how many standby, and the sum of their
- * "dropped D".  0, or -1 when no status line came within 2 s. */
+ * how many of them are active and how many standby, and the sums of their
+ * "dropped D" and "refused R".  0, or -1 when no status line came within 2 s. */
 struct bridges_status {
 	int links[BRIDGES_MAX];
 	int active[BRIDGES_MAX], standby[BRIDGES_MAX];
-	unsigned long long dropped[BRIDGES_MAX];
+	unsigned long long dropped[BRIDGES_MAX], refused[BRIDGES_MAX];
 	int active_all, standby_all; /* to anyone, ids we do not know too */
 };
 int bridges_status(struct bridges *net, int i, struct bridges_status *st);

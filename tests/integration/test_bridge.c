@@ -58,6 +58,9 @@
  *                 and becomes active again: its peer gets all interest
  *   group_patterns  a queue group member behind a link whose line does
  *                 not carry the channel is not picked: the other gets all
+ *   peer_reply_to a peer's MSG with a reply_to a client's PUB could not
+ *                 name ($SYS..., invalid) is refused and counted, as a $
+ *                 channel is; an _INBOX reply_to crosses
  */
 #include <config.h>
 
@@ -430,14 +433,17 @@ static int peer_bridge(struct harness_raw *r, const char *root, unsigned dist, i
 	return peer_bridge_reset(r, root, dist, parent, 1);
 }
 
-/* A forwarded message (a MSG without sid); group: the queue group the
- * receiver is to serve (NULL: none). */
-static int peer_msg(struct harness_raw *r, const char *channel, const char *payload,
-		    const char *origin, uint64_t seq, unsigned hops, const char *group)
+/* A forwarded message (a MSG without sid) with a reply_to (NULL: none);
+ * group: the queue group the receiver is to serve (NULL: none). */
+static int peer_msg_reply(struct harness_raw *r, const char *channel, const char *reply_to,
+			  const char *payload, const char *origin, uint64_t seq, unsigned hops,
+			  const char *group)
 {
 	struct pbw frame = {0};
 	pbw_uint(&frame, 1, IPCBUS__FRAME_TYPE__MSG);
 	pbw_str(&frame, 3, channel);
+	if (reply_to)
+		pbw_str(&frame, 4, reply_to);
 	pbw_str(&frame, 5, payload);
 	pbw_str(&frame, F_ORIGIN, origin);
 	pbw_uint(&frame, F_SEQ, seq);
@@ -445,6 +451,12 @@ static int peer_msg(struct harness_raw *r, const char *channel, const char *payl
 	if (group)
 		pbw_str(&frame, F_GROUPS, group);
 	return pbw_send(r, &frame);
+}
+
+static int peer_msg(struct harness_raw *r, const char *channel, const char *payload,
+		    const char *origin, uint64_t seq, unsigned hops, const char *group)
+{
+	return peer_msg_reply(r, channel, NULL, payload, origin, seq, hops, group);
 }
 
 /* A SUB from the peer (interest of its side), queue of qlen bytes (NULL:
@@ -1995,6 +2007,50 @@ static void test_group_patterns(void)
 	CU_ASSERT_EQUAL(got, N);
 }
 
+/* A peer broker is untrusted input: a forwarded MSG whose reply_to a
+ * client's PUB could not name is refused, counted in the link's status,
+ * like a MSG on a $ channel; an _INBOX reply_to crosses, as a client's. */
+static void test_peer_reply_to(void)
+{
+	struct bridges net;
+	CU_ASSERT_EQUAL_FATAL(bridges_new(&net, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(bridges_start(&net), 0);
+	const char *x = net.id[0];
+	char p[64];
+	low_id(p, sizeof p, x, '1'); /* X takes P as its root: the link is active */
+	snprintf(net.id[1], sizeof net.id[1], "%s", p); /* for bridges_status */
+	net.n = 2;
+	struct harness_raw *sub = open_raw(net.b[0], "local-sub");
+	CU_ASSERT_PTR_NOT_NULL_FATAL(sub);
+	CU_ASSERT_EQUAL_FATAL(sub_ready(sub, 1, "rt.>", NULL), 0);
+	struct harness_raw *peer = peer_open(net.tcp[0], p, NULL);
+	CU_ASSERT_PTR_NOT_NULL_FATAL(peer);
+	CU_ASSERT_EQUAL_FATAL(peer->f.type, IPCBUS__FRAME_TYPE__WELCOME);
+	CU_ASSERT_EQUAL(peer_bridge(peer, p, 0, 0), 0);
+	CU_ASSERT_FATAL(peer_wait_sub(peer, "rt.>", 10000));
+
+	CU_ASSERT_EQUAL(peer_msg_reply(peer, "rt.a", "$SYS.x", "sys-reply", p, 1, 1, NULL), 0);
+	CU_ASSERT_EQUAL(peer_msg_reply(peer, "rt.a", "$SYS", "sys-alone", p, 2, 1, NULL), 0);
+	CU_ASSERT_EQUAL(peer_msg_reply(peer, "rt.a", "a..b", "bad-reply", p, 3, 1, NULL), 0);
+	CU_ASSERT_EQUAL(peer_msg_reply(peer, "$SYS.x", NULL, "sys-chan", p, 4, 1, NULL), 0);
+	CU_ASSERT_EQUAL(peer_msg_reply(peer, "rt.a", "_INBOX.peer.r", "inbox", p, 5, 1, NULL), 0);
+	CU_ASSERT_EQUAL(peer_msg_reply(peer, "rt.a", NULL, "plain", p, 6, 1, NULL), 0);
+	CU_ASSERT_EQUAL_FATAL(harness_raw_barrier(peer, T, NULL, NULL), 1);
+	struct payloads got = {0};
+	CU_ASSERT_EQUAL(harness_raw_barrier(sub, T, payloads_cb, &got), 1);
+	CU_ASSERT(payloads_are(&got, "inbox plain", "the subscriber"));
+	struct bridges_status st;
+	CU_ASSERT_EQUAL(bridges_status(&net, 0, &st), 0);
+	CU_ASSERT_EQUAL(st.links[1], 1);
+	if (st.refused[1] != 4)
+		fprintf(stderr, "  the link's status says refused %llu\n", st.refused[1]);
+	CU_ASSERT_EQUAL(st.refused[1], 4);
+	/* the link stays up: refused frames are dropped, not fatal */
+	CU_ASSERT_EQUAL(peer_msg_reply(peer, "rt.b", NULL, "after", p, 7, 1, NULL), 0);
+	CU_ASSERT_EQUAL(harness_raw_read(sub, T), 1);
+	CU_ASSERT(harness_raw_is_msg(sub, 1, "after"));
+}
+
 static const struct harness_case cases[] = {
 	{"config", test_config},
 	{"two_brokers", test_two_brokers},
@@ -2023,6 +2079,7 @@ static const struct harness_case cases[] = {
 	{"accepted_line", test_accepted_line},
 	{"standby_reentry", test_standby_reentry},
 	{"group_patterns", test_group_patterns},
+	{"peer_reply_to", test_peer_reply_to},
 };
 
 int main(int argc, char **argv)
