@@ -1,6 +1,7 @@
 /*
- * bridge.c: links between brokers (see bridge.h and docs/design.md,
- * Bridges).
+ * bridge.c: what crosses the links between brokers: the spanning tree,
+ * interest and forwarded messages (see bridge.h and docs/design.md,
+ * Bridges; how links come and go, dialing included, is bridge_line.c).
  *
  * Loop freedom.  The links form a graph of any shape; messages and interest
  * cross only the links of one spanning tree, chosen as 802.1D does: the
@@ -21,109 +22,39 @@
 #include <config.h>
 
 #include <errno.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <unistd.h>
 
-#include "bridge.h"
+#include "bridge_int.h"
 #include "broker.h"
 #include "chan.h"
 #include "conn.h"
-#include "hash.h"
 #include "interest.h"
 #include "proto.h"
 #include "route.h"
 #include "router.h"
 #include "seen.h"
-#include "transport.h"
 
-/* Queue groups one copy of a message may name (the rest are dropped and
- * counted: they would not fit the frame's slack). */
-#define LINK_GROUPS 16
 /* A link announces the interest of its whole side of the network, not of
  * one client: it may hold max-subscriptions entries, and at least this
  * many (every requester's inbox is one). */
 #define LINK_INTEREST_MIN 100000
 
-struct bridge_line {
-	struct broker *b;
-	struct url url;
-	char shown[300];           /* the URL without its token, for logs */
-	char **patterns;           /* NULL: the default */
-	size_t npatterns;
-	uint8_t peer[SEEN_ID_MAX]; /* the peer's id, once learned */
-	size_t peer_len;
-	struct link *link;         /* our dialed link, from dialing to its end */
-	unsigned backoff;          /* ms, the next retry's base */
-	struct loop_timer timer;
-	uint64_t fails, fails_logged; /* for the log: failures in a row */
-};
-
-enum link_state { LINK_WELCOME, LINK_UP, LINK_DOWN };
-
-struct link {
-	struct broker *b;
-	struct conn *c;
-	struct bridge_line *line;  /* whose patterns apply (NULL: the default) */
-	int dialed;                /* by this broker, for line */
-	enum link_state state;
-	int slot;                  /* in the interest table's bits; -1 */
-	uint8_t peer[SEEN_ID_MAX];
-	size_t peer_len;
-	char name[SEEN_ID_MAX + 1]; /* the peer's id, printable */
-	/* the peer's view of the tree, as it last told */
-	int told;
-	uint8_t proot[SEEN_ID_MAX];
-	size_t proot_len;
-	uint32_t pdist;
-	int pparent;               /* this broker is the peer's parent */
-	int active;                /* interest and messages cross it */
-	int duplicate;             /* closed: another link to the peer stays */
-	int closed_queued;         /* closed while routing (bridge_routed) */
-	char closed_why[128];
-	struct link *closed_next;
-	uint64_t pmax_payload, pmax_header_bytes;
-	/* the message being routed */
-	struct route_after after;
-	struct frame_bytes groups[LINK_GROUPS];
-	size_t ngroups;
-	/* for the log and the status */
-	uint64_t msgs_in, msgs_out, bytes_in, bytes_out, dropped, refused;
-	uint64_t over_interest;    /* SUBs past the link's interest bound */
-	uint64_t up_at;
-};
-
-struct bridge {
-	struct bridge_line *lines;
-	size_t nlines;
-	struct link *slots[INTEREST_LINKS];
-	/* this broker's place in the tree */
-	uint8_t root[SEEN_ID_MAX];
-	size_t root_len;
-	uint32_t dist;
-	struct link *parent;
-	uint64_t seq;              /* our messages' numbers */
-	struct link *closed;       /* closed while routing, to take down */
-	struct seen *seen;
-	uint64_t dups, forged, dropped;
-};
-
-static const uint8_t *bridge_self(const struct broker *b, size_t *len)
+const uint8_t *bridge_self(const struct broker *b, size_t *len)
 {
 	*len = strlen(b->server_id);
 	return (const uint8_t *)b->server_id;
 }
 
 /* Compare two ids as byte strings (a shorter prefix first). */
-static int bridge_idcmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
+int bridge_idcmp(const uint8_t *a, size_t alen, const uint8_t *b, size_t blen)
 {
 	int r = memcmp(a, b, alen < blen ? alen : blen);
 	return r ? r : (alen > blen) - (alen < blen);
 }
 
 /* A server id: 1-64 visible ASCII bytes. */
-static int bridge_id_ok(const uint8_t *p, size_t n)
+int bridge_id_ok(const uint8_t *p, size_t n)
 {
 	if (n == 0 || n > SEEN_ID_MAX)
 		return 0;
@@ -168,7 +99,7 @@ static int link_carries_pattern(const struct link *l, const char *pat, size_t le
 
 /* ---- frames to a link ---- */
 
-static void link_send_bridge(struct link *l, int reset)
+void link_send_bridge(struct link *l, int reset)
 {
 	struct broker *b = l->b;
 	struct bridge *br = b->bridge;
@@ -347,7 +278,7 @@ static void link_reannounce(struct link *l)
 
 /* ---- the tree ---- */
 
-static void bridge_set_active(struct link *l, int active)
+void bridge_set_active(struct link *l, int active)
 {
 	struct broker *b = l->b;
 	if (l->active == active)
@@ -376,7 +307,7 @@ static void bridge_set_active(struct link *l, int active)
 
 /* Choose root, distance and parent from what the neighbours told, tell
  * them when it changed, and set each link active or not. */
-static void bridge_tree(struct broker *b)
+void bridge_tree(struct broker *b)
 {
 	struct bridge *br = b->bridge;
 	const uint8_t *root;
@@ -435,7 +366,7 @@ static void bridge_tree(struct broker *b)
 
 /* ---- links coming and going ---- */
 
-static struct link *link_new(struct broker *b, struct conn *c)
+struct link *link_new(struct broker *b, struct conn *c)
 {
 	struct link *l = calloc(1, sizeof *l);
 	if (!l)
@@ -448,365 +379,9 @@ static struct link *link_new(struct broker *b, struct conn *c)
 	return l;
 }
 
-static struct bridge_line *bridge_line_for(struct broker *b, const uint8_t *peer, size_t len)
-{
-	struct bridge *br = b->bridge;
-	for (size_t i = 0; i < br->nlines; i++) {
-		struct bridge_line *ln = &br->lines[i];
-		if (ln->peer_len == len && memcmp(ln->peer, peer, len) == 0)
-			return ln;
-	}
-	return NULL;
-}
-
-/* The link to peer that is up, if any. */
-static struct link *bridge_link_to(struct broker *b, const uint8_t *peer, size_t len)
-{
-	struct bridge *br = b->bridge;
-	for (int i = 0; i < INTEREST_LINKS; i++) {
-		struct link *l = br->slots[i];
-		if (l && l->state == LINK_UP && l->peer_len == len && memcmp(l->peer, peer, len) == 0)
-			return l;
-	}
-	return NULL;
-}
-
-/* l knows its peer: take a slot, send our view of the tree. */
-static void link_up(struct link *l)
-{
-	struct broker *b = l->b;
-	struct bridge *br = b->bridge;
-	size_t self_len;
-	const uint8_t *self = bridge_self(b, &self_len);
-
-	/* two links to one peer: when each side dialed one, the one dialed
-	 * by the smaller id stays, on both sides alike; when one side
-	 * dialed both, the newer stays (that side dials again only once it
-	 * gave the first up: a keepalive that ran out there, a partition) */
-	struct link *other = bridge_link_to(b, l->peer, l->peer_len);
-	if (other) {
-		int we_smaller = bridge_idcmp(self, self_len, l->peer, l->peer_len) < 0;
-		struct link *loser = l->dialed == other->dialed ? other
-				     : (l->dialed == we_smaller) ? other : l;
-		if (l->dialed == other->dialed)
-			log_info(&b->log, "bridge: two links to %s: closing the older (duplicate link)",
-				 l->name);
-		else
-			log_info(&b->log,
-				 "bridge: two links to %s: closing the one %s dialed (duplicate link)",
-				 l->name, loser->dialed ? "this broker" : "the peer");
-		loser->duplicate = 1;
-		conn_close(loser->c, "duplicate link");
-		if (loser == l) {
-			/* the peer's link stays; it came before this dial named
-			 * the peer, so it has the default patterns: from now
-			 * on this line's bound it, after a reset exchange */
-			if (l->dialed && l->line && !other->line) {
-				other->line = l->line;
-				if (other->active) {
-					bridge_set_active(other, 0);
-					bridge_tree(b);
-				}
-			}
-			return;
-		}
-	}
-	int slot = -1;
-	for (int i = 0; i < INTEREST_LINKS && slot < 0; i++)
-		if (!br->slots[i])
-			slot = i;
-	if (slot < 0) {
-		conn_error(l->c, 0, IPCBUS__ERR_CODE__E_MAX_CONNECTIONS, 1,
-			   "this broker has %d bridge links already", INTEREST_LINKS);
-		return;
-	}
-	l->slot = slot;
-	br->slots[slot] = l;
-	l->state = LINK_UP;
-	l->up_at = loop_now(b->loop);
-	if (!l->line)
-		l->line = bridge_line_for(b, l->peer, l->peer_len);
-	if (l->line) {
-		l->line->backoff = 0;
-		l->line->fails = 0;
-	}
-	l->pmax_payload = l->pmax_header_bytes = 0; /* until the peer says */
-	if (l->dialed)
-		log_info(&b->log, "bridge %s: link to %s up", l->line->shown, l->name);
-	else
-		log_info(&b->log, "bridge from %s (%s) up", l->c->addr[0] ? l->c->addr : l->c->desc,
-			 l->name);
-	link_send_bridge(l, 0);
-	bridge_tree(b);
-}
-
-static void bridge_line_retry(struct bridge_line *ln);
-
-/* l is over: its interest and its place in the tree go. */
-static void link_down(struct link *l, const char *why)
-{
-	struct broker *b = l->b;
-	struct bridge *br = b->bridge;
-
-	if (l->state == LINK_DOWN)
-		return;
-	int was_up = l->state == LINK_UP;
-	l->state = LINK_DOWN;
-	if (was_up) {
-		bridge_set_active(l, 0);
-		br->slots[l->slot] = NULL;
-		if (br->parent == l)
-			br->parent = NULL, br->root_len = 0; /* recomputed below */
-		if (l->duplicate) /* the peer is still linked */
-			log_debug(&b->log, "bridge: the duplicate link to %s is closed", l->name);
-		else
-			log_info(&b->log,
-				 "bridge link to %s down (%s): %llu messages in, %llu out, %llu dropped",
-				 l->name, why, (unsigned long long)l->msgs_in,
-				 (unsigned long long)l->msgs_out, (unsigned long long)l->dropped);
-		bridge_tree(b);
-	}
-	/* redial: our own line, and a line to that peer whose dial
-	 * stood down for the peer's link (the line an accepted link was
-	 * matched to by the peer's id, l->line, too; our own line is armed
-	 * now, so it is not retried twice) */
-	if (l->dialed && l->line) {
-		l->line->link = NULL;
-		bridge_line_retry(l->line);
-	}
-	if (was_up && l->peer_len) {
-		for (size_t i = 0; i < br->nlines; i++) {
-			struct bridge_line *ln = &br->lines[i];
-			if (!ln->link && ln->peer_len == l->peer_len &&
-			    memcmp(ln->peer, l->peer, l->peer_len) == 0 && !ln->timer.armed)
-				bridge_line_retry(ln);
-		}
-	}
-}
-
-void bridge_routed(struct broker *b)
-{
-	struct bridge *br = b->bridge;
-	while (br && br->closed) {
-		struct link *l = br->closed;
-		br->closed = l->closed_next;
-		l->closed_queued = 0;
-		link_down(l, l->closed_why);
-	}
-}
-
-void bridge_conn_closed(struct conn *c, const char *why)
-{
-	struct link *l = c->link;
-	if (c->b->routing && l->state == LINK_UP) {
-		/* route_publish() is looping over subscriptions, maybe this
-		 * link's: it goes down when the loop is over */
-		if (!l->closed_queued) {
-			snprintf(l->closed_why, sizeof l->closed_why, "%s", why);
-			l->closed_queued = 1;
-			l->closed_next = c->b->bridge->closed;
-			c->b->bridge->closed = l;
-		}
-		return;
-	}
-	if (l->dialed && l->state == LINK_WELCOME && !l->duplicate) {
-		struct bridge_line *ln = l->line;
-		if (ln->fails++ == 0 || ln->fails - ln->fails_logged >= 100) {
-			ln->fails_logged = ln->fails;
-			log_warn(&c->b->log, "bridge %s: %s (retrying, %llu failure(s) in a row)",
-				 ln->shown, why, (unsigned long long)ln->fails);
-		}
-	}
-	link_down(l, why);
-}
-
-void bridge_conn_gone(struct conn *c)
-{
-	struct link *l = c->link;
-	if (l->closed_queued) { /* not routing any more: never, but be sure */
-		struct link **pp = &c->b->bridge->closed;
-		while (*pp != l)
-			pp = &(*pp)->closed_next;
-		*pp = l->closed_next;
-		l->closed_queued = 0;
-	}
-	link_down(l, "closed");
-	conn_sub_clear(c);
-	c->link = NULL;
-	free(l);
-}
-
-/* ---- dialing ---- */
-
-static void bridge_dialed(struct conn *c)
-{
-	struct link *l = c->link;
-	struct broker *b = l->b;
-	Ipcbus__Hello h = IPCBUS__HELLO__INIT;
-	size_t self_len;
-
-	h.version = PROTO_VERSION;
-	h.has_name = 1;
-	h.name.data = (uint8_t *)"ipcbusd-bridge";
-	h.name.len = strlen("ipcbusd-bridge");
-	h.has_pid = 1;
-	h.pid = (uint32_t)getpid();
-	if (l->line->url.has_token) {
-		h.has_token = 1;
-		h.token.data = (uint8_t *)l->line->url.token;
-		h.token.len = strlen(l->line->url.token);
-	}
-	h.has_bridge = 1;
-	h.bridge.data = (uint8_t *)bridge_self(b, &self_len);
-	h.bridge.len = self_len;
-	if (frame_append_hello(&b->ctl, 1, &h) < 0 || conn_push_ctl(c) < 0)
-		conn_close(c, "out of memory");
-}
-
-static void bridge_dial(struct bridge_line *ln)
-{
-	struct broker *b = ln->b;
-	const struct transport *t = transport_find(ln->url.kind);
-	struct conn *c;
-	char err[256];
-
-	if (b->stopping || ln->link)
-		return;
-	/* the peer's link is up (it dialed us): no second one */
-	if (ln->peer_len && bridge_link_to(b, ln->peer, ln->peer_len))
-		return;
-	int rc = t && t->dial ? t->dial(b, &ln->url, &c, err, sizeof err) : -EPROTONOSUPPORT;
-	if (rc < 0) {
-		if (!t || !t->dial)
-			snprintf(err, sizeof err, "this transport cannot dial");
-		if (ln->fails++ == 0 || ln->fails - ln->fails_logged >= 100) {
-			ln->fails_logged = ln->fails;
-			log_warn(&b->log, "bridge %s: %s (retrying, %llu failure(s) in a row)",
-				 ln->shown, err, (unsigned long long)ln->fails);
-		}
-		bridge_line_retry(ln);
-		return;
-	}
-	struct link *l = link_new(b, c);
-	if (!l) {
-		conn_close(c, "out of memory");
-		return;
-	}
-	l->dialed = 1;
-	l->line = ln;
-	l->state = LINK_WELCOME;
-	ln->link = l;
-	c->dialed = bridge_dialed;
-	snprintf(l->name, sizeof l->name, "%.64s", ln->shown);
-}
-
-static void bridge_line_fire(void *arg)
-{
-	bridge_dial(arg);
-}
-
-/* Dial ln again after its backoff: 100 ms doubling to 5 s, +-25 %. */
-static void bridge_line_retry(struct bridge_line *ln)
-{
-	struct broker *b = ln->b;
-	if (b->stopping)
-		return;
-	unsigned base = ln->backoff ? ln->backoff : BRIDGE_BACKOFF_MIN_MS;
-	ln->backoff = base * 2 > BRIDGE_BACKOFF_MAX_MS ? BRIDGE_BACKOFF_MAX_MS : base * 2;
-	uint64_t jitter = hash_u64(&b->hash_key, loop_now(b->loop) ^ (uintptr_t)ln) % (base / 2 + 1);
-	uint64_t ms = base - base / 4 + jitter;
-	loop_timer_set(b->loop, &ln->timer, ms, bridge_line_fire, ln);
-}
-
-/* ---- the accepting side ---- */
-
-int bridge_hello(struct conn *c, const uint8_t *peer, size_t len, int *code, char *why, size_t n)
-{
-	struct broker *b = c->b;
-	size_t self_len;
-	const uint8_t *self = bridge_self(b, &self_len);
-	const struct conf *cfg = &b->cfg;
-
-	if (!bridge_id_ok(peer, len)) {
-		*code = IPCBUS__ERR_CODE__E_INVALID;
-		snprintf(why, n, "a bridge id is 1-%d visible ASCII characters", SEEN_ID_MAX);
-		return -1;
-	}
-	if (len == self_len && memcmp(peer, self, len) == 0) {
-		*code = IPCBUS__ERR_CODE__E_INVALID;
-		snprintf(why, n, "a bridge from this broker to itself");
-		return -1;
-	}
-	int authenticated = c->listener && c->listener->tr->network &&
-			    (cfg->ntokens > 0 || (c->listener->tr == &transport_tls && cfg->tls_ca));
-	if (authenticated) {
-		int ok = 0;
-		for (size_t i = 0; i < cfg->nbridge_allow && !ok; i++)
-			ok = strcmp(cfg->bridge_allow[i], c->identity) == 0;
-		if (!ok) {
-			*code = IPCBUS__ERR_CODE__E_PERMISSION;
-			snprintf(why, n, "%s may not bridge to this broker (bridge-allow)", c->identity);
-			return -1;
-		}
-	}
-	struct link *l = link_new(b, c);
-	if (!l) {
-		*code = IPCBUS__ERR_CODE__E_MAX_CONNECTIONS;
-		snprintf(why, n, "broker out of memory");
-		return -1;
-	}
-	memcpy(l->peer, peer, len);
-	l->peer_len = len;
-	memcpy(l->name, peer, len);
-	l->name[len] = 0;
-	l->state = LINK_WELCOME;
-	return 0;
-}
-
-void bridge_welcomed(struct conn *c)
-{
-	link_up(c->link);
-}
 
 /* ---- frames from a link ---- */
 
-/* WELCOME to our HELLO: the peer's id. */
-static void link_welcome(struct link *l, const struct frame *f)
-{
-	struct conn *c = l->c;
-	Ipcbus__Welcome *w = frame_unpack_welcome(f);
-	size_t self_len;
-	const uint8_t *self = bridge_self(l->b, &self_len);
-
-	if (!w || !w->has_server_id || !bridge_id_ok(w->server_id.data, w->server_id.len)) {
-		if (w)
-			ipcbus__welcome__free_unpacked(w, NULL);
-		conn_close(c, "the peer's WELCOME has no valid server id");
-		return;
-	}
-	if (!w->bridge) {
-		ipcbus__welcome__free_unpacked(w, NULL);
-		conn_close(c, "the peer took us for a client: it does not speak bridges (an older ipcbusd?)");
-		return;
-	}
-	if (w->server_id.len == self_len && memcmp(w->server_id.data, self, self_len) == 0) {
-		ipcbus__welcome__free_unpacked(w, NULL);
-		log_warn(&l->b->log, "bridge %s: that is this broker itself", l->line->shown);
-		conn_close(c, "a bridge to itself");
-		return;
-	}
-	memcpy(l->peer, w->server_id.data, w->server_id.len);
-	l->peer_len = w->server_id.len;
-	memcpy(l->name, l->peer, l->peer_len);
-	l->name[l->peer_len] = 0;
-	memcpy(l->line->peer, l->peer, l->peer_len);
-	l->line->peer_len = l->peer_len;
-	ipcbus__welcome__free_unpacked(w, NULL);
-	c->state = CONN_OPEN;
-	snprintf(c->name, sizeof c->name, "bridge:%.56s", l->name);
-	conn_describe(c);
-	link_up(l);
-}
 
 static void link_bridge(struct link *l, const struct frame *f)
 {
@@ -986,25 +561,7 @@ void bridge_frame(struct conn *c, const struct frame *f)
 	struct link *l = c->link;
 
 	if (l->state == LINK_WELCOME && l->dialed) {
-		if (f->type == IPCBUS__FRAME_TYPE__WELCOME) {
-			link_welcome(l, f);
-			return;
-		}
-		if (f->type == IPCBUS__FRAME_TYPE__ERR) {
-			Ipcbus__Error *e = frame_unpack_error(f);
-			struct bridge_line *ln = l->line;
-			if (ln->fails++ == 0 || ln->fails - ln->fails_logged >= 100) {
-				ln->fails_logged = ln->fails;
-				log_warn(&c->b->log, "bridge %s: refused: %.*s", ln->shown,
-					 e && e->has_text ? (int)e->text.len : 7,
-					 e && e->has_text ? (const char *)e->text.data : "no text");
-			}
-			if (e)
-				ipcbus__error__free_unpacked(e, NULL);
-			conn_close(c, "refused by the peer");
-			return;
-		}
-		conn_close(c, "the peer did not answer HELLO with WELCOME");
+		bridge_line_answer(l, f);
 		return;
 	}
 	if (l->state != LINK_UP)
@@ -1042,7 +599,6 @@ void bridge_frame(struct conn *c, const struct frame *f)
 
 int bridge_init(struct broker *b)
 {
-	const struct conf *cfg = &b->cfg;
 	struct bridge *br = calloc(1, sizeof *br);
 	if (!br || !(br->seen = seen_new())) {
 		free(br);
@@ -1054,35 +610,7 @@ int bridge_init(struct broker *b)
 	const uint8_t *self = bridge_self(b, &self_len);
 	memcpy(br->root, self, self_len);
 	br->root_len = self_len;
-	if (cfg->nbridges) {
-		br->lines = calloc(cfg->nbridges, sizeof *br->lines);
-		if (!br->lines) {
-			log_error(&b->log, "out of memory");
-			return -ENOMEM;
-		}
-	}
-	for (size_t i = 0; i < cfg->nbridges; i++) {
-		const struct conf_bridge *cb = &cfg->bridges[i];
-		struct bridge_line *ln = &br->lines[br->nlines];
-		char err[256];
-		ln->b = b;
-		url_redact(cb->url, ln->shown, sizeof ln->shown);
-		if (url_parse(cb->url, &ln->url, err, sizeof err) < 0) {
-			log_error(&b->log, "bridge %s: %s", ln->shown, err);
-			return -EINVAL;
-		}
-		br->nlines++;
-		if (cb->npatterns) {
-			ln->patterns = calloc(cb->npatterns, sizeof *ln->patterns);
-			if (!ln->patterns)
-				return -ENOMEM;
-			for (size_t j = 0; j < cb->npatterns; j++)
-				if (!(ln->patterns[ln->npatterns++] = strdup(cb->patterns[j])))
-					return -ENOMEM;
-		}
-		loop_timer_set(b->loop, &ln->timer, 0, bridge_line_fire, ln);
-	}
-	return 0;
+	return bridge_line_init(b);
 }
 
 void bridge_fini(struct broker *b)
@@ -1090,15 +618,7 @@ void bridge_fini(struct broker *b)
 	struct bridge *br = b->bridge;
 	if (!br)
 		return;
-	for (size_t i = 0; i < br->nlines; i++) {
-		struct bridge_line *ln = &br->lines[i];
-		loop_timer_cancel(b->loop, &ln->timer);
-		for (size_t j = 0; j < ln->npatterns; j++)
-			free(ln->patterns[j]);
-		free(ln->patterns);
-		explicit_bzero(&ln->url, sizeof ln->url);
-	}
-	free(br->lines);
+	bridge_line_fini(b);
 	seen_free(br->seen);
 	free(br);
 	b->bridge = NULL;
@@ -1126,12 +646,7 @@ void bridge_status(struct broker *b)
 			 (unsigned long long)l->bytes_in, (unsigned long long)l->bytes_out,
 			 (unsigned long long)l->dropped, (unsigned long long)l->refused);
 	}
-	for (size_t i = 0; i < br->nlines; i++) {
-		struct bridge_line *ln = &br->lines[i];
-		if (!ln->link && !(ln->peer_len && bridge_link_to(b, ln->peer, ln->peer_len)))
-			log_info(&b->log, "status: bridge %s: down, %llu failed attempt(s) in a row",
-				 ln->shown, (unsigned long long)ln->fails);
-	}
+	bridge_line_status(b);
 	if (br->dups || br->forged)
 		log_info(&b->log, "status: bridges: %llu duplicate(s) dropped, %llu forged or looping",
 			 (unsigned long long)br->dups, (unsigned long long)br->forged);

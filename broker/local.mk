@@ -4,7 +4,8 @@ noinst_LTLIBRARIES += broker/libipcbusd.la
 # (BROKER_SRC is also compiled into the fuzz targets, with their flags)
 BROKER_SRC = \
 	broker/auth.c broker/auth.h \
-	broker/bridge.c broker/bridge.h \
+	broker/bridge.c broker/bridge.h broker/bridge_int.h \
+	broker/bridge_line.c \
 	broker/interest.c broker/interest.h \
 	broker/route.c broker/route.h \
 	broker/rawq.c broker/rawq.h \
