@@ -8,7 +8,9 @@ BROKER_SRC = \
 	broker/bridge_line.c \
 	broker/interest.c broker/interest.h \
 	broker/route.c broker/route.h \
-	broker/rawq.c broker/rawq.h \
+	broker/rawq.c broker/rawq.h broker/rawq_int.h \
+	broker/rawq_in.c \
+	broker/rawq_out.c \
 	broker/seen.c broker/seen.h \
 	broker/broker.c broker/broker.h \
 	broker/conf.c broker/conf.h \
