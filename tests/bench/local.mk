@@ -19,11 +19,14 @@ tests_bench_hose_bench_SOURCES = tests/bench/hose_bench.c
 tests_bench_hose_bench_LDADD = proto/libipcbusproto.la $(PROTOBUF_C_LIBS) -lpthread
 
 noinst_PROGRAMS += tests/bench/msgq_bench
-tests_bench_msgq_bench_SOURCES = tests/bench/msgq_bench.c
+# msgq_raw.[ch]: the raw msgsnd/msgrcv stream and ping-pong both use
+tests_bench_msgq_bench_SOURCES = tests/bench/msgq_bench.c tests/bench/msgq_raw.c \
+	tests/bench/msgq_raw.h
 tests_bench_msgq_bench_LDADD = -lpthread
 # SysV message queues: raw msgsnd/msgrcv between two processes (stream,
 # ping-pong) and the broker's raw bridges (sysv-in, sysv-out) in one run.
 noinst_PROGRAMS += tests/bench/rawq_bench
-tests_bench_rawq_bench_SOURCES = tests/bench/rawq_bench.c
+tests_bench_rawq_bench_SOURCES = tests/bench/rawq_bench.c tests/bench/msgq_raw.c \
+	tests/bench/msgq_raw.h
 tests_bench_rawq_bench_CPPFLAGS = $(CLIENT_CPPFLAGS)
 tests_bench_rawq_bench_LDADD = client/libipcbus.la

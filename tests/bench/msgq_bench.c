@@ -6,7 +6,7 @@
  *   msgq_bench stream [-n COUNT] [-s SIZE] [-c A,B] [--json]
  *       one process msgsnd()s COUNT messages of SIZE bytes to another, which
  *       msgrcv()s them: one message per call, as a legacy program does.
- *       Prints msgs/s.
+ *       Prints msgs/s (from the first send to the last receive).
  *   msgq_bench pingpong [-n COUNT] [-s SIZE] [-c A,B] [--json]
  *       two processes bounce one message through two queues COUNT times;
  *       prints round-trip p50/p99/p99.9 in microseconds.
@@ -19,7 +19,8 @@
  *       the flood's rate.
  *   -c A,B pins the parent (the reader) to CPU A and the child(ren) to B.
  *
- * The queues are private (IPC_PRIVATE) and removed at the end, also when a
+ * stream and pingpong are msgq_raw.c's, shared with rawq_bench.  The
+ * queues are private (IPC_PRIVATE) and removed at the end, also when a
  * child fails.  A benchmark, not a test: `make check` does not run it.
  */
 #include <config.h>
@@ -27,8 +28,6 @@
 #include <errno.h>
 #include <getopt.h>
 #include <pthread.h>
-#include <sched.h>
-#include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -39,6 +38,8 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "msgq_raw.h"
+
 #define MQ_MAX 8192
 
 struct mq_msg {
@@ -48,23 +49,6 @@ struct mq_msg {
 
 static int cpu_parent = -1, cpu_child = -1;
 static int queues[4], nqueues;
-
-static uint64_t mq_now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
-static void mq_pin(int cpu)
-{
-	if (cpu < 0)
-		return;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof set, &set);
-}
 
 static int mq_new(void)
 {
@@ -95,7 +79,7 @@ static pid_t mq_fork(void)
 	}
 	if (pid == 0) {
 		nqueues = 0; /* the parent removes them */
-		mq_pin(cpu_child);
+		msgq_raw_pin(cpu_child);
 	}
 	return pid;
 }
@@ -114,27 +98,11 @@ static double mq_pct(const uint64_t *v, size_t n, double p)
 
 static int mq_stream(long count, size_t size, int json)
 {
-	static struct mq_msg m = {.mtype = 1};
-	int q = mq_new();
-	pid_t pid = mq_fork();
-	if (pid == 0) {
-		for (long i = 0; i < count; i++)
-			while (msgsnd(q, &m, size, 0) < 0)
-				if (errno != EINTR)
-					_exit(1);
-		_exit(0);
-	}
-	mq_pin(cpu_parent);
-	uint64_t t0 = mq_now_ns();
-	for (long i = 0; i < count; i++)
-		if (msgrcv(q, &m, MQ_MAX, 0, 0) < 0 && errno != EINTR) {
-			perror("msgrcv");
-			kill(pid, SIGKILL);
-			break;
-		}
-	double s = (double)(mq_now_ns() - t0) / 1e9;
-	waitpid(pid, NULL, 0);
-	double rate = (double)count / s;
+	uint64_t ns;
+	/* the reader is the parent's CPU, as in share */
+	if (msgq_raw_stream((uint64_t)count, size, cpu_child, cpu_parent, &ns) < 0)
+		return 1;
+	double rate = (double)count / ((double)ns / 1e9);
 	if (json)
 		printf("{\"test\":\"msgq_stream\",\"count\":%ld,\"size\":%zu,\"msgs_per_s\":%.0f,\"mb_per_s\":%.2f}\n",
 		       count, size, rate, rate * (double)size / 1e6);
@@ -146,33 +114,15 @@ static int mq_stream(long count, size_t size, int json)
 
 static int mq_pingpong(long count, size_t size, int json)
 {
-	static struct mq_msg m = {.mtype = 1};
-	int a = mq_new(), b = mq_new();
-	pid_t pid = mq_fork();
-	if (pid == 0) {
-		for (long i = 0; i < count; i++) {
-			if (msgrcv(a, &m, MQ_MAX, 0, 0) < 0 || msgsnd(b, &m, size, 0) < 0)
-				_exit(1);
-		}
-		_exit(0);
-	}
-	mq_pin(cpu_parent);
 	uint64_t *rtt = malloc((size_t)count * sizeof *rtt);
 	if (!rtt)
 		return 1;
-	for (long i = 0; i < count; i++) {
-		uint64_t t = mq_now_ns();
-		if (msgsnd(a, &m, size, 0) < 0 || msgrcv(b, &m, MQ_MAX, 0, 0) < 0) {
-			perror("pingpong");
-			kill(pid, SIGKILL);
-			count = i;
-			break;
-		}
-		rtt[i] = mq_now_ns() - t;
-	}
-	waitpid(pid, NULL, 0);
-	if (count < 1)
+	uint64_t n = msgq_raw_pingpong((uint64_t)count, size, cpu_parent, cpu_child, rtt);
+	if (n < 1) {
+		free(rtt);
 		return 1;
+	}
+	count = (long)n;
 	qsort(rtt, (size_t)count, sizeof *rtt, mq_cmp);
 	double p50 = mq_pct(rtt, (size_t)count, 0.5), p99 = mq_pct(rtt, (size_t)count, 0.99),
 	       p999 = mq_pct(rtt, (size_t)count, 0.999);
@@ -252,8 +202,8 @@ static void *mq_reader_thread(void *arg)
 
 static void mq_spin(uint64_t ns)
 {
-	uint64_t until = mq_now_ns() + ns;
-	while (mq_now_ns() < until)
+	uint64_t until = msgq_raw_now_ns() + ns;
+	while (msgq_raw_now_ns() < until)
 		;
 }
 
@@ -266,8 +216,8 @@ static pid_t mq_writer(int q, int who, uint64_t until)
 	static struct mq_msg m = {.mtype = 1};
 	struct mq_stamp st = {.who = who};
 	size_t size = who ? MQ_MAX : 64;
-	while (mq_now_ns() < until) {
-		st.t = mq_now_ns();
+	while (msgq_raw_now_ns() < until) {
+		st.t = msgq_raw_now_ns();
 		memcpy(m.mtext, &st, sizeof st);
 		/* blocking, as the library's helper thread waits for room */
 		if (msgsnd(q, &m, size, 0) < 0 && errno != EINTR)
@@ -285,7 +235,7 @@ static pid_t mq_writer(int q, int who, uint64_t until)
 static int mq_share(int ms, double work, int floods, int json)
 {
 	for (int own = 0; own < 2; own++) {
-		uint64_t t0 = mq_now_ns(), until = t0 + (uint64_t)ms * 1000000ull;
+		uint64_t t0 = msgq_raw_now_ns(), until = t0 + (uint64_t)ms * 1000000ull;
 		static struct mq_buf bufs[1 + MQ_FLOODS_MAX];
 		int nb = own ? 1 + floods : 1;
 		for (int i = 0; i < nb; i++) {
@@ -297,7 +247,7 @@ static int mq_share(int ms, double work, int floods, int json)
 		pid_t pp = mq_writer(bufs[0].q, 0, until), pf[MQ_FLOODS_MAX];
 		for (int i = 0; i < floods; i++)
 			pf[i] = mq_writer(bufs[own ? 1 + i : 0].q, 1, until);
-		mq_pin(cpu_parent);
+		msgq_raw_pin(cpu_parent);
 		pthread_t th[1 + MQ_FLOODS_MAX];
 		for (int i = 0; i < nb; i++)
 			pthread_create(&th[i], NULL, mq_reader_thread, &bufs[i]);
@@ -306,7 +256,7 @@ static int mq_share(int ms, double work, int floods, int json)
 		if (!lat)
 			return 1;
 		/* the loop: each buffer in turn, all it holds, the work done */
-		while (mq_now_ns() < until) {
+		while (msgq_raw_now_ns() < until) {
 			int idle = 1;
 			for (int i = 0; i < nb; i++) {
 				struct mq_buf *b = &bufs[i];
@@ -330,7 +280,7 @@ static int mq_share(int ms, double work, int floods, int json)
 					mq_spin((uint64_t)(work * (double)(ends[k] - done)));
 					done = ends[k];
 					if (nlat < cap)
-						lat[nlat++] = mq_now_ns() - ts[k];
+						lat[nlat++] = msgq_raw_now_ns() - ts[k];
 				}
 				mq_spin((uint64_t)(work * (double)(n - done)));
 				flood += n - done - nm * 64;
@@ -340,7 +290,7 @@ static int mq_share(int ms, double work, int floods, int json)
 				nanosleep(&ts, NULL);
 			}
 		}
-		double secs = (double)(mq_now_ns() - t0) / 1e9;
+		double secs = (double)(msgq_raw_now_ns() - t0) / 1e9;
 		mq_cleanup(); /* the writers end (EIDRM), and the readers */
 		for (int i = 0; i < nb; i++) {
 			pthread_mutex_lock(&bufs[i].mu);

@@ -18,15 +18,15 @@
  *       then stops the broker (its queues are `remove`: gone after).
  *   rawq_bench all -B IPCBUSD ...   all of the above
  *   --json prints one object per line.
- * Queues of stream and pingpong are IPC_PRIVATE and removed at the end (and
- * on INT/TERM).
+ * stream and pingpong are msgq_raw.c's (shared with msgq_bench): the
+ * sender, and the side that times a round trip, on the first CPU.  Their
+ * queues are IPC_PRIVATE and removed at the end (and on INT/TERM).
  */
 #include <config.h>
 
 #include <errno.h>
 #include <fcntl.h>
 #include <getopt.h>
-#include <sched.h>
 #include <signal.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -40,12 +40,11 @@
 #include <unistd.h>
 
 #include "ipcbus.h"
+#include "msgq_raw.h"
 
 #define MAXQ 8
 
-static int q_ids[MAXQ];
 static long q_keys[MAXQ];
-static int nq;
 static pid_t broker_pid;
 static char tmpdir[64];
 static int json;
@@ -56,29 +55,9 @@ struct bigmsg {
 	char mtext[65536];
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000u + (uint64_t)ts.tv_nsec;
-}
-
-static void pin(int cpu)
-{
-	if (cpu < 0)
-		return;
-	cpu_set_t set;
-	CPU_ZERO(&set);
-	CPU_SET(cpu, &set);
-	sched_setaffinity(0, sizeof set, &set);
-}
-
 static void cleanup(void)
 {
-	for (int i = 0; i < nq; i++)
-		if (q_ids[i] >= 0)
-			msgctl(q_ids[i], IPC_RMID, NULL);
-	nq = 0;
+	msgq_raw_cleanup();
 	if (broker_pid > 0) {
 		kill(broker_pid, SIGTERM);
 		waitpid(broker_pid, NULL, 0);
@@ -109,17 +88,6 @@ static void on_signal(int sig)
 	cleanup();
 	signal(sig, SIG_DFL);
 	raise(sig);
-}
-
-static int private_queue(void)
-{
-	int id = msgget(IPC_PRIVATE, IPC_CREAT | 0600);
-	if (id < 0) {
-		perror("msgget");
-		exit(1);
-	}
-	q_ids[nq++] = id;
-	return id;
 }
 
 static void snd(int id, struct bigmsg *m, size_t n)
@@ -196,53 +164,20 @@ static void report_lat(const char *what, uint64_t *lat, uint64_t n, size_t size)
 
 static void bench_stream(uint64_t n, size_t size)
 {
-	int q = private_queue();
-	struct shared *sh = shared_new();
-	pid_t pid = fork();
-	if (pid == 0) {
-		static struct bigmsg m;
-		pin(cpu_b);
-		for (uint64_t i = 0; i < n; i++)
-			rcv(q, &m);
-		sh->t_end = now_ns();
-		_exit(0);
-	}
-	static struct bigmsg m;
-	pin(cpu_a);
-	m.mtype = 1;
-	memset(m.mtext, 'x', size);
-	uint64_t t0 = now_ns();
-	for (uint64_t i = 0; i < n; i++)
-		snd(q, &m, size);
-	waitpid(pid, NULL, 0);
-	report_rate("raw stream", n, size, sh->t_end - t0);
+	uint64_t ns;
+	if (msgq_raw_stream(n, size, cpu_a, cpu_b, &ns) < 0)
+		exit(1);
+	report_rate("raw stream", n, size, ns);
 }
 
 static void bench_pingpong(uint64_t n, size_t size)
 {
-	int q1 = private_queue(), q2 = private_queue();
-	pid_t pid = fork();
-	if (pid == 0) {
-		static struct bigmsg m;
-		pin(cpu_b);
-		for (uint64_t i = 0; i < n; i++) {
-			ssize_t k = rcv(q1, &m);
-			snd(q2, &m, (size_t)k);
-		}
-		_exit(0);
-	}
-	static struct bigmsg m;
 	uint64_t *lat = malloc(n * sizeof *lat);
-	pin(cpu_a);
-	m.mtype = 1;
-	memset(m.mtext, 'p', size);
-	for (uint64_t i = 0; i < n; i++) {
-		uint64_t t = now_ns();
-		snd(q1, &m, size);
-		rcv(q2, &m);
-		lat[i] = now_ns() - t;
-	}
-	waitpid(pid, NULL, 0);
+	if (!lat)
+		exit(1);
+	uint64_t k = msgq_raw_pingpong(n, size, cpu_a, cpu_b, lat);
+	if (k < n)
+		exit(1);
 	report_lat("raw pingpong", lat, n, size);
 	free(lat);
 }
@@ -297,7 +232,7 @@ static int start_broker(const char *ipcbusd, char *url, size_t urllen)
 	snprintf(url, urllen, "unix://%s/s.sock", tmpdir);
 	broker_pid = fork();
 	if (broker_pid == 0) {
-		pin(cpu_a);
+		msgq_raw_pin(cpu_a);
 		int fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		if (fd >= 0)
 			dup2(fd, 2);
@@ -330,7 +265,7 @@ static void count_cb(void *arg, const ipcbus_msg *m)
 	struct counter *c = arg;
 	(void)m;
 	if (++c->n == c->want)
-		c->t_end = now_ns();
+		c->t_end = msgq_raw_now_ns();
 }
 
 static void bench_in(const char *url, uint64_t n, size_t size)
@@ -338,12 +273,12 @@ static void bench_in(const char *url, uint64_t n, size_t size)
 	ipcbus *c = bconnect(url);
 	if (!c)
 		return;
-	pin(cpu_b);
+	msgq_raw_pin(cpu_b);
 	struct counter cnt = {0, 0, n};
 	ipcbus_subscribe(c, "bench.in", NULL, count_cb, &cnt, NULL);
 	ipcbus_flush(c, 5000);
 	int q = msgget((key_t)q_keys[0], 0);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = msgq_raw_now_ns();
 	pid_t pid = fork();
 	if (pid == 0) {
 		static struct bigmsg m;
@@ -369,7 +304,7 @@ static void bench_out(const char *url, uint64_t n, size_t size)
 	ipcbus *c = bconnect(url);
 	if (!c)
 		return;
-	pin(cpu_b);
+	msgq_raw_pin(cpu_b);
 	int q = msgget((key_t)q_keys[1], 0);
 	struct shared *sh = shared_new();
 	pid_t pid = fork();
@@ -377,12 +312,12 @@ static void bench_out(const char *url, uint64_t n, size_t size)
 		static struct bigmsg m;
 		for (uint64_t i = 0; i < n; i++)
 			rcv(q, &m);
-		sh->t_end = now_ns();
+		sh->t_end = msgq_raw_now_ns();
 		_exit(0);
 	}
 	char *buf = malloc(size ? size : 1);
 	memset(buf, 'o', size);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = msgq_raw_now_ns();
 	for (uint64_t i = 0; i < n; i++)
 		if (ipcbus_publish(c, "bench.out", buf, size) < 0)
 			break;
@@ -396,20 +331,20 @@ static void bench_out(const char *url, uint64_t n, size_t size)
 static void bench_through(uint64_t n, size_t size)
 {
 	int qin = msgget((key_t)q_keys[2], 0), qout = msgget((key_t)q_keys[3], 0);
-	pin(cpu_b);
+	msgq_raw_pin(cpu_b);
 	struct shared *sh = shared_new();
 	pid_t pid = fork();
 	if (pid == 0) {
 		static struct bigmsg m;
 		for (uint64_t i = 0; i < n; i++)
 			rcv(qout, &m);
-		sh->t_end = now_ns();
+		sh->t_end = msgq_raw_now_ns();
 		_exit(0);
 	}
 	static struct bigmsg m;
 	m.mtype = 1;
 	memset(m.mtext, 't', size);
-	uint64_t t0 = now_ns();
+	uint64_t t0 = msgq_raw_now_ns();
 	for (uint64_t i = 0; i < n; i++)
 		snd(qin, &m, size);
 	waitpid(pid, NULL, 0);
@@ -421,14 +356,14 @@ static void bench_trip(uint64_t n, size_t size)
 	int qin = msgget((key_t)q_keys[2], 0), qout = msgget((key_t)q_keys[3], 0);
 	static struct bigmsg m;
 	uint64_t *lat = malloc(n * sizeof *lat);
-	pin(cpu_b);
+	msgq_raw_pin(cpu_b);
 	m.mtype = 1;
 	memset(m.mtext, 'r', size);
 	for (uint64_t i = 0; i < n; i++) {
-		uint64_t t = now_ns();
+		uint64_t t = msgq_raw_now_ns();
 		snd(qin, &m, size);
 		rcv(qout, &m);
-		lat[i] = now_ns() - t;
+		lat[i] = msgq_raw_now_ns() - t;
 	}
 	report_lat("bridge trip", lat, n, size);
 	free(lat);
