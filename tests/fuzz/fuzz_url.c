@@ -78,12 +78,16 @@ static void fuzz_accepted(const char *s, const struct url *u)
 	case URL_SYSV:
 	case URL_SHM: {
 		FUZZ_CHECK(u->key != 0 && u->key != -1);
-		/* sysv: the KEY, then ?mode= (octal, at most 0777) */
+		/* sysv: the KEY, then ?mode= (octal, at most 0777) and
+		 * qbytes= (at most URL_QBYTES_MAX), each once, in any order */
 		const char *q = u->kind == URL_SYSV ? strchr(rest, '?') : NULL;
 		size_t klen = q ? (size_t)(q - rest) : strlen(rest);
 		FUZZ_CHECK(strlen(u->keyspec) == klen && strncmp(u->keyspec, rest, klen) == 0);
-		FUZZ_CHECK(!q || (u->has_mode && u->mode <= 0777 && strncmp(q, "?mode=", 6) == 0));
-		FUZZ_CHECK(q || !u->has_mode);
+		FUZZ_CHECK(!q || u->has_mode || u->has_qbytes);
+		FUZZ_CHECK(!u->has_mode || (u->mode <= 0777 && strstr(rest, "mode=")));
+		FUZZ_CHECK(!u->has_qbytes || (u->qbytes <= URL_QBYTES_MAX && strstr(rest, "qbytes=")));
+		FUZZ_CHECK(!q || strncmp(q, "?mode=", 6) == 0 || strncmp(q, "?qbytes=", 8) == 0);
+		FUZZ_CHECK(q || (!u->has_mode && !u->has_qbytes));
 		break;
 	}
 	}
