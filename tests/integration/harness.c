@@ -23,6 +23,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
+#include <sys/msg.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -884,6 +885,7 @@ static void harness_raw_free_cb(void *arg)
 	struct harness_raw *r = arg;
 	if (r->fd >= 0)
 		close(r->fd);
+	harness_rawq_close(r->q);
 	buf_fini(&r->in);
 	free(r->body);
 	if (r->welcome)
@@ -939,6 +941,8 @@ int harness_raw_send(struct harness_raw *r, const void *p, size_t n)
 	const uint8_t *s = p;
 	uint64_t deadline = harness_now() + HARNESS_SEND_MS;
 
+	if (r->q)
+		return harness_rawq_send(r->q, p, n, deadline);
 	while (n > 0) {
 		ssize_t k = send(r->fd, s, n, MSG_NOSIGNAL | MSG_DONTWAIT);
 		if (k < 0) {
@@ -975,14 +979,30 @@ static struct frame_bytes harness_fb(const void *p, size_t len)
 	return (struct frame_bytes){.p = p, .len = len, .set = 1};
 }
 
+void harness_raw_hello_fill(const struct harness_raw *r, Ipcbus__Hello *h, Ipcbus__Sysv *sv)
+{
+	Ipcbus__Sysv init = IPCBUS__SYSV__INIT;
+	int reply, send;
+
+	if (!r->q)
+		return;
+	*sv = init;
+	harness_rawq_hello(r->q, &reply, &send, &sv->proof);
+	sv->reply_queue = reply;
+	sv->send_queue = send;
+	h->sysv = sv;
+}
+
 int harness_raw_hello(struct harness_raw *r, uint64_t id, uint32_t version, const char *name)
 {
 	Ipcbus__Hello h = IPCBUS__HELLO__INIT;
 	struct buf b;
 
+	Ipcbus__Sysv sv;
 	h.version = version;
 	h.has_pid = 1;
 	h.pid = (uint32_t)getpid();
+	harness_raw_hello_fill(r, &h, &sv);
 	if (name) {
 		h.has_name = 1;
 		h.name.data = (uint8_t *)(uintptr_t)name;
@@ -1090,17 +1110,28 @@ int harness_raw_read(struct harness_raw *r, int timeout_ms)
 		}
 		if (buf_room(&r->in) < 16384 && buf_reserve(&r->in, 65536) < 0)
 			return -2;
-		ssize_t n = recv(r->fd, buf_wptr(&r->in), buf_room(&r->in), MSG_DONTWAIT);
+		ssize_t n;
+		if (r->q) {
+			n = harness_rawq_recv(r->q, buf_wptr(&r->in), buf_room(&r->in));
+			if (n < 0)
+				errno = (int)-n, n = -1;
+		} else {
+			n = recv(r->fd, buf_wptr(&r->in), buf_room(&r->in), MSG_DONTWAIT);
+		}
 		if (n > 0) {
 			buf_commit(&r->in, (size_t)n);
 			continue;
 		}
 		if (n == 0 || (errno != EAGAIN && errno != EINTR))
 			return -1; /* EOF, or ECONNRESET when the broker closed with our bytes unread */
-		struct pollfd pf = {.fd = r->fd, .events = POLLIN};
 		int left = harness_left(deadline);
 		if (!left)
 			return 0;
+		if (r->q) {
+			harness_sleep(1); /* a queue cannot be polled */
+			continue;
+		}
+		struct pollfd pf = {.fd = r->fd, .events = POLLIN};
 		poll(&pf, 1, left);
 	}
 }
@@ -1369,7 +1400,8 @@ struct harness_raw *harness_raw_connect_url(const char *url)
 	int fd;
 
 	/* only what the raw client speaks; url_parse may know more */
-	if (strncmp(url, "unix://", 7) != 0 && strncmp(url, "tcp://", 6) != 0) {
+	if (strncmp(url, "unix://", 7) != 0 && strncmp(url, "tcp://", 6) != 0 &&
+	    strncmp(url, "sysv://", 7) != 0) {
 		errno = strstr(url, "://") ? EPROTONOSUPPORT : EINVAL;
 		return NULL;
 	}
@@ -1380,6 +1412,15 @@ struct harness_raw *harness_raw_connect_url(const char *url)
 	}
 	if (u.kind == URL_UNIX) {
 		return harness_raw_connect(u.path);
+	}
+	if (u.kind == URL_SYSV) {
+		struct harness_rawq *q = harness_rawq_open(u.key);
+		struct harness_raw *r = q ? harness_raw_adopt(-1) : NULL;
+		if (r)
+			r->q = q;
+		else
+			harness_rawq_close(q);
+		return r;
 	}
 	fd = harness_tcp_connect(u.host, u.port);
 	if (fd < 0) {
@@ -1412,6 +1453,9 @@ void harness_raw_abort(struct harness_raw *r)
 
 	if (!r)
 		return;
+	/* sysv://: a client that vanished leaves its queues; the broker finds
+	 * it gone by its pid, which is ours and lives: removing them is the
+	 * nearest thing, what a client's exit handler or the broker does */
 	if (r->fd >= 0 && getsockname(r->fd, (struct sockaddr *)&ss, &len) == 0 &&
 	    (ss.ss_family == AF_INET || ss.ss_family == AF_INET6)) {
 		struct linger l = {.l_onoff = 1, .l_linger = 0};
@@ -1654,4 +1698,15 @@ int harness_broker_held(struct harness_broker *b, size_t *held, size_t *peak)
 	*held = (size_t)h;
 	*peak = (size_t)pk;
 	return 0;
+}
+
+int harness_raw_shutdown(struct harness_raw *r)
+{
+	if (r->q) {
+		int reply, send;
+		uint64_t proof;
+		harness_rawq_hello(r->q, &reply, &send, &proof);
+		return msgctl(send, IPC_RMID, NULL) < 0 ? -errno : 0;
+	}
+	return shutdown(r->fd, SHUT_WR) < 0 ? -errno : 0;
 }

@@ -204,8 +204,11 @@ int harness_can_connect(const char *path);
 
 /* ---- the raw protocol client ---- */
 
+struct harness_rawq;
+
 struct harness_raw {
-	int fd;
+	int fd;                 /* the socket; -1 on sysv:// */
+	struct harness_rawq *q; /* sysv://: the queues (harness_sysv.c), else NULL */
 	struct buf in;
 	struct frame f;         /* the frame last read; points into body */
 	uint8_t *body;
@@ -237,6 +240,9 @@ int harness_raw_frame(struct harness_raw *r, const struct frame *f,
 		      const struct frame_header *h, size_t nh);
 
 int harness_raw_hello(struct harness_raw *r, uint64_t id, uint32_t version, const char *name);
+/* What r's medium adds to a HELLO made by hand (sysv://: Hello.sysv, in
+ * sv, which must live until h is encoded); nothing on a socket. */
+void harness_raw_hello_fill(const struct harness_raw *r, Ipcbus__Hello *h, Ipcbus__Sysv *sv);
 /* reply_to may be NULL. */
 int harness_raw_pub(struct harness_raw *r, uint64_t id, const char *channel, const char *reply_to,
 		    const void *data, size_t len);
@@ -290,14 +296,34 @@ int harness_init(const char *name, int need_cli, int watchdog_s);
 /* Connect the raw client to a URL: unix:///path[?...] or
  * tcp://[TOKEN@]host:port (a name, an IPv4 address or [IPv6]; every
  * address the name resolves to is tried; TCP_NODELAY).  Nothing is sent
- * (a token in the URL is not used yet).  Closed at cleanup.  NULL with
+ * (a token in the URL is not used yet), or sysv://KEY (harness_rawq_open:
+ * its queues and proof; the first bytes sent are the HELLO, which
+ * harness_raw_hello gives Hello.sysv).  Closed at cleanup.  NULL with
  * errno: EPROTONOSUPPORT for a scheme the raw client does not speak (tls,
- * udp, sysv, shm), EINVAL for a URL that does not parse, else connect's. */
+ * udp, shm), EINVAL for a URL that does not parse, else connect's. */
 struct harness_raw *harness_raw_connect_url(const char *url);
 
 /* harness_raw_connect_url, HELLO (version 1, name) and the WELCOME (5 s);
  * NULL on failure (errno as above, or EPROTO). */
 struct harness_raw *harness_raw_open_url(const char *url, const char *name);
+
+/* The raw client's SysV medium (harness_sysv.c), for sysv://KEY: a
+ * connection's queues and proof made (errno ECONNREFUSED: no queue at
+ * key); the first harness_rawq_send() goes to the broker's queue as the
+ * HELLO (at most 4 KiB, one message), the rest to the send queue.  recv
+ * returns bytes of the reply stream, 0 at its end, -EAGAIN when nothing
+ * is there, -ECONNRESET when our queue was removed.  close removes both
+ * queues (as a client that ends, or one that vanished). */
+struct harness_rawq *harness_rawq_open(long key);
+void harness_rawq_hello(const struct harness_rawq *q, int *reply, int *send, uint64_t *proof);
+int harness_rawq_send(struct harness_rawq *q, const void *p, size_t n, uint64_t deadline);
+ssize_t harness_rawq_recv(struct harness_rawq *q, void *p, size_t n);
+void harness_rawq_close(struct harness_rawq *q);
+
+/* Half-close: no more bytes from us (shutdown(SHUT_WR) on a socket; on
+ * sysv:// the send queue is removed, which is what the broker sees of a
+ * client that stopped writing).  0 or -errno. */
+int harness_raw_shutdown(struct harness_raw *r);
 
 /* A raw client around a connected descriptor (taken, also on failure):
  * nothing sent, closed at cleanup.  NULL when out of memory. */

@@ -17,7 +17,8 @@ noinst_HEADERS += tests/integration/harness.h
 
 # The harness is built once and linked into every program.
 check_LTLIBRARIES += tests/integration/libharness.la
-tests_integration_libharness_la_SOURCES = tests/integration/harness.c
+tests_integration_libharness_la_SOURCES = tests/integration/harness.c \
+	tests/integration/harness_sysv.c
 tests_integration_libharness_la_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(TEST_INCLUDES)
 
 INTEG_CFLAGS = $(AM_CFLAGS) $(CUNIT_CFLAGS) $(TEST_INCLUDES)

@@ -16,7 +16,7 @@
  * reason, and a summary gives each row's time.
  *
  * Adding a transport is adding a row below.  Its flags say what it can do
- * (CONFORM_STREAM, CONFORM_RAW) and what it needs (CONFORM_IPV6,
+ * (CONFORM_STREAM, CONFORM_RAW, CONFORM_ACCEPT) and what it needs (CONFORM_IPV6,
  * CONFORM_TLS); cases that need what a row cannot do are not run on it.
  */
 #include <config.h>
@@ -56,11 +56,13 @@
  * Unix socket, so its clients meet the default one's through the router
  * like any other transport's. */
 static const struct conform_row conform_rows[] = {
-	{"unix", "unix://@DIR@/transport.sock", NULL, NULL, CONFORM_STREAM | CONFORM_RAW, NULL},
+	{"unix", "unix://@DIR@/transport.sock", NULL, NULL,
+	 CONFORM_STREAM | CONFORM_RAW | CONFORM_ACCEPT, NULL},
 	{"tcp4", "tcp://127.0.0.1:@PORT@", NULL, NULL,
-	 CONFORM_STREAM | CONFORM_RAW | CONFORM_TCP_PENDING, "tcp:// is not in this build yet"},
+	 CONFORM_STREAM | CONFORM_RAW | CONFORM_ACCEPT | CONFORM_TCP_PENDING,
+	 "tcp:// is not in this build yet"},
 	{"tcp6", "tcp://[::1]:@PORT@", NULL, NULL,
-	 CONFORM_STREAM | CONFORM_RAW | CONFORM_IPV6 | CONFORM_TCP_PENDING,
+	 CONFORM_STREAM | CONFORM_RAW | CONFORM_ACCEPT | CONFORM_IPV6 | CONFORM_TCP_PENDING,
 	 "tcp:// is not in this build yet"},
 	{"tls", "tls://127.0.0.1:@PORT@", "tls://127.0.0.1:@PORT@" CONFORM_TLS_CLIENT,
 	 CONFORM_TLS_LINES, CONFORM_STREAM | CONFORM_TLS | CONFORM_TLS_PENDING,
@@ -73,8 +75,9 @@ static const struct conform_row conform_rows[] = {
 	{"udp", "udp://127.0.0.1:@PORT@", NULL, CONFORM_UDP_LINES, CONFORM_UDP_PENDING,
 	 "udp:// is not in this build yet"},
 	/* the key: ftok() of the broker's own folder, so every broker has its
-	 * own; a byte stream in messages, not spoken by the raw client */
-	{"sysv", "sysv://@DIR@:115", NULL, NULL, CONFORM_STREAM, NULL},
+	 * own; a byte stream in messages, spoken by the raw client
+	 * (harness_sysv.c); no connection before a valid HELLO */
+	{"sysv", "sysv://@DIR@:115", NULL, NULL, CONFORM_STREAM | CONFORM_RAW, NULL},
 };
 
 #define CONFORM_NROWS HARNESS_NELEM(conform_rows)
@@ -372,6 +375,15 @@ void conform_seen_frame(void *arg, struct harness_raw *r)
 	}
 }
 
+int conform_unanswered(const struct harness_broker *b, struct harness_raw *r)
+{
+	int rc = harness_raw_read(r, 300);
+	if (rc != 0)
+		fprintf(stderr, "conform: an answer (%d, type %d) to bytes before HELLO\n", rc,
+			rc == 1 ? (int)r->f.type : -1);
+	return rc == 0 && harness_broker_wait_log(b, "a HELLO refused", CONFORM_T) == 0;
+}
+
 int conform_quiet(struct harness_raw *r)
 {
 	struct conform_seen s = {0};
@@ -454,17 +466,19 @@ static void conform_list(void)
 	printf("rows:\n");
 	for (size_t i = 0; i < CONFORM_NROWS; i++) {
 		const struct conform_row *row = &conform_rows[i];
-		printf("  %-11s %s%s%s%s%s\n", row->name, row->listen,
+		printf("  %-11s %s%s%s%s%s%s\n", row->name, row->listen,
 		       row->flags & CONFORM_STREAM ? " stream" : "",
 		       row->flags & CONFORM_RAW ? " raw" : "",
+		       row->flags & CONFORM_ACCEPT ? " accept" : "",
 		       row->flags & CONFORM_TLS ? " tls" : "",
 		       row->flags & CONFORM_OFF ? " (off)" : "");
 	}
 	printf("cases:\n");
 	for (size_t t = 0; t < HARNESS_NELEM(conform_tables); t++)
 		for (const struct conform_case *c = conform_tables[t]; c->name; c++)
-			printf("  %-24s%s%s\n", c->name, c->needs & CONFORM_STREAM ? " stream" : "",
-			       c->needs & CONFORM_RAW ? " raw" : "");
+			printf("  %-24s%s%s%s\n", c->name, c->needs & CONFORM_STREAM ? " stream" : "",
+			       c->needs & CONFORM_RAW ? " raw" : "",
+			       c->needs & CONFORM_ACCEPT ? " accept" : "");
 }
 
 /* Register the row's suite and its cases; 1 when it will run a case. */
@@ -495,8 +509,9 @@ static int conform_add_row(size_t i, int all, const char *filter)
 				res->inactive++;
 				fprintf(stderr, "conform: %s/%s: not run: the transport %s\n", row->name,
 					c->name,
-					lacks & CONFORM_STREAM ? "is no byte stream"
-							       : "is not spoken by the raw client");
+					lacks & CONFORM_STREAM   ? "is no byte stream"
+					: lacks & CONFORM_RAW    ? "is not spoken by the raw client"
+								 : "has no connection before HELLO");
 			}
 		}
 	}

@@ -11,9 +11,9 @@
  * conform_lib_unix() and harness_raw_open() to the former.  So a case
  * checks that what goes in on one transport comes out right on the other.
  *
- * A row says what its transport can do (CONFORM_STREAM, CONFORM_RAW); a
- * case says what it needs; a case a row cannot run is registered inactive
- * with a note, never passed silently.  A row whose prerequisites are
+ * A row says what its transport can do (CONFORM_STREAM, CONFORM_RAW,
+ * CONFORM_ACCEPT); a case says what it needs; a case a row cannot run is
+ * registered inactive with a note, never passed silently.  A row whose prerequisites are
  * missing (no IPv6 loopback, no openssl command) or that is switched off
  * is a skipped suite with the reason printed.
  *
@@ -38,6 +38,13 @@ enum {
 				  * (unix, tcp, tls; not udp) */
 	CONFORM_RAW = 1 << 1,    /* the harness's raw client speaks it
 				  * (harness_raw_connect_url) */
+	CONFORM_ACCEPT = 1 << 2, /* a connection exists before its HELLO, and
+				  * holds a descriptor: the broker answers
+				  * what comes first (E_NO_HELLO, framing
+				  * errors), and the HELLO deadline and EMFILE
+				  * apply (unix, tcp; not sysv, whose
+				  * broker's queue answers only a valid
+				  * HELLO) */
 	/* row flags only */
 	CONFORM_OFF = 1 << 8,    /* not run (printed as skipped); -a runs it */
 	CONFORM_IPV6 = 1 << 9,   /* needs an IPv6 loopback */
@@ -60,7 +67,7 @@ struct conform_row {
 struct conform_case {
 	const char *name;
 	void (*fn)(void);
-	unsigned needs; /* CONFORM_STREAM | CONFORM_RAW: what the row must have */
+	unsigned needs; /* CONFORM_STREAM, CONFORM_RAW, CONFORM_ACCEPT: what the row must have */
 };
 
 extern const struct conform_case conform_cases[];       /* conform_cases.c */
@@ -138,6 +145,12 @@ void conform_seen_frame(void *arg, struct harness_raw *r);
 
 /* A round trip that reads nothing but its PONG: 1, else 0. */
 int conform_quiet(struct harness_raw *r);
+
+/* On a row without CONFORM_ACCEPT: what r sent before a valid HELLO went
+ * to the broker's HELLO queue, which answers nothing and logs the refusal
+ * (docs/protocol.md, SysV).  1 when nothing came back within 300 ms and
+ * the broker's log has a refused HELLO, else 0. */
+int conform_unanswered(const struct harness_broker *b, struct harness_raw *r);
 
 /* Publish requests on channel from r (reply_to _INBOX.conform.gone) until
  * the broker answers E_NO_RESPONDERS, i.e. until nobody is subscribed any

@@ -3,7 +3,9 @@
  * conformance suite relies on before the broker speaks every transport:
  * the raw client on unix:// and tcp:// URLs (IPv4 and [::1], checked
  * against a listening socket of our own), refusals of what it does not
- * speak, a reset from harness_raw_abort, free ports, and the throw-away
+ * speak, a reset from harness_raw_abort, the raw client's SysV medium
+ * (its queues, proof and HELLO message, against a queue standing in for a
+ * broker's; removed when closed), free ports, and the throw-away
  * CA, server and client certificates of harness_tls_make (checked with the
  * openssl command: chain, purpose, names).
  */
@@ -15,6 +17,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ipc.h>
+#include <sys/msg.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
 #include <unistd.h>
@@ -152,6 +156,22 @@ static void test_raw_unix(void)
 	CU_ASSERT_EQUAL(harness_raw_barrier(old, T, NULL, NULL), 1);
 }
 
+/* Private queues on the system (key 0), from /proc/sysvipc/msg. */
+static int private_queue_count(void)
+{
+	FILE *f = fopen("/proc/sysvipc/msg", "re");
+	char line[512];
+	int n = 0;
+	while (f && fgets(line, sizeof line, f)) {
+		long long key;
+		int id;
+		n += sscanf(line, "%lld %d", &key, &id) == 2 && key == 0;
+	}
+	if (f)
+		fclose(f);
+	return n;
+}
+
 static void test_raw_refusals(void)
 {
 	static const struct {
@@ -160,7 +180,7 @@ static void test_raw_refusals(void)
 	} cases[] = {
 		{"tls://127.0.0.1:1", EPROTONOSUPPORT},
 		{"udp://127.0.0.1:1", EPROTONOSUPPORT},
-		{"sysv://0x1234", EPROTONOSUPPORT},
+		{"shm://0x1234", EPROTONOSUPPORT},
 		{"nothing", EINVAL},
 		{"tcp://127.0.0.1", EINVAL},
 		{"tcp://[::1:80", EINVAL},
@@ -183,6 +203,69 @@ static void test_raw_refusals(void)
 	errno = 0;
 	CU_ASSERT_PTR_NULL(harness_raw_connect_url(url));
 	CU_ASSERT_EQUAL(errno, ECONNREFUSED);
+
+	/* sysv:// with no queue at the key: refused the same way, and the
+	 * queues it began are gone */
+	long key = 0;
+	for (long k = 0x5e000000 + (getpid() & 0xffff) * 16; !key && k < 0x5f000000; k += 7)
+		if (msgget((key_t)k, 0) < 0 && errno == ENOENT)
+			key = k;
+	CU_ASSERT_FATAL(key != 0);
+	int before = private_queue_count();
+	snprintf(url, sizeof url, "sysv://0x%lx", key);
+	errno = 0;
+	CU_ASSERT_PTR_NULL(harness_raw_connect_url(url));
+	CU_ASSERT_EQUAL(errno, ECONNREFUSED);
+	CU_ASSERT(private_queue_count() <= before);
+}
+
+/* The raw client on sysv:// makes its two queues and its proof, and
+ * removes the queues when closed. */
+static void test_raw_sysv_queues(void)
+{
+	long key = 0;
+	for (long k = 0x5d000000 + (getpid() & 0xffff) * 16; !key && k < 0x5e000000; k += 7)
+		if (msgget((key_t)k, 0) < 0 && errno == ENOENT)
+			key = k;
+	CU_ASSERT_FATAL(key != 0);
+	int shq = msgget((key_t)key, IPC_CREAT | IPC_EXCL | 0600); /* a broker's stand-in */
+	CU_ASSERT_FATAL(shq >= 0);
+	char url[64];
+	snprintf(url, sizeof url, "sysv://0x%lx", key);
+	struct harness_raw *r = harness_raw_connect_url(url);
+	CU_ASSERT_PTR_NOT_NULL(r);
+	if (r) {
+		Ipcbus__Hello h = IPCBUS__HELLO__INIT;
+		Ipcbus__Sysv sv;
+		harness_raw_hello_fill(r, &h, &sv);
+		CU_ASSERT_PTR_NOT_NULL_FATAL(h.sysv);
+		struct msqid_ds ds;
+		int tx = (int)sv.send_queue, rx = (int)sv.reply_queue;
+		CU_ASSERT(tx != rx && tx != shq && rx != shq);
+		CU_ASSERT(msgctl(tx, IPC_STAT, &ds) == 0 && (ds.msg_perm.mode & 0777) == 0600);
+		CU_ASSERT_EQUAL(ds.msg_qnum, 1); /* the proof */
+		struct {
+			long mtype;
+			char t[8];
+		} m;
+		CU_ASSERT_EQUAL(msgrcv(tx, &m, sizeof m.t, (long)sv.proof, IPC_NOWAIT), 0);
+		CU_ASSERT(msgctl(rx, IPC_STAT, &ds) == 0 && (ds.msg_perm.mode & 0777) == 0600);
+		/* the first send is the HELLO, on the broker's queue */
+		CU_ASSERT_EQUAL(harness_raw_send(r, "hello", 5), 0);
+		CU_ASSERT_EQUAL(msgrcv(shq, &m, sizeof m.t, 0, IPC_NOWAIT), 5);
+		CU_ASSERT_EQUAL(m.mtype, 1);
+		/* the rest goes to the send queue; the end of the reply stream
+		 * reads as EOF */
+		CU_ASSERT_EQUAL(harness_raw_send(r, "more", 4), 0);
+		CU_ASSERT_EQUAL(msgrcv(tx, &m, sizeof m.t, 0, IPC_NOWAIT), 4);
+		m.mtype = 2;
+		CU_ASSERT_EQUAL(msgsnd(rx, &m, 0, IPC_NOWAIT), 0);
+		CU_ASSERT_EQUAL(harness_raw_read(r, 1000), -1);
+		harness_raw_close(r);
+		CU_ASSERT(msgctl(tx, IPC_STAT, &ds) < 0 && errno == EINVAL);
+		CU_ASSERT(msgctl(rx, IPC_STAT, &ds) < 0 && errno == EINVAL);
+	}
+	msgctl(shq, IPC_RMID, NULL);
 }
 
 static void test_free_port(void)
@@ -285,6 +368,7 @@ static const struct harness_case cases[] = {
 	{"raw_tcp6", test_raw_tcp6},
 	{"raw_unix", test_raw_unix},
 	{"raw_refusals", test_raw_refusals},
+	{"raw_sysv_queues", test_raw_sysv_queues},
 	{"free_port", test_free_port},
 	{"tls_make", test_tls_make},
 };
