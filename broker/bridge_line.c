@@ -463,7 +463,6 @@ void bridge_line_fini(struct broker *b)
 		explicit_bzero(&ln->url, sizeof ln->url);
 	}
 	free(br->lines);
-	free(br->lines);
 }
 
 void bridge_line_status(struct broker *b)

@@ -13,7 +13,8 @@
  *
  *   config        -t: good bridge and bridge-allow lines, bad ones named by
  *                 FILE:LINE, a token in a URL of a file others can read
- *   two_brokers   A dials B (ipcbusd -b): both ways over one link
+ *   two_brokers   A dials B (ipcbusd -b): both ways over one link; both
+ *                 stop with exit 0
  *   patterns      `bridge URL a.>`: b.x crosses neither way
  *   both_dial     A and B dial each other: one link stays (the smaller
  *                 id's), messages cross once
@@ -677,6 +678,9 @@ static void test_two_brokers(void)
 	assert_links(&net, &active, &standby);
 	CU_ASSERT_EQUAL(active, 2);
 	CU_ASSERT_EQUAL(standby, 0);
+	/* both stop cleanly: A frees its bridge line (B has none) */
+	CU_ASSERT_EQUAL(harness_broker_stop(net.b[0]), 0);
+	CU_ASSERT_EQUAL(harness_broker_stop(net.b[1]), 0);
 }
 
 /* Read r until a MSG with payload `until`; 1 when it came and no MSG with
