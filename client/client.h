@@ -108,7 +108,8 @@ struct ipcbus {
 	struct buf in;    /* bytes read; frames are handled in place */
 	struct buf out;   /* encoded frames for the socket */
 	struct buf pend;  /* publishes made while not connected */
-	size_t in_need;   /* bytes the partial frame at the front will take */
+	size_t in_need;   /* bytes the partial frame at the front will take (at
+			   * least: its length prefix may not be whole); 0: none */
 	int in_more;      /* the last read filled its chunk: more may wait */
 	size_t frame_max;
 	size_t write_mark; /* publish writes once out holds this much */

@@ -698,7 +698,10 @@ static void conn_process(struct ipcbus *c)
 		long k = frame_split(buf_rptr(&c->in), buf_len(&c->in), c->frame_max, &body, &blen,
 				     &need);
 		if (k == 0) {
-			c->in_need = need;
+			/* need is 0 while the length prefix is not whole: the
+			 * frame has begun all the same (conn_tick bounds it),
+			 * and takes one byte more at least */
+			c->in_need = need ? need : buf_len(&c->in) + 1;
 			break;
 		}
 		if (k < 0) {

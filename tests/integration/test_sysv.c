@@ -39,7 +39,8 @@
  *   cli_sub            `ipcbus sub -u sysv://KEY` prints what a Unix client
  *                      publishes
  *   unfinished_frame   a "broker" that sends part of a frame and no more: the
- *                      library drops the connection after its ping-interval
+ *                      library drops the connection after its ping-interval;
+ *                      also when the part is less than the length prefix
  *   msgmni             (in an IPC namespace of its own) no queue id left: the
  *                      broker does not start and says why; a client's connect
  *                      fails with -ENOSPC and a text, leaving no queue, and
@@ -996,10 +997,11 @@ static void test_other_user_broker(void)
 }
 
 /* A broker (played by a child here) that welcomes the library with a
- * ping-interval of 1 s, sends a tenth of a frame and nothing more: the
- * library does not wait for the rest for ever (the bound a broker gives
- * its clients, the HELLO deadline: here the ping-interval). */
-static void fake_broker(int shq)
+ * ping-interval of 1 s, sends `part` bytes of a frame of 3000 and more
+ * and nothing more: the library does not wait for the rest for ever (the
+ * bound a broker gives its clients, the HELLO deadline: here the
+ * ping-interval).  part 1 is half its length prefix. */
+static void fake_broker(int shq, size_t part)
 {
 	struct {
 		long mtype;
@@ -1035,7 +1037,7 @@ static void fake_broker(int shq)
 			    .payload = {.p = big, .len = sizeof big, .set = 1}};
 	if (frame_append_welcome(&b, 1, &w) < 0)
 		_exit(5);
-	size_t cut = buf_len(&b) + 100; /* the WELCOME and 100 bytes of the MSG */
+	size_t cut = buf_len(&b) + part; /* the WELCOME and part of the MSG */
 	if (frame_append(&b, &msg, NULL, 0) < 0)
 		_exit(5);
 	m.mtype = SYSV_MT_DATA;
@@ -1046,7 +1048,7 @@ static void fake_broker(int shq)
 		pause();
 }
 
-static void test_unfinished_frame(void)
+static void unfinished_frame(size_t part)
 {
 	key_t key = free_key();
 	char url[64];
@@ -1056,7 +1058,7 @@ static void test_unfinished_frame(void)
 	pid_t pid = harness_fork(30);
 	CU_ASSERT_FATAL(pid >= 0);
 	if (pid == 0)
-		fake_broker(shq);
+		fake_broker(shq, part);
 	ipcbus *c = lib_open(url, "patient");
 	CU_ASSERT_PTR_NOT_NULL_FATAL(c);
 	uint64_t t0 = harness_now();
@@ -1069,6 +1071,12 @@ static void test_unfinished_frame(void)
 	CU_ASSERT(dt >= 900 && dt < 4000);
 	CU_ASSERT_PTR_NOT_NULL(strstr(ipcbus_last_error(c), "unfinished"));
 	CU_ASSERT_EQUAL(harness_wait_pid(pid, 0), -1); /* the "broker" still ran */
+}
+
+static void test_unfinished_frame(void)
+{
+	unfinished_frame(100);
+	unfinished_frame(1); /* not even its length yet */
 }
 
 /* ---- in an IPC namespace of our own: the queues there are ours ---- */
