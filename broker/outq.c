@@ -278,9 +278,9 @@ size_t outq_drop_unsent_if(struct outq *q, outq_keep_fn *keep, void *arg)
 	/* One pass from the first frame not started (q->next in the head).
 	 * A kept frame is moved to the end of what is kept so far, wpos in
 	 * w, which is never past the frame being looked at: memmove() never
-	 * overwrites a frame not looked at yet.  When it does not fit there,
-	 * w moves on to the chunk it is in, at its start (only the head has
-	 * rpos > 0).  A chunk that w has not reached when its frames are
+	 * overwrites a frame not looked at yet.  When it does not fit there
+	 * (or w is not a standard chunk), w moves on to the chunk it is in,
+	 * at its start (only the head has rpos > 0).  A chunk that w has not reached when its frames are
 	 * done holds nothing kept: it goes, so that while w is behind, the
 	 * chunk being looked at is w->next. */
 	struct outq_chunk *w = h;
@@ -297,7 +297,11 @@ size_t outq_drop_unsent_if(struct outq *q, outq_keep_fn *keep, void *arg)
 			size_t k, n = outq_frame_split(r->data + off, end - off, &k);
 			r->frames--;
 			if (keep && keep(r->data + off + k, n - k, arg)) {
-				if (w->cap - wpos < n) {
+				/* a chunk of another size than standard (a big
+				 * frame's) takes nothing from elsewhere: when
+				 * its frame went, it must go too, not stay held
+				 * for a few bytes moved in */
+				if (w->cap - wpos < n || (w != r && w->cap != OUTQ_CHUNK)) {
 					w->wpos = wpos;
 					w = r;
 					wpos = r->rpos;

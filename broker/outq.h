@@ -97,7 +97,7 @@ typedef int outq_keep_fn(const uint8_t *body, size_t len, void *arg);
 
 /* outq_drop_unsent(), except that the frames keep(body, len, arg) keeps
  * stay, in their order: they are moved together into as few chunks as
- * hold them, and a standard chunk left part-empty at either end of the
+ * hold them (never into a big frame's chunk), and a standard chunk left part-empty at either end of the
  * queue is replaced by one of the size of what it holds, so what was
  * dropped is given back.  Every frame not started is looked at (keep NULL
  * keeps none and looks only at the first chunk).  Returns the frames

@@ -340,6 +340,34 @@ static void test_drop_if_big(void)
 	CU_ASSERT_EQUAL(acct, 0);
 }
 
+/* A big message not started yet, first in the queue, goes with its
+ * chunk: what is kept behind it does not move into that chunk, which
+ * would keep it all held for a few bytes. */
+static void test_drop_if_big_head(void)
+{
+	struct outq q;
+	size_t acct = 0;
+	uint8_t f[300];
+
+	outq_init(&q, &acct);
+	mktyped(big, 100000, IPCBUS__FRAME_TYPE__MSG, 1, 0x55);
+	outq_push(&q, big, 100000);
+	mktyped(f, 20, IPCBUS__FRAME_TYPE__PONG, 2, 0);
+	outq_push(&q, f, 20);
+	mktyped(f, 300, IPCBUS__FRAME_TYPE__MSG, 3, 0);
+	outq_push(&q, f, 300);
+	CU_ASSERT_EQUAL(outq_drop_unsent_if(&q, keep_ctl, NULL), 2);
+	CU_ASSERT_EQUAL(q.len, 20);
+	CU_ASSERT_EQUAL(acct, q.held);
+	CU_ASSERT(q.held < 20 + 256);
+	CU_ASSERT_EQUAL_FATAL(flatten(&q, flat), 20);
+	expect_frames(flat, 20, (int[]){IPCBUS__FRAME_TYPE__PONG}, (uint64_t[]){2}, 1);
+	CU_ASSERT_EQUAL(outq_drop_unsent(&q), 1);
+	CU_ASSERT_EQUAL(q.held, 0);
+	outq_fini(&q);
+	CU_ASSERT_EQUAL(acct, 0);
+}
+
 static void test_datagram_frames(void)
 {
 	struct outq q;
@@ -425,6 +453,7 @@ int main(void)
 		{"eviction keeps the control frames", test_drop_if_keeps_control},
 		{"eviction at a frame boundary", test_drop_if_boundary},
 		{"eviction beside a big frame", test_drop_if_big},
+		{"eviction of a big frame first", test_drop_if_big_head},
 		{"datagram frames", test_datagram_frames},
 		{"big frames", test_big_frames},
 		{"no copying", test_no_copying},
