@@ -1,9 +1,11 @@
 /*
  * client.h: the private header of libipcbus, shared by its files.
  *
- *   conn.c   the session: HELLO/WELCOME and the token, reading and writing
- *            frames through the transport, the frame switch, reconnect
- *            with backoff, blocking waits, the options
+ *   conn.c   the session: connecting, HELLO and the token, writing frames
+ *            through the transport, reconnect with backoff, the options;
+ *            conn_in.c reads and handles the broker's frames (the frame
+ *            switch, the input buffer); conn_wait.c drives the session:
+ *            dispatch, blocking waits, timeouts, flush
  *   tr.h     the transports' ops table; tr.c finds one by URL kind;
  *            tr_stream.c (shared by) tr_unix.c, tr_tcp.c, tr_tls.c; tr_udp.c;
  *            tr_sysv.c
@@ -20,7 +22,7 @@
  * A connection is used from one thread at a time.  Callbacks may call any
  * function of the library on their own connection except ipcbus_close():
  * blocking calls inside a callback dispatch further frames (see the input
- * buffer notes in conn.c).
+ * buffer notes in conn_in.c).
  */
 #ifndef IPCBUS_CLIENT_H
 #define IPCBUS_CLIENT_H
@@ -169,6 +171,12 @@ struct ipcbus {
 	size_t nheap, heap_cap;
 };
 
+/* conn.c, conn_in.c: the input buffer's sizes */
+#define CONN_READ_CHUNK (256 * 1024)
+#define CONN_KEEP (1024 * 1024)         /* buffer memory kept when idle */
+/* a partial frame, or a nested read's unhandled bytes, plus one read */
+#define CONN_IN_MAX(frame_max) ((frame_max) + 2 * CONN_READ_CHUNK + FRAME_VARINT_MAX)
+
 /* conn.c */
 int64_t conn_now(void);
 /* The connection is lost: err and text say why (text NULL: the code's
@@ -183,6 +191,32 @@ void conn_event(struct ipcbus *c, int event, int err, const char *text);
 void conn_write(struct ipcbus *c);
 /* Block until out is below the high mark (a publisher outrunning the socket). */
 void conn_drain(struct ipcbus *c);
+/* Copy n bytes of text (cut to fit) into last_error. */
+void conn_set_text(struct ipcbus *c, const void *p, size_t n);
+/* Keep the epoll set in step with what the transport wants (force: the
+ * descriptor may be a new one with the same number).  0 or -errno. */
+int conn_watch(struct ipcbus *c, int force);
+/* The transport's text for its last read or write failure, or NULL. */
+const char *conn_tr_errtext(const struct ipcbus *c);
+/* 1 when the transport holds bytes its descriptor does not announce. */
+int conn_tr_pending(const struct ipcbus *c);
+/* CONN_WAIT: start a connection attempt.  0, or a negative code with the
+ * state unchanged (then conn_schedule()). */
+int conn_open(struct ipcbus *c);
+/* The next attempt after the backoff (state CONN_WAIT). */
+void conn_schedule(struct ipcbus *c);
+/* CONN_OPENING: one more step of the transport's connect. */
+void conn_check_open(struct ipcbus *c);
+
+/* conn_in.c */
+/* Read what the transport has (a few rounds) and handle every complete
+ * frame; a failure drops the connection. */
+void conn_read(struct ipcbus *c);
+/* Replace in.data by a fresh block (keep: with the unhandled bytes); the
+ * old one is freed once no frame loop runs.  0 or -ENOMEM. */
+int conn_in_retire(struct ipcbus *c, int keep);
+
+/* conn_wait.c */
 /* Non-blocking work; the count delivered or closed_err (ipcbus_dispatch). */
 int conn_dispatch(struct ipcbus *c);
 /* Dispatch until done(c, arg) or timeout_ms (-1: none).  0 when done,

@@ -3,7 +3,7 @@ lib_LTLIBRARIES += client/libipcbus.la
 include_HEADERS += client/ipcbus.h
 client_libipcbus_la_SOURCES = \
 	client/client.h \
-	client/conn.c \
+	client/conn.c client/conn_in.c client/conn_wait.c \
 	client/defpath.c client/defpath.h \
 	client/idmap.c client/idmap.h \
 	client/msg.c \

@@ -1,5 +1,5 @@
 /*
- * tr.h: the transports of libipcbus.  The session (conn.c: HELLO, frames,
+ * tr.h: the transports of libipcbus.  The session (conn*.c: HELLO, frames,
  * reconnect, waits) is written once; each transport is one small file that
  * fills in a struct tr_ops, found by its URL kind through tr_find():
  *

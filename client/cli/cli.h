@@ -1,8 +1,9 @@
 /*
  * cli.h: what the subcommands of the ipcbus command share.
  *
- * Each subcommand is one file with one entry point; main.c dispatches on
- * argv[1].  Exit codes are DESIGN.md's.
+ * Each subcommand is one file with one entry point (bench's modes have a
+ * file each, bench.h); main.c dispatches on argv[1].  Exit codes are
+ * DESIGN.md's.
  */
 #ifndef IPCBUS_CLI_H
 #define IPCBUS_CLI_H

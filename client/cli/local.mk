@@ -7,7 +7,9 @@ client_ipcbus_SOURCES = \
 	client/cli/pub.c \
 	client/cli/sub.c \
 	client/cli/req.c \
-	client/cli/bench.c \
+	client/cli/bench.c client/cli/bench.h \
+	client/cli/bench_pubsub.c \
+	client/cli/bench_req.c \
 	client/cli/reply.c \
 	client/cli/exec.c client/cli/exec.h
 client_ipcbus_CPPFLAGS = $(CLIENT_CPPFLAGS)
