@@ -61,7 +61,8 @@ struct harness_rawq *harness_rawq_open(long key)
 	sysv_limits_read(&lim);
 	q->msgmax = (size_t)lim.msgmax;
 	q->m = malloc(sizeof *q->m + q->msgmax);
-	q->o = malloc(sizeof *q->o + q->msgmax);
+	/* a HELLO may be SYSV_HELLO_MAX bytes whatever msgmax is */
+	q->o = malloc(sizeof *q->o + (q->msgmax > SYSV_HELLO_MAX ? q->msgmax : SYSV_HELLO_MAX));
 	q->shq = msgget((key_t)key, 0);
 	if (!q->m || !q->o || q->shq < 0)
 		goto fail;
@@ -162,4 +163,10 @@ ssize_t harness_rawq_recv(struct harness_rawq *q, void *p, size_t n)
 	q->in_off += k;
 	q->in_len -= k;
 	return (ssize_t)k;
+}
+
+int harness_rawq_proof_left(const struct harness_rawq *q)
+{
+	struct msqid_ds ds;
+	return msgctl(q->tx, IPC_STAT, &ds) == 0 && ds.msg_qnum > 0;
 }

@@ -381,7 +381,12 @@ int conform_unanswered(const struct harness_broker *b, struct harness_raw *r)
 	if (rc != 0)
 		fprintf(stderr, "conform: an answer (%d, type %d) to bytes before HELLO\n", rc,
 			rc == 1 ? (int)r->f.type : -1);
-	return rc == 0 && harness_broker_wait_log(b, "a HELLO refused", CONFORM_T) == 0;
+	/* the broker did not take the proof: no connection was made (the
+	 * log line is rate-limited: it shows the first refusal of a second) */
+	int taken = r->q && !harness_rawq_proof_left(r->q);
+	if (taken)
+		fprintf(stderr, "conform: the broker took the proof of bytes that were no HELLO\n");
+	return rc == 0 && !taken && harness_broker_wait_log(b, "a HELLO refused", CONFORM_T) == 0;
 }
 
 int conform_quiet(struct harness_raw *r)

@@ -148,8 +148,9 @@ int conform_quiet(struct harness_raw *r);
 
 /* On a row without CONFORM_ACCEPT: what r sent before a valid HELLO went
  * to the broker's HELLO queue, which answers nothing and logs the refusal
- * (docs/protocol.md, SysV).  1 when nothing came back within 300 ms and
- * the broker's log has a refused HELLO, else 0. */
+ * (docs/protocol.md, SysV).  1 when nothing came back within 300 ms, the
+ * proof is still in r's send queue (no connection was made) and the
+ * broker's log has a refused HELLO, else 0. */
 int conform_unanswered(const struct harness_broker *b, struct harness_raw *r);
 
 /* Publish requests on channel from r (reply_to _INBOX.conform.gone) until
