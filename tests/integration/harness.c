@@ -23,7 +23,6 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/mman.h>
-#include <sys/msg.h>
 #include <sys/prctl.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
@@ -1702,11 +1701,7 @@ int harness_broker_held(struct harness_broker *b, size_t *held, size_t *peak)
 
 int harness_raw_shutdown(struct harness_raw *r)
 {
-	if (r->q) {
-		int reply, send;
-		uint64_t proof;
-		harness_rawq_hello(r->q, &reply, &send, &proof);
-		return msgctl(send, IPC_RMID, NULL) < 0 ? -errno : 0;
-	}
+	if (r->q)
+		return harness_rawq_shutdown(r->q);
 	return shutdown(r->fd, SHUT_WR) < 0 ? -errno : 0;
 }

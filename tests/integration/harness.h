@@ -319,6 +319,9 @@ void harness_rawq_hello(const struct harness_rawq *q, int *reply, int *send, uin
 int harness_rawq_send(struct harness_rawq *q, const void *p, size_t n, uint64_t deadline);
 ssize_t harness_rawq_recv(struct harness_rawq *q, void *p, size_t n);
 void harness_rawq_close(struct harness_rawq *q);
+/* Remove the send queue only (what a client that stopped writing leaves
+ * the broker to see).  0 or -errno. */
+int harness_rawq_shutdown(struct harness_rawq *q);
 /* 1 while the send queue holds a message: before anything but the HELLO
  * was sent, the proof, which the broker takes when it accepts the HELLO. */
 int harness_rawq_proof_left(const struct harness_rawq *q);

@@ -170,3 +170,10 @@ int harness_rawq_proof_left(const struct harness_rawq *q)
 	struct msqid_ds ds;
 	return msgctl(q->tx, IPC_STAT, &ds) == 0 && ds.msg_qnum > 0;
 }
+
+int harness_rawq_shutdown(struct harness_rawq *q)
+{
+	int rc = msgctl(q->tx, IPC_RMID, NULL) < 0 ? -errno : 0;
+	q->tx = -1; /* not removed again at close: the id may be another's by then */
+	return rc;
+}
