@@ -1115,29 +1115,33 @@ static int ns_queues(int *ids, int max)
 	return n;
 }
 
-/* Start ipcbusd with conf in dir (its log in dir/log) and wait until it
- * listens on dir/s.sock: its pid, or -1 when it exited (its status in
- * *st) or did not come up in 5 s. */
+/* Start ipcbusd with conf in dir (its log in dir/log, made anew) and
+ * wait until it is ready (every listener up, not just the socket): its
+ * pid, or -1 when it exited (its status in *st) or was not ready in 10 s. */
 static pid_t ns_broker(const char *dir, const char *conf, int *st)
 {
-	char path[256], log[256], sock[256];
+	char path[256], log[256];
 	snprintf(path, sizeof path, "%s/c.conf", dir);
 	snprintf(log, sizeof log, "%s/log", dir);
-	snprintf(sock, sizeof sock, "%s/s.sock", dir);
 	if (harness_write_file(path, conf) < 0)
 		return -1;
+	unlink(log); /* before the fork: what we wait for is this broker's */
 	pid_t pid = fork();
 	if (pid == 0) {
-		int lfd = open(log, O_WRONLY | O_CREAT | O_APPEND, 0600);
+		int lfd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
 		if (lfd >= 0)
 			dup2(lfd, 2);
 		execl(harness_ipcbusd(), "ipcbusd", "-c", path, (char *)NULL);
 		_exit(99);
 	}
-	for (int i = 0; pid > 0 && i < 500; i++) {
+	for (int i = 0; pid > 0 && i < 1000; i++) {
 		if (waitpid(pid, st, WNOHANG) == pid)
 			return -1;
-		if (harness_can_connect(sock) == 0)
+		size_t len;
+		char *text = harness_read_file(log, &len);
+		int ready = text && strstr(text, "ready (ipcbusd") != NULL;
+		free(text);
+		if (ready)
 			return pid;
 		harness_sleep(10);
 	}
@@ -1328,8 +1332,11 @@ static void qbytes_child(const char *dir, FILE *rep)
 	/* the broker asks 1 MiB for its clients' queues */
 	snprintf(conf, sizeof conf, "listen unix://%s/s.sock\nlisten sysv://0x5a5b?qbytes=1m\n", dir);
 	pid_t b = ns_broker(dir, conf, &st);
+	fprintf(rep, "broker_up %d\n", b > 0);
 	size_t len;
 	char *log = harness_read_file(logp, &len);
+	if (b < 0)
+		fprintf(rep, "log %s\n", log ? log : "(none)");
 	fprintf(rep, "said_refused %d\n",
 		log && strstr(log, "clients' queues hold msgmnb (12288 bytes): raising them to 1048576 takes CAP_SYS_RESOURCE") != NULL);
 	fprintf(rep, "said_raised %d\n", log && strstr(log, "clients' queues raised to 1048576 bytes") != NULL);
@@ -1346,7 +1353,6 @@ static void qbytes_child(const char *dir, FILE *rep)
 	ns_broker_stop(b);
 
 	/* qbytes=0: left as they are, and said so */
-	truncate(logp, 0);
 	snprintf(conf, sizeof conf, "listen unix://%s/s.sock\nlisten sysv://0x5a5b?qbytes=0\n", dir);
 	b = ns_broker(dir, conf, &st);
 	log = harness_read_file(logp, &len);
