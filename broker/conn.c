@@ -1,7 +1,8 @@
 /*
  * conn.c: a client connection: its buffers and what bounds them
  * (max-pending per connection, max-memory for all, the biggest backlogs
- * paying first), subscriptions by sid, errors, and the close in steps.
+ * paying first), errors, and the close in steps.  Its subscriptions by
+ * sid are conn_sub.c's.
  */
 #include <config.h>
 
@@ -18,7 +19,6 @@
 #include "broker.h"
 #include "conn.h"
 #include "outq.h"
-#include "hash.h"
 #include "bridge.h"
 #include "proto.h"
 #include "route.h"
@@ -645,38 +645,6 @@ void conn_deliver_frame(struct conn *c, const uint8_t *prefix, size_t k, const u
 	conn_account(c, before);
 }
 
-static int conn_sub_deliver(struct sub *s, struct message *m)
-{
-	struct conn *c = s->owner;
-	size_t len;
-	const uint8_t *body = route_body(c->b, m, &len);
-	if (body)
-		conn_deliver(c, s->sid, body, len);
-	return 1;
-}
-
-const struct sub_ops conn_sub_ops = {conn_sub_deliver, NULL};
-
-void conn_sub_free(struct sub *s)
-{
-	free(s->pattern);
-	free(s->queue);
-	free(s);
-}
-
-void conn_sub_clear(struct conn *c)
-{
-	for (size_t i = 0; i < c->subs_cap; i++) {
-		struct sub *s = c->subs[i];
-		if (s && s != (struct sub *)c) {
-			route_sub_remove(c->b, s);
-			conn_sub_free(s);
-			c->subs[i] = NULL;
-		}
-	}
-	c->nsubs = c->subs_used = 0;
-}
-
 void conn_sent(struct conn *c, size_t n)
 {
 	outq_consume(&c->out, n);
@@ -759,84 +727,4 @@ void conn_frame(struct conn *c, const uint8_t *body, size_t len)
 		bridge_frame(c, &f);
 	else
 		handle_frame(c, &f);
-}
-
-/* sid map: open addressing, linear probing, tombstones = (struct sub *)c */
-
-/* Keyed: clients choose their sids, and with a known hash they could make
- * every probe walk one long cluster. */
-static size_t conn_sid_hash(const struct conn *c, uint64_t sid)
-{
-	return (size_t)hash_u64(&c->b->hash_key, sid);
-}
-
-struct sub *conn_sub_find(struct conn *c, uint64_t sid)
-{
-	if (!c->subs_cap)
-		return NULL;
-	size_t mask = c->subs_cap - 1;
-	for (size_t i = conn_sid_hash(c, sid) & mask;; i = (i + 1) & mask) {
-		struct sub *s = c->subs[i];
-		if (!s)
-			return NULL;
-		if (s != (struct sub *)c && s->sid == sid)
-			return s;
-	}
-}
-
-/* Rehash into a table at most half full of live entries (drops tombstones). */
-static int conn_sub_rehash(struct conn *c)
-{
-	size_t cap = 8;
-	while (cap < (c->nsubs + 1) * 4)
-		cap *= 2;
-	struct sub **t = calloc(cap, sizeof *t);
-	if (!t)
-		return -ENOMEM;
-	for (size_t i = 0; i < c->subs_cap; i++) {
-		struct sub *s = c->subs[i];
-		if (!s || s == (struct sub *)c)
-			continue;
-		size_t j = conn_sid_hash(c, s->sid) & (cap - 1);
-		while (t[j])
-			j = (j + 1) & (cap - 1);
-		t[j] = s;
-	}
-	free(c->subs);
-	c->subs = t;
-	c->subs_cap = cap;
-	c->subs_used = c->nsubs;
-	return 0;
-}
-
-int conn_sub_add(struct conn *c, struct sub *s)
-{
-	/* live entries and tombstones together stay under half the table, so
-	 * every probe sequence meets an empty slot */
-	if ((c->subs_used + 1) * 2 > c->subs_cap) {
-		int rc = conn_sub_rehash(c);
-		if (rc < 0)
-			return rc;
-	}
-	size_t mask = c->subs_cap - 1;
-	size_t i = conn_sid_hash(c, s->sid) & mask;
-	while (c->subs[i] && c->subs[i] != (struct sub *)c)
-		i = (i + 1) & mask;
-	if (!c->subs[i])
-		c->subs_used++;
-	c->subs[i] = s;
-	c->nsubs++;
-	return 0;
-}
-
-void conn_sub_del(struct conn *c, struct sub *s)
-{
-	size_t mask = c->subs_cap - 1;
-	for (size_t i = conn_sid_hash(c, s->sid) & mask; c->subs[i]; i = (i + 1) & mask) {
-		if (c->subs[i] == s) {
-			c->subs[i] = (struct sub *)c; /* tombstone */
-			c->nsubs--;
-			return;
-		}
-	}
 }

@@ -14,7 +14,7 @@ BROKER_SRC = \
 	broker/seen.c broker/seen.h \
 	broker/broker.c broker/broker.h \
 	broker/conf.c broker/conf.h \
-	broker/conn.c broker/conn.h \
+	broker/conn.c broker/conn_sub.c broker/conn.h \
 	broker/outq.c broker/outq.h \
 	broker/handle.c \
 	broker/log.c broker/log.h \
